@@ -1,0 +1,75 @@
+"""Squeezer's Chalice app: routes and event handlers only.
+
+Each handler parses its input, calls one function in chalicelib and shapes
+the answer; the logic lives in chalicelib.
+"""
+import os
+
+from chalice import Chalice, Response
+
+from chalicelib import views
+from chalicelib.http import json_errors, parse_json
+from chalicelib.wiring import get_service, get_settings, get_worker
+
+app = Chalice(app_name="squeezer")
+
+# Chalice needs the queue names when it loads the app; they come from the
+# stage's environment variables in .chalice/config.json.
+JOBS_QUEUE = os.environ.get("SQUEEZER_QUEUE", "squeezer-queue-not-configured")
+DEAD_LETTER_QUEUE = os.environ.get("SQUEEZER_DLQ", "squeezer-dlq-not-configured")
+WORKER_BATCH_SIZE = 10
+
+
+def _owner() -> str:
+    # Every job belongs to an owner. Until per-tenant tokens land, all
+    # requests share the default owner.
+    return get_settings().default_owner
+
+
+@app.route("/", methods=["GET"])
+@json_errors
+def index():
+    return views.index()
+
+
+@app.route("/jobs", methods=["POST"])
+@json_errors
+def create_job():
+    body = parse_json(app.current_request.raw_body)
+    created = get_service().create_job(body, owner=_owner())
+    return Response(
+        body=views.created_job(created),
+        status_code=201,
+        headers={"Location": f"/jobs/{created.job.job_id}"},
+    )
+
+
+@app.route("/jobs", methods=["GET"])
+@json_errors
+def list_jobs():
+    params = app.current_request.query_params or {}
+    page = get_service().list_jobs(owner=_owner(), limit=params.get("limit"), cursor=params.get("cursor"))
+    return views.job_page(page)
+
+
+@app.route("/jobs/{job_id}", methods=["GET"])
+@json_errors
+def job_status(job_id):
+    return views.job_status(get_service().get_status(job_id, owner=_owner()))
+
+
+@app.route("/jobs/{job_id}", methods=["DELETE"])
+@json_errors
+def cancel_job(job_id):
+    return views.job_status(get_service().cancel_job(job_id, owner=_owner()))
+
+
+@app.on_sqs_message(queue=JOBS_QUEUE, batch_size=WORKER_BATCH_SIZE, name="compress")
+def compress(event):
+    remaining = getattr(event.context, "get_remaining_time_in_millis", None)
+    return get_worker().handle_batch((record.to_dict() for record in event), remaining_ms=remaining)
+
+
+@app.on_sqs_message(queue=DEAD_LETTER_QUEUE, batch_size=WORKER_BATCH_SIZE, name="dead_letters")
+def dead_letters(event):
+    return get_worker().handle_dead_letters(record.to_dict() for record in event)

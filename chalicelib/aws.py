@@ -1,0 +1,63 @@
+"""The one place that creates boto3 clients.
+
+Clients are built on first use, never at import, so moto can patch them in
+tests and region and endpoint come from the settings at run time.
+``AWS_ENDPOINT_URL`` (in Settings) points everything at LocalStack or the
+local emulator; on AWS it is unset.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from .settings import Settings
+
+# Standard retry mode retries throttling and 5xx with backoff before our own
+# retry logic sees an error.
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=60,
+    signature_version="s3v4",
+    s3={"addressing_style": "path"},
+    max_pool_connections=32,
+)
+
+
+class AwsClients:
+    """Lazily built, cached clients for one Settings object."""
+
+    def __init__(self, settings: Settings, session: boto3.session.Session | None = None) -> None:
+        self._settings = settings
+        self._session = session
+        self._cache: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _build(self, kind: str, name: str) -> Any:
+        with self._lock:
+            key = f"{kind}:{name}"
+            if key not in self._cache:
+                session = self._session or boto3.session.Session()
+                factory = session.client if kind == "client" else session.resource
+                self._cache[key] = factory(
+                    name,
+                    region_name=self._settings.region,
+                    endpoint_url=self._settings.endpoint_url,
+                    config=_CONFIG,
+                )
+            return self._cache[key]
+
+    @property
+    def s3(self) -> Any:
+        return self._build("client", "s3")
+
+    @property
+    def sqs(self) -> Any:
+        return self._build("client", "sqs")
+
+    @property
+    def dynamodb(self) -> Any:
+        return self._build("resource", "dynamodb")

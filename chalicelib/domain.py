@@ -1,0 +1,172 @@
+"""Domain objects: jobs, files and their states. No AWS in here."""
+from __future__ import annotations
+
+import enum
+import secrets
+import time
+from dataclasses import dataclass, field, replace
+from typing import Iterable
+
+from .codecs import Algorithm
+
+
+class FileState(str, enum.Enum):
+    """Where one file is. Moves only forward: a final state is never left."""
+
+    PENDING = "pending"  # waiting for the upload
+    QUEUED = "queued"  # uploaded; waiting for a worker (first try or a retry)
+    PROCESSING = "processing"  # a worker holds it
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_FILE_STATES
+
+
+FINAL_FILE_STATES = frozenset({FileState.COMPLETED, FileState.FAILED, FileState.CANCELLED})
+OPEN_FILE_STATES = frozenset(set(FileState) - FINAL_FILE_STATES)
+
+
+class JobState(str, enum.Enum):
+    """A job's overall state, derived from its files' states."""
+
+    PENDING = "pending"  # no file uploaded yet
+    PROCESSING = "processing"  # some files are not final yet
+    COMPLETED = "completed"  # every file completed
+    PARTIALLY_FAILED = "partially_failed"  # all final, some failed, some completed
+    FAILED = "failed"  # every file failed
+    CANCELLED = "cancelled"  # cancelled with DELETE /jobs/{id}
+
+
+def new_job_id() -> str:
+    """An unguessable id: 128 random bits, URL-safe."""
+    return "j_" + secrets.token_hex(16)
+
+
+def new_file_id() -> str:
+    return "f_" + secrets.token_hex(8)
+
+
+def now() -> float:
+    return round(time.time(), 3)
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One file as the client declared it."""
+
+    name: str
+    size: int
+    content_type: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    files: tuple[FileSpec, ...]
+    algorithm: Algorithm
+    level: int
+
+
+@dataclass(frozen=True)
+class FileError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    job_id: str
+    file_id: str
+    name: str
+    size: int
+    algorithm: Algorithm
+    level: int
+    content_type: str | None = None
+    sha256: str | None = None
+    state: FileState = FileState.PENDING
+    attempts: int = 0
+    compressed_size: int | None = None
+    crc32: int | None = None
+    error: FileError | None = None
+    created_at: float = field(default_factory=now)
+    queued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    compress_seconds: float | None = None
+    result_key: str | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        """Compressed size over original size (smaller is better)."""
+        if self.compressed_size is None or self.size == 0:
+            return None
+        return round(self.compressed_size / self.size, 4)
+
+    def evolve(self, **changes) -> "FileRecord":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    owner: str
+    algorithm: Algorithm
+    level: int
+    file_count: int
+    total_size: int
+    created_at: float = field(default_factory=now)
+    cancelled_at: float | None = None
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    state: JobState
+    counts: dict[str, int]
+    bytes_in: int
+    bytes_out: int
+    ratio: float | None
+    finished_at: float | None
+
+
+def summarize(job: Job, files: Iterable[FileRecord]) -> JobSummary:
+    """Derive a job's state and totals from its files.
+
+    Totals are computed from the file records on every read instead of being
+    kept as counters, so a redelivered message can never double-count.
+    """
+    files = list(files)
+    counts = {state.value: 0 for state in FileState}
+    bytes_in = bytes_out = 0
+    finished = []
+    for record in files:
+        counts[record.state.value] += 1
+        if record.state is FileState.COMPLETED:
+            bytes_in += record.size
+            bytes_out += record.compressed_size or 0
+        if record.finished_at:
+            finished.append(record.finished_at)
+    total = len(files)
+    if job.cancelled_at is not None:
+        state = JobState.CANCELLED
+    elif counts[FileState.PENDING.value] == total:
+        state = JobState.PENDING
+    elif any(not r.state.is_final for r in files):
+        state = JobState.PROCESSING
+    elif counts[FileState.COMPLETED.value] == total:
+        state = JobState.COMPLETED
+    elif counts[FileState.FAILED.value] == total:
+        state = JobState.FAILED
+    else:
+        state = JobState.PARTIALLY_FAILED
+    open_files = any(not r.state.is_final for r in files)
+    return JobSummary(
+        state=state,
+        counts=counts,
+        bytes_in=bytes_in,
+        bytes_out=bytes_out,
+        ratio=round(bytes_out / bytes_in, 4) if bytes_in else None,
+        finished_at=None if open_files or not finished else max(finished),
+    )

@@ -1,0 +1,368 @@
+"""DynamoDB adapter: jobs and their files in one table.
+
+Layout (single table, see infra/resources.py for the key schema):
+
+    pk = "JOB#<job_id>"  sk = "META"          the job
+    pk = "JOB#<job_id>"  sk = "FILE#<file_id>" one item per file
+    gsi1pk = "OWNER#<owner>", gsi1sk = "<created_at>#<job_id>" on job items,
+    so an owner's jobs list newest first.
+
+Every state change is a conditional write, so a redelivered message can
+neither run a file twice at once nor move a final file back.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from decimal import Decimal
+from typing import Any, Iterable, Sequence
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from .codecs import Algorithm
+from .domain import FileError, FileRecord, FileState, Job
+from .errors import ValidationError
+
+OWNER_INDEX = "by_owner"
+_OPEN = [s.value for s in (FileState.PENDING, FileState.QUEUED, FileState.PROCESSING)]
+
+
+def _job_pk(job_id: str) -> str:
+    return f"JOB#{job_id}"
+
+
+def _file_sk(file_id: str) -> str:
+    return f"FILE#{file_id}"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def _num(value: float | int | None) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+class DynamoJobStore:
+    """JobStore on a DynamoDB table (boto3 Table resource passed in)."""
+
+    def __init__(self, table: Any, *, ttl_days: int = 30) -> None:
+        self._table = table
+        self._ttl_seconds = ttl_days * 86400
+
+    # -- writes from the API ------------------------------------------------
+    def create_job(self, job: Job, files: Sequence[FileRecord]) -> None:
+        """Write the job and all its files with batched writes (25 per call)."""
+        expires = int(job.created_at) + self._ttl_seconds
+        with self._table.batch_writer() as batch:
+            batch.put_item(Item=self._job_item(job, expires))
+            for record in files:
+                batch.put_item(Item=self._file_item(record, expires))
+
+    def cancel_job(self, job_id: str, at: float) -> bool:
+        """Mark the job cancelled; False if it already was."""
+        return self._update(
+            _job_pk(job_id), "META",
+            "SET cancelled_at = :at",
+            "attribute_exists(pk) AND attribute_not_exists(cancelled_at)",
+            {":at": _num(at)},
+        )
+
+    # -- reads ----------------------------------------------------------------
+    def get_job(self, job_id: str) -> Job | None:
+        item = self._table.get_item(Key={"pk": _job_pk(job_id), "sk": "META"}).get("Item")
+        return self._to_job(item) if item else None
+
+    def get_job_with_files(self, job_id: str) -> tuple[Job | None, list[FileRecord]]:
+        job, files = None, []
+        for item in self._query(Key("pk").eq(_job_pk(job_id))):
+            if item["sk"] == "META":
+                job = self._to_job(item)
+            else:
+                files.append(self._to_file(item))
+        files.sort(key=lambda f: f.name)
+        return job, files
+
+    def get_file(self, job_id: str, file_id: str) -> FileRecord | None:
+        item = self._table.get_item(
+            Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)}, ConsistentRead=True
+        ).get("Item")
+        return self._to_file(item) if item else None
+
+    def list_jobs(self, owner: str, *, limit: int, cursor: str | None) -> tuple[list[Job], str | None]:
+        kwargs: dict[str, Any] = {
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": Key("gsi1pk").eq(f"OWNER#{owner}"),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = _decode_cursor(cursor, owner)
+        response = self._table.query(**kwargs)
+        jobs = [self._to_job(item) for item in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return jobs, _encode_cursor(last) if last else None
+
+    # -- file state transitions (worker) ---------------------------------------
+    def mark_queued(self, job_id: str, file_id: str, at: float) -> bool:
+        """pending -> queued: the upload has been seen."""
+        return self._update(
+            _job_pk(job_id), _file_sk(file_id),
+            "SET #s = :queued, queued_at = :at",
+            "#s = :pending",
+            {":queued": FileState.QUEUED.value, ":pending": FileState.PENDING.value, ":at": _num(at)},
+        )
+
+    def claim_file(self, job_id: str, file_id: str, *, token: str, at: float, lease_until: float) -> FileRecord | None:
+        """Take the file for processing, or None if someone else has it or it is final.
+
+        Claimable: pending or queued, or processing with an expired lease
+        (the invocation that held it died).
+        """
+        try:
+            response = self._table.update_item(
+                Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)},
+                UpdateExpression=(
+                    "SET #s = :processing, lease_token = :token, lease_until = :until, "
+                    "started_at = :at, attempts = if_not_exists(attempts, :zero) + :one"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(pk) AND (#s IN (:pending, :queued) OR "
+                    "(#s = :processing AND lease_until < :at))"
+                ),
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":processing": FileState.PROCESSING.value,
+                    ":pending": FileState.PENDING.value,
+                    ":queued": FileState.QUEUED.value,
+                    ":token": token,
+                    ":until": _num(lease_until),
+                    ":at": _num(at),
+                    ":zero": 0,
+                    ":one": 1,
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return None
+            raise
+        return self._to_file(response["Attributes"])
+
+    def complete_file(
+        self, job_id: str, file_id: str, *, token: str, at: float,
+        compressed_size: int, crc32: int, result_key: str, compress_seconds: float,
+    ) -> bool:
+        """processing -> completed, only by the holder of the lease."""
+        return self._update(
+            _job_pk(job_id), _file_sk(file_id),
+            "SET #s = :completed, compressed_size = :out, crc32 = :crc, result_key = :key, "
+            "finished_at = :at, compress_seconds = :secs REMOVE lease_token, lease_until, "
+            "error_code, error_message",
+            "#s = :processing AND lease_token = :token",
+            {
+                ":completed": FileState.COMPLETED.value,
+                ":processing": FileState.PROCESSING.value,
+                ":token": token,
+                ":out": compressed_size,
+                ":crc": crc32,
+                ":key": result_key,
+                ":at": _num(at),
+                ":secs": _num(round(compress_seconds, 4)),
+            },
+        )
+
+    def release_file(self, job_id: str, file_id: str, *, token: str, error: FileError, at: float) -> bool:
+        """processing -> queued after a transient error; keeps the error for status."""
+        return self._update(
+            _job_pk(job_id), _file_sk(file_id),
+            "SET #s = :queued, error_code = :code, error_message = :msg, queued_at = :at "
+            "REMOVE lease_token, lease_until",
+            "#s = :processing AND lease_token = :token",
+            {
+                ":queued": FileState.QUEUED.value,
+                ":processing": FileState.PROCESSING.value,
+                ":token": token,
+                ":code": error.code,
+                ":msg": error.message,
+                ":at": _num(at),
+            },
+        )
+
+    def fail_file(self, job_id: str, file_id: str, *, error: FileError, at: float, token: str | None = None) -> bool:
+        """Move an open file to failed; with ``token`` only if that lease still holds."""
+        condition = "#s IN (:pending, :queued, :processing)"
+        values: dict[str, Any] = {
+            ":failed": FileState.FAILED.value,
+            ":pending": FileState.PENDING.value,
+            ":queued": FileState.QUEUED.value,
+            ":processing": FileState.PROCESSING.value,
+            ":code": error.code,
+            ":msg": error.message,
+            ":at": _num(at),
+        }
+        if token is not None:
+            condition = "#s = :processing AND lease_token = :token"
+            values[":token"] = token
+            del values[":pending"], values[":queued"]
+        return self._update(
+            _job_pk(job_id), _file_sk(file_id),
+            "SET #s = :failed, error_code = :code, error_message = :msg, finished_at = :at "
+            "REMOVE lease_token, lease_until",
+            condition, values,
+        )
+
+    def cancel_file(self, job_id: str, file_id: str, at: float) -> bool:
+        return self._update(
+            _job_pk(job_id), _file_sk(file_id),
+            "SET #s = :cancelled, finished_at = :at REMOVE lease_token, lease_until",
+            "#s IN (:pending, :queued, :processing)",
+            {
+                ":cancelled": FileState.CANCELLED.value,
+                ":pending": FileState.PENDING.value,
+                ":queued": FileState.QUEUED.value,
+                ":processing": FileState.PROCESSING.value,
+                ":at": _num(at),
+            },
+        )
+
+    # -- helpers ----------------------------------------------------------------
+    def _update(self, pk: str, sk: str, expression: str, condition: str, values: dict) -> bool:
+        names = {"#s": "state"} if "#s" in expression or "#s" in condition else None
+        kwargs: dict[str, Any] = {
+            "Key": {"pk": pk, "sk": sk},
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        try:
+            self._table.update_item(**kwargs)
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def _query(self, condition) -> Iterable[dict]:
+        kwargs: dict[str, Any] = {"KeyConditionExpression": condition, "ConsistentRead": True}
+        while True:
+            response = self._table.query(**kwargs)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    @staticmethod
+    def _job_item(job: Job, expires: int) -> dict:
+        item = {
+            "pk": _job_pk(job.job_id),
+            "sk": "META",
+            "kind": "job",
+            "job_id": job.job_id,
+            "owner": job.owner,
+            "algorithm": job.algorithm.value,
+            "level": job.level,
+            "file_count": job.file_count,
+            "total_size": job.total_size,
+            "created_at": _num(job.created_at),
+            "gsi1pk": f"OWNER#{job.owner}",
+            "gsi1sk": f"{job.created_at:017.3f}#{job.job_id}",
+            "expires_at": expires,
+        }
+        return item
+
+    @staticmethod
+    def _file_item(record: FileRecord, expires: int) -> dict:
+        item = {
+            "pk": _job_pk(record.job_id),
+            "sk": _file_sk(record.file_id),
+            "kind": "file",
+            "job_id": record.job_id,
+            "file_id": record.file_id,
+            "name": record.name,
+            "size": record.size,
+            "algorithm": record.algorithm.value,
+            "level": record.level,
+            "state": record.state.value,
+            "attempts": record.attempts,
+            "created_at": _num(record.created_at),
+            "expires_at": expires,
+        }
+        if record.content_type:
+            item["content_type"] = record.content_type
+        if record.sha256:
+            item["sha256"] = record.sha256
+        return item
+
+    @staticmethod
+    def _to_job(item: dict) -> Job:
+        item = {k: _plain(v) for k, v in item.items()}
+        return Job(
+            job_id=item["job_id"],
+            owner=item["owner"],
+            algorithm=Algorithm(item["algorithm"]),
+            level=item["level"],
+            file_count=item["file_count"],
+            total_size=item["total_size"],
+            created_at=item["created_at"],
+            cancelled_at=item.get("cancelled_at"),
+        )
+
+    @staticmethod
+    def _to_file(item: dict) -> FileRecord:
+        item = {k: _plain(v) for k, v in item.items()}
+        error = None
+        if item.get("error_code"):
+            error = FileError(code=item["error_code"], message=item.get("error_message", ""))
+        return FileRecord(
+            job_id=item["job_id"],
+            file_id=item["file_id"],
+            name=item["name"],
+            size=item["size"],
+            algorithm=Algorithm(item["algorithm"]),
+            level=item["level"],
+            content_type=item.get("content_type"),
+            sha256=item.get("sha256"),
+            state=FileState(item["state"]),
+            attempts=item.get("attempts", 0),
+            compressed_size=item.get("compressed_size"),
+            crc32=item.get("crc32"),
+            error=error,
+            created_at=item["created_at"],
+            queued_at=item.get("queued_at"),
+            started_at=item.get("started_at"),
+            finished_at=item.get("finished_at"),
+            compress_seconds=item.get("compress_seconds"),
+            result_key=item.get("result_key"),
+        )
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _encode_cursor(key: dict) -> str:
+    raw = json.dumps({k: _plain(v) for k, v in key.items()}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, owner: str) -> dict:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(key, dict) or key.get("gsi1pk") != f"OWNER#{owner}":
+            raise ValueError("cursor of another listing")
+        if set(key) != {"pk", "sk", "gsi1pk", "gsi1sk"}:
+            raise ValueError("unexpected cursor fields")
+        return {k: str(v) for k, v in key.items()}
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError(
+            "cursor is not valid: pass the next_cursor value of a previous GET /jobs",
+            code="invalid_cursor",
+        ) from None

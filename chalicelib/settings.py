@@ -1,0 +1,92 @@
+"""One settings object for the API and the worker, read from the environment.
+
+Resource names always come from environment variables that
+``.chalice/config.json`` (or the local stack) sets; nothing here names a
+real bucket, table or queue. An explicit argument beats the environment.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+GiB = 1024**3
+MiB = 1024**2
+
+
+class SettingsError(Exception):
+    """A required setting is missing or malformed."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    bucket: str
+    table: str
+    queue_name: str
+    dead_letter_queue_name: str
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    uploads_prefix: str = "uploads/"
+    results_prefix: str = "results/"
+    upload_url_ttl: int = 3600
+    download_url_ttl: int = 3600
+    max_files_per_job: int = 1000
+    max_file_size: int = 5 * GiB
+    part_size: int = 16 * MiB
+    # A claim on a file lasts a little longer than the worker's Lambda timeout,
+    # so a crashed invocation's file can be picked up again by a redelivery.
+    lease_seconds: int = 960
+    retry_base_delay: int = 5
+    retry_max_delay: int = 300
+    record_ttl_days: int = 30
+    max_list_page: int = 100
+    # zstd uses this many threads for objects of at least threads_min_size.
+    compress_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    threads_min_size: int = 64 * MiB
+    default_owner: str = "public"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        """Build settings from ``env`` (default ``os.environ``)."""
+        env = os.environ if env is None else env
+        required = {
+            "bucket": "SQUEEZER_BUCKET",
+            "table": "SQUEEZER_TABLE",
+            "queue_name": "SQUEEZER_QUEUE",
+            "dead_letter_queue_name": "SQUEEZER_DLQ",
+        }
+        values: dict = {}
+        for attr, var in required.items():
+            if attr in overrides:
+                continue
+            if not env.get(var):
+                raise SettingsError(
+                    f"environment variable {var} is not set: set it in "
+                    ".chalice/config.json or the local stack's environment"
+                )
+            values[attr] = env[var]
+        values["region"] = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+        values["endpoint_url"] = env.get("AWS_ENDPOINT_URL") or None
+        values["upload_url_ttl"] = _int(env, "SQUEEZER_UPLOAD_URL_TTL", 3600)
+        values["download_url_ttl"] = _int(env, "SQUEEZER_DOWNLOAD_URL_TTL", 3600)
+        values["lease_seconds"] = _int(env, "SQUEEZER_LEASE_SECONDS", 960)
+        values["retry_base_delay"] = _int(env, "SQUEEZER_RETRY_BASE_DELAY", 5)
+        values["retry_max_delay"] = _int(env, "SQUEEZER_RETRY_MAX_DELAY", 300)
+        values["record_ttl_days"] = _int(env, "SQUEEZER_RECORD_TTL_DAYS", 30)
+        values["part_size"] = _int(env, "SQUEEZER_PART_SIZE", 16 * MiB)
+        if env.get("SQUEEZER_COMPRESS_THREADS"):
+            values["compress_threads"] = _int(env, "SQUEEZER_COMPRESS_THREADS", 1)
+        values.update(overrides)
+        if values["part_size"] < 5 * MiB:
+            raise SettingsError("SQUEEZER_PART_SIZE must be at least 5 MiB (S3's minimum part)")
+        return cls(**values)

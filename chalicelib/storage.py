@@ -1,0 +1,232 @@
+"""S3 adapter: presigned URLs, streaming reads and multipart result writes."""
+from __future__ import annotations
+
+import base64
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from botocore.exceptions import ClientError
+
+from .codecs import Source
+
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+
+
+@dataclass(frozen=True)
+class PresignedRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    etag: str
+    metadata: dict[str, str]
+
+
+def sha256_hex_to_b64(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header that keeps non-ASCII names (RFC 6266 / 5987)."""
+    ascii_name = filename.encode("ascii", "replace").decode("ascii").replace('"', "_")
+    quoted = urllib.parse.quote(filename, safe="")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quoted}"
+
+
+class S3Storage:
+    """All S3 calls of the service, on one bucket."""
+
+    def __init__(self, client: Any, bucket: str, *, part_size: int) -> None:
+        self._s3 = client
+        self.bucket = bucket
+        self.part_size = part_size
+
+    def presign_upload(
+        self,
+        key: str,
+        *,
+        size: int,
+        content_type: str,
+        sha256_hex: str | None,
+        expires_in: int,
+    ) -> PresignedRequest:
+        """A PUT URL bound to the key, the exact size and (if given) the sha256.
+
+        Content-Length, Content-Type and x-amz-checksum-sha256 are signed
+        headers: S3 rejects an upload whose headers differ, and checks the
+        body against the checksum.
+        """
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ContentLength": size,
+            "ContentType": content_type,
+        }
+        headers = {"Content-Length": str(size), "Content-Type": content_type}
+        if sha256_hex:
+            params["ChecksumSHA256"] = sha256_hex_to_b64(sha256_hex)
+            headers["x-amz-checksum-sha256"] = params["ChecksumSHA256"]
+        url = self._s3.generate_presigned_url(
+            "put_object", Params=params, ExpiresIn=expires_in, HttpMethod="PUT"
+        )
+        return PresignedRequest(method="PUT", url=url, headers=headers, expires_in=expires_in)
+
+    def presign_download(self, key: str, *, filename: str, expires_in: int) -> str:
+        return self._s3.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ResponseContentDisposition": content_disposition(filename),
+            },
+            ExpiresIn=expires_in,
+        )
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            response = self._s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                return None
+            raise
+        return ObjectInfo(
+            size=response["ContentLength"],
+            etag=response.get("ETag", ""),
+            metadata=response.get("Metadata", {}),
+        )
+
+    def open_read(self, key: str, *, etag: str | None = None) -> Source:
+        """A streaming body; ``etag`` pins the version that was checked."""
+        kwargs = {"Bucket": self.bucket, "Key": key}
+        if etag:
+            kwargs["IfMatch"] = etag
+        return self._s3.get_object(**kwargs)["Body"]
+
+    def open_writer(
+        self, key: str, *, content_type: str, metadata: dict[str, str]
+    ) -> "MultipartWriter":
+        return MultipartWriter(
+            self._s3, self.bucket, key, part_size=self.part_size,
+            content_type=content_type, metadata=metadata,
+        )
+
+    def delete(self, key: str) -> None:
+        self._s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix``; returns how many."""
+        deleted = 0
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            for batch in _chunks(keys, 1000):
+                self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+                deleted += len(batch)
+        return deleted
+
+    def abort_stale_uploads(self, prefix: str) -> None:
+        paginator = self._s3.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                self._s3.abort_multipart_upload(
+                    Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class MultipartWriter:
+    """A sink that writes an S3 object of unknown length with bounded memory.
+
+    Buffers up to one part; a result smaller than a part is one PutObject,
+    anything larger becomes a multipart upload. ``close(tags)`` finishes it;
+    ``abort()`` removes any partial upload.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        key: str,
+        *,
+        part_size: int,
+        content_type: str,
+        metadata: dict[str, str],
+    ) -> None:
+        self._s3 = client
+        self._bucket = bucket
+        self._key = key
+        self._part_size = part_size
+        self._content_type = content_type
+        self._metadata = metadata
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        self.size += len(data)
+        while len(self._buffer) >= self._part_size:
+            part = bytes(self._buffer[: self._part_size])
+            del self._buffer[: self._part_size]
+            self._upload_part(part)
+        return len(data)
+
+    def _upload_part(self, body: bytes) -> None:
+        if self._upload_id is None:
+            response = self._s3.create_multipart_upload(
+                Bucket=self._bucket, Key=self._key,
+                ContentType=self._content_type, Metadata=self._metadata,
+            )
+            self._upload_id = response["UploadId"]
+        number = len(self._parts) + 1
+        response = self._s3.upload_part(
+            Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
+            PartNumber=number, Body=body,
+        )
+        self._parts.append({"PartNumber": number, "ETag": response["ETag"]})
+
+    def close(self, *, tags: dict[str, str] | None = None) -> int:
+        """Finish the object; returns its size."""
+        tagging = urllib.parse.urlencode(tags or {})
+        if self._upload_id is None:
+            self._s3.put_object(
+                Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer),
+                ContentType=self._content_type, Metadata=self._metadata, Tagging=tagging,
+            )
+        else:
+            if self._buffer:
+                self._upload_part(bytes(self._buffer))
+            self._s3.complete_multipart_upload(
+                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},
+            )
+            if tags:
+                # Checksums are known only at the end; metadata cannot change
+                # after CreateMultipartUpload, tags can.
+                self._s3.put_object_tagging(
+                    Bucket=self._bucket, Key=self._key,
+                    Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+                )
+        self._buffer = bytearray()
+        return self.size
+
+    def abort(self) -> None:
+        if self._upload_id is not None:
+            try:
+                self._s3.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+                )
+            except ClientError:
+                pass  # the lifecycle rule aborts leftovers after a day
+        self._buffer = bytearray()

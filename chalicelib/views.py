@@ -1,0 +1,111 @@
+"""JSON shapes of the API's responses (wire format lives here, not in routes)."""
+from __future__ import annotations
+
+from typing import Any
+
+from . import SERVICE_NAME, __version__
+from .domain import FileRecord, Job
+from .service import CreatedJob, JobPage, JobStatus
+
+
+def index() -> dict[str, Any]:
+    return {
+        "service": SERVICE_NAME,
+        "version": __version__,
+        "links": {
+            "create_job": {"method": "POST", "href": "/jobs"},
+            "list_jobs": {"method": "GET", "href": "/jobs"},
+            "job_status": {"method": "GET", "href": "/jobs/{job_id}"},
+            "cancel_job": {"method": "DELETE", "href": "/jobs/{job_id}"},
+        },
+    }
+
+
+def created_job(created: CreatedJob) -> dict[str, Any]:
+    job = created.job
+    return {
+        "job_id": job.job_id,
+        "algorithm": job.algorithm.value,
+        "level": job.level,
+        "created_at": job.created_at,
+        "status_url": f"/jobs/{job.job_id}",
+        "files": [
+            {
+                "file_id": record.file_id,
+                "name": record.name,
+                "size": record.size,
+                "upload": {
+                    "method": upload.method,
+                    "url": upload.url,
+                    "headers": upload.headers,
+                    "expires_in": upload.expires_in,
+                },
+            }
+            for record, upload in created.files
+        ],
+    }
+
+
+def job_status(status: JobStatus) -> dict[str, Any]:
+    job, summary = status.job, status.summary
+    return {
+        **_job_header(job),
+        "state": summary.state.value,
+        "counts": summary.counts,
+        "totals": {
+            "files": len(status.files),
+            "bytes_in": summary.bytes_in,
+            "bytes_out": summary.bytes_out,
+            "ratio": summary.ratio,
+        },
+        "finished_at": summary.finished_at,
+        "files": [_file(record, status.download_urls.get(record.file_id)) for record in status.files],
+    }
+
+
+def job_page(page: JobPage) -> dict[str, Any]:
+    return {"jobs": [_job_header(job) for job in page.jobs], "next_cursor": page.next_cursor}
+
+
+def _job_header(job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "algorithm": job.algorithm.value,
+        "level": job.level,
+        "file_count": job.file_count,
+        "total_size": job.total_size,
+        "created_at": job.created_at,
+        "cancelled_at": job.cancelled_at,
+    }
+
+
+def _file(record: FileRecord, download_url: str | None) -> dict[str, Any]:
+    def seconds(start: float | None, end: float | None) -> float | None:
+        return round(end - start, 3) if start is not None and end is not None else None
+
+    return {
+        "file_id": record.file_id,
+        "name": record.name,
+        "state": record.state.value,
+        "size": record.size,
+        "compressed_size": record.compressed_size,
+        "ratio": record.ratio,
+        "algorithm": record.algorithm.value,
+        "level": record.level,
+        "attempts": record.attempts,
+        "error": (
+            {"code": record.error.code, "message": record.error.message} if record.error else None
+        ),
+        "timings": {
+            "created_at": record.created_at,
+            "queued_at": record.queued_at,
+            "started_at": record.started_at,
+            "finished_at": record.finished_at,
+            "compress_seconds": record.compress_seconds,
+            "total_seconds": seconds(record.created_at, record.finished_at),
+        },
+        "download_url": download_url,
+        "download_name": (
+            record.name.rsplit("/", 1)[-1] + record.algorithm.extension if download_url else None
+        ),
+    }

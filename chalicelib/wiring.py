@@ -1,0 +1,53 @@
+"""Puts the real adapters together. Nothing is built at import time.
+
+``get_service()`` and ``get_worker()`` build on first call and cache; tests
+call ``reset()`` (after starting moto) or pass fakes to the classes directly.
+"""
+from __future__ import annotations
+
+import functools
+
+from .aws import AwsClients
+from .jobstore import DynamoJobStore
+from .queue import SqsRetryQueue
+from .service import JobService
+from .settings import Settings
+from .storage import S3Storage
+from .worker import Worker
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()
+
+
+@functools.lru_cache(maxsize=1)
+def get_clients() -> AwsClients:
+    return AwsClients(get_settings())
+
+
+def _store() -> DynamoJobStore:
+    settings = get_settings()
+    return DynamoJobStore(get_clients().dynamodb.Table(settings.table), ttl_days=settings.record_ttl_days)
+
+
+def _storage() -> S3Storage:
+    settings = get_settings()
+    return S3Storage(get_clients().s3, settings.bucket, part_size=settings.part_size)
+
+
+@functools.lru_cache(maxsize=1)
+def get_service() -> JobService:
+    return JobService(_store(), _storage(), get_settings())
+
+
+@functools.lru_cache(maxsize=1)
+def get_worker() -> Worker:
+    settings = get_settings()
+    return Worker(_store(), _storage(), SqsRetryQueue(get_clients().sqs, settings.queue_name), settings)
+
+
+def reset() -> None:
+    """Forget cached settings and clients (tests, or after changing the environment)."""
+    for cached in (get_settings, get_clients, get_service, get_worker):
+        cached.cache_clear()

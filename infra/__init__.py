@@ -1,0 +1,1 @@
+"""Squeezer's infrastructure: one resource definition for AWS, LocalStack and the local stack."""

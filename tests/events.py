@@ -1,0 +1,40 @@
+"""Builders for Lambda-shaped SQS events carrying S3 notifications."""
+from __future__ import annotations
+
+import json
+import urllib.parse
+import uuid
+
+
+def s3_notification(bucket: str, key: str, size: int) -> dict:
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                    "object": {"key": urllib.parse.quote_plus(key, safe="/"), "size": size},
+                },
+            }
+        ]
+    }
+
+
+def sqs_record(body: dict | str, *, receive_count: int = 1, message_id: str | None = None) -> dict:
+    return {
+        "messageId": message_id or str(uuid.uuid4()),
+        "receiptHandle": "rh-" + uuid.uuid4().hex,
+        "body": body if isinstance(body, str) else json.dumps(body),
+        "attributes": {"ApproximateReceiveCount": str(receive_count)},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:squeezer-test-jobs",
+        "awsRegion": "us-east-1",
+    }
+
+
+def sqs_event(*records: dict) -> dict:
+    return {"Records": list(records)}

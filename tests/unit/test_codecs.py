@@ -1,0 +1,136 @@
+import io
+import os
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from chalicelib.codecs import (
+    Algorithm, CodecError, Decoder, HashingReader, VerifyingSink,
+    compress_stream, crc32, decompress_stream, detect_algorithm,
+)
+
+LEVELS = [(a, level) for a in Algorithm for level in range(a.level_range[0], a.level_range[1] + 1)
+          if not (a is Algorithm.ZSTD and level > 19)]  # 20-22 need >100 MB windows; covered below
+
+
+def roundtrip(data: bytes, algorithm: Algorithm, level: int | None = None, chunk: int = 1024) -> bytes:
+    packed = io.BytesIO()
+    stats = compress_stream(io.BytesIO(data), packed, algorithm, level, chunk_size=chunk)
+    assert stats.bytes_in == len(data)
+    assert stats.bytes_out == len(packed.getvalue())
+    plain = io.BytesIO()
+    decompress_stream(io.BytesIO(packed.getvalue()), plain, algorithm, chunk_size=chunk)
+    return plain.getvalue()
+
+
+@pytest.mark.parametrize(("algorithm", "level"), LEVELS)
+def test_every_level_round_trips(algorithm, level):
+    data = b"squeezer " * 5000 + os.urandom(3000)
+    assert roundtrip(data, algorithm, level) == data
+
+
+@pytest.mark.parametrize("algorithm", list(Algorithm))
+def test_highest_level_and_multi_chunk_input(algorithm):
+    data = os.urandom(50_000) + b"\x00" * 200_000
+    level = algorithm.level_range[1]
+    assert roundtrip(data, algorithm, level, chunk=4096) == data
+
+
+@pytest.mark.parametrize("algorithm", list(Algorithm))
+def test_empty_input_round_trips_and_makes_a_valid_stream(algorithm):
+    assert roundtrip(b"", algorithm) == b""
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.binary(max_size=20_000), algorithm=st.sampled_from(list(Algorithm)),
+       chunk=st.integers(min_value=1, max_value=5000))
+def test_round_trip_property(data, algorithm, chunk):
+    assert roundtrip(data, algorithm, chunk=chunk) == data
+
+
+@pytest.mark.parametrize("algorithm", list(Algorithm))
+def test_level_out_of_range_is_refused(algorithm):
+    low, high = algorithm.level_range
+    with pytest.raises(ValueError, match="out of range"):
+        compress_stream(io.BytesIO(b"x"), io.BytesIO(), algorithm, high + 1)
+    with pytest.raises(ValueError):
+        compress_stream(io.BytesIO(b"x"), io.BytesIO(), algorithm, low - 1)
+
+
+@pytest.mark.parametrize("algorithm", list(Algorithm))
+def test_truncated_and_garbage_input_raise_codec_error(algorithm):
+    packed = io.BytesIO()
+    compress_stream(io.BytesIO(os.urandom(10_000)), packed, algorithm)
+    for bad in (packed.getvalue()[:-5], b"definitely not compressed data"):
+        with pytest.raises(CodecError):
+            decompress_stream(io.BytesIO(bad), io.BytesIO(), algorithm)
+
+
+@pytest.mark.parametrize("algorithm", [Algorithm.ZSTD, Algorithm.GZIP])
+def test_concatenated_frames_decode_as_one_stream(algorithm):
+    parts = [b"first part " * 100, b"second part " * 100]
+    packed = b""
+    for part in parts:
+        out = io.BytesIO()
+        compress_stream(io.BytesIO(part), out, algorithm)
+        packed += out.getvalue()
+    plain = io.BytesIO()
+    decompress_stream(io.BytesIO(packed), plain, algorithm)
+    assert plain.getvalue() == b"".join(parts)
+
+
+def test_zstd_threads_give_a_standard_stream():
+    data = os.urandom(1 << 20) * 3
+    out = io.BytesIO()
+    compress_stream(io.BytesIO(data), out, Algorithm.ZSTD, 3, threads=2)
+    plain = io.BytesIO()
+    decompress_stream(io.BytesIO(out.getvalue()), plain, Algorithm.ZSTD)
+    assert plain.getvalue() == data
+
+
+def test_decoder_caps_output_per_step_for_brotli_and_gzip():
+    data = b"\x00" * (8 << 20)
+    for algorithm in (Algorithm.BROTLI, Algorithm.GZIP):
+        packed = io.BytesIO()
+        compress_stream(io.BytesIO(data), packed, algorithm, 9)
+        decoder = Decoder(algorithm, max_output=64 * 1024)
+        sizes = [len(piece) for piece in decoder.feed(packed.getvalue())]
+        decoder.finish()
+        assert sum(sizes) == len(data)
+        # brotli stops growing its buffer once past the limit: within 2x of it.
+        assert max(sizes) <= 2 * 64 * 1024, algorithm
+        assert len(sizes) >= len(data) // (128 * 1024)
+
+
+def test_hashing_reader_and_verifying_sink_agree_on_a_good_stream():
+    data = os.urandom(300_000)
+    reader = HashingReader(io.BytesIO(data), sha256=True)
+    sink = VerifyingSink(io.BytesIO(), Algorithm.ZSTD)
+    compress_stream(reader, sink, Algorithm.ZSTD, 3, chunk_size=10_000)
+    sink.finish()
+    import hashlib
+    assert reader.sha256_hex == hashlib.sha256(data).hexdigest()
+    assert reader.crc32 == sink.plain_crc32 == crc32(data)
+    assert reader.count == sink.plain_count == len(data)
+
+
+def test_verifying_sink_notices_a_stream_that_stops_early():
+    packed = io.BytesIO()
+    compress_stream(io.BytesIO(os.urandom(100_000)), packed, Algorithm.GZIP)
+    sink = VerifyingSink(io.BytesIO(), Algorithm.GZIP)
+    sink.write(packed.getvalue()[:-10])
+    with pytest.raises(CodecError, match="truncated"):
+        sink.finish()
+
+
+@pytest.mark.parametrize(("name", "head", "expected"), [
+    ("a.zst", b"", Algorithm.ZSTD), ("b.BR", b"", Algorithm.BROTLI), ("c.gz", b"", Algorithm.GZIP),
+    ("noext", b"\x28\xb5\x2f\xfd....", Algorithm.ZSTD), ("noext", b"\x1f\x8b\x08", Algorithm.GZIP),
+])
+def test_detect_algorithm(name, head, expected):
+    assert detect_algorithm(head, name) is expected
+
+
+def test_detect_algorithm_gives_a_helpful_error():
+    with pytest.raises(CodecError, match="name the file"):
+        detect_algorithm(b"plain text", "notes.txt")
