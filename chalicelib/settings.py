@@ -46,6 +46,9 @@ class Settings:
     # A claim on a file lasts a little longer than the worker's Lambda timeout,
     # so a crashed invocation's file can be picked up again by a redelivery.
     lease_seconds: int = 960
+    # The worker hands records back untouched when the invocation has less
+    # than this left, instead of being killed half-way by the Lambda timeout.
+    stop_margin_ms: int = 30_000
     retry_base_delay: int = 5
     retry_max_delay: int = 300
     record_ttl_days: int = 30
@@ -80,6 +83,7 @@ class Settings:
         values["upload_url_ttl"] = _int(env, "SQUEEZER_UPLOAD_URL_TTL", 3600)
         values["download_url_ttl"] = _int(env, "SQUEEZER_DOWNLOAD_URL_TTL", 3600)
         values["lease_seconds"] = _int(env, "SQUEEZER_LEASE_SECONDS", 960)
+        values["stop_margin_ms"] = _int(env, "SQUEEZER_STOP_MARGIN_MS", 30_000)
         values["retry_base_delay"] = _int(env, "SQUEEZER_RETRY_BASE_DELAY", 5)
         values["retry_max_delay"] = _int(env, "SQUEEZER_RETRY_MAX_DELAY", 300)
         values["record_ttl_days"] = _int(env, "SQUEEZER_RECORD_TTL_DAYS", 30)

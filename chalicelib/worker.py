@@ -32,7 +32,6 @@ log = logging.getLogger("squeezer.worker")
 # S3 error codes that mean "try again later"; anything else from S3 or
 # DynamoDB is treated as transient too unless listed as permanent here.
 _PERMANENT_S3_CODES = {"NoSuchKey": "object_missing", "NoSuchBucket": "bucket_missing"}
-_STOP_MARGIN_MS = 30_000
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ class Worker:
             for upload in message.uploads:
                 self._store.mark_queued(upload.ref.job_id, upload.ref.file_id, self._clock())
         for message in messages:
-            if remaining_ms is not None and remaining_ms() < _STOP_MARGIN_MS:
+            if remaining_ms is not None and remaining_ms() < self._settings.stop_margin_ms:
                 # Not enough time left to finish safely: hand it back untouched.
                 failures.append(message.message_id)
                 continue

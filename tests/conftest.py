@@ -18,29 +18,22 @@ TEST_ENV = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
-    "SQUEEZER_BUCKET": "squeezer-test-files",
-    "SQUEEZER_TABLE": "squeezer-test-jobs",
-    "SQUEEZER_QUEUE": "squeezer-test-jobs",
-    "SQUEEZER_DLQ": "squeezer-test-jobs-dlq",
-    "SQUEEZER_PART_SIZE": str(5 * 1024 * 1024),
 }
+from infra.resources import load_chalice_config, stage_config  # noqa: E402
+
+# The "test" stage of .chalice/config.json: chalice.test.Client applies the
+# same variables, so the app, the worker and moto agree on every name.
+TEST_STAGE = stage_config("test")
+_config = load_chalice_config()
+TEST_ENV.update(_config.get("environment_variables", {}))
+TEST_ENV.update(_config["stages"]["test"]["environment_variables"])
 for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
     os.environ.pop(_name, None)
 os.environ.update(TEST_ENV)
 
 from chalicelib import wiring  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
-from infra.resources import StageConfig, create_resources  # noqa: E402
-
-TEST_STAGE = StageConfig(
-    stage="test",
-    bucket=TEST_ENV["SQUEEZER_BUCKET"],
-    table=TEST_ENV["SQUEEZER_TABLE"],
-    queue=TEST_ENV["SQUEEZER_QUEUE"],
-    dead_letter_queue=TEST_ENV["SQUEEZER_DLQ"],
-    worker_timeout=60,
-    max_receive_count=3,
-)
+from infra.resources import create_resources  # noqa: E402
 
 
 @pytest.fixture

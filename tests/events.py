@@ -38,3 +38,26 @@ def sqs_record(body: dict | str, *, receive_count: int = 1, message_id: str | No
 
 def sqs_event(*records: dict) -> dict:
     return {"Records": list(records)}
+
+
+def receive_records(sqs, queue_url: str, *, wait: int = 0) -> list[dict]:
+    """Receive every visible message and shape it as Lambda's SQS event records."""
+    records: list[dict] = []
+    while True:
+        response = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
+                                       AttributeNames=["All"])
+        messages = response.get("Messages", [])
+        if not messages:
+            return records
+        for message in messages:
+            records.append({
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message["Attributes"],
+                "messageAttributes": {},
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:queue",
+                "awsRegion": "us-east-1",
+            })

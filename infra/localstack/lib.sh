@@ -145,10 +145,11 @@ ls_is_our_localstack() {
   tr '\0' '\n' 2>/dev/null <"/proc/$1/environ" | grep -qxF "FILESYSTEM_ROOT=$LS_ROOT"
 }
 
-# All descendants of a pid (children first walk, printed one per line).
+# All descendants of a pid, one per line (reads /proc, no procps needed).
 ls_descendants() {
-  local p
-  for p in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+  local f p
+  for f in $(grep -lE "^PPid:[[:space:]]+$1\$" /proc/[0-9]*/status 2>/dev/null); do
+    p="${f#/proc/}"; p="${p%/status}"
     printf '%s\n' "$p"
     ls_descendants "$p"
   done
@@ -184,7 +185,8 @@ ls_stop_tree() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
   fi
-  for p in "${pids[@]}" $(ls_orphans); do
+  mapfile -t -O "${#pids[@]}" pids < <(ls_orphans)
+  for p in "${pids[@]}"; do
     ls_alive "$p" && kill -KILL "$p" 2>/dev/null || true
   done
   # wait until they are gone from the process table (a killed JVM stays a
@@ -198,7 +200,10 @@ ls_stop_tree() {
 }
 
 ls_clean_storage() {
-  rm -rf "$LS_S3_STORAGE" "$LS_ROOT/tmp/localstack/state" 2>/dev/null || true
+  # S3 object data (redirected here by launch.py), temp files of the JVM (sqlite4java .so
+  # copies) and of LocalStack; only called while no instance of this state dir runs
+  rm -rf "$LS_TMP" "$LS_ROOT/tmp/localstack/state" 2>/dev/null || true
+  mkdir -p "$LS_TMP"
 }
 
 # Print the services part of the health endpoint as JSON, or nothing.

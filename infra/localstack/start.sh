@@ -26,7 +26,9 @@ t0=$(date +%s.%N)
 rm -f "$LS_PIDFILE"
 # run.sh supervises LocalStack and cleans up on SIGTERM; detach it from our
 # terminal/session so it outlives this script.
-setsid bash "$LS_SCRIPT_DIR/run.sh" >"$LS_LOG" 2>&1 </dev/null &
+setsid_cmd=()
+command -v setsid >/dev/null 2>&1 && setsid_cmd=(setsid)
+"${setsid_cmd[@]}" bash "$LS_SCRIPT_DIR/run.sh" >"$LS_LOG" 2>&1 </dev/null &
 
 deadline=$((SECONDS + timeout))
 while :; do

@@ -1,0 +1,133 @@
+"""Every route through chalice.test.Client, against moto."""
+import json
+
+import pytest
+
+GiB = 1024**3
+
+
+def post(client, body, content_type="application/json"):
+    raw = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return client.http.post("/jobs", headers={"Content-Type": content_type}, body=raw)
+
+
+def error(response):
+    body = json.loads(response.body)
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    return body["error"]["code"]
+
+
+def test_index_names_the_service_and_routes(client):
+    response = client.http.get("/")
+    body = json.loads(response.body)
+    assert response.status_code == 200
+    assert body["service"] == "squeezer" and body["version"]
+    assert body["links"]["create_job"] == {"method": "POST", "href": "/jobs"}
+
+
+def test_create_job_returns_presigned_uploads(client):
+    response = post(client, {"files": [{"name": "logs/app.log", "size": 12, "content_type": "text/plain"},
+                                       {"name": "empty", "size": 0, "sha256": "ab" * 32}],
+                             "algorithm": "brotli", "level": 7})
+    assert response.status_code == 201, response.body
+    body = json.loads(response.body)
+    assert body["job_id"].startswith("j_") and len(body["job_id"]) == 34
+    assert response.headers["Location"] == f"/jobs/{body['job_id']}"
+    assert (body["algorithm"], body["level"]) == ("brotli", 7)
+    first, second = body["files"]
+    assert first["upload"]["method"] == "PUT"
+    assert first["upload"]["headers"] == {"Content-Length": "12", "Content-Type": "text/plain"}
+    assert second["upload"]["headers"]["Content-Type"] == "application/octet-stream"
+    assert "x-amz-checksum-sha256" in second["upload"]["headers"]
+    assert f"uploads/{body['job_id']}/{first['file_id']}" in first["upload"]["url"]
+    assert "app.log" not in first["upload"]["url"]
+    assert first["upload"]["expires_in"] == 3600
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ("{not json", "invalid_json"),
+    ("", "invalid_json"),
+    ("[1]", "invalid_body"),
+    ({"files": []}, "invalid_file_count"),
+    ({"files": [{"name": f"f{i}", "size": 1} for i in range(1001)]}, "invalid_file_count"),
+    ({"files": [{"name": "/abs", "size": 1}]}, "invalid_name"),
+    ({"files": [{"name": "a/../b", "size": 1}]}, "invalid_name"),
+    ({"files": [{"name": "a\\b", "size": 1}]}, "invalid_name"),
+    ({"files": [{"name": "a\x07", "size": 1}]}, "invalid_name"),
+    ({"files": [{"name": "", "size": 1}]}, "invalid_name"),
+    ({"files": [{"name": "n" * 1025, "size": 1}]}, "invalid_name"),
+    ({"files": [{"name": "a", "size": 1}, {"name": "a", "size": 1}]}, "duplicate_name"),
+    ({"files": [{"name": "a", "size": -1}]}, "invalid_size"),
+    ({"files": [{"name": "a", "size": 5 * GiB + 1}]}, "invalid_size"),
+    ({"files": [{"name": "a", "size": "1"}]}, "invalid_size"),
+    ({"files": [{"name": "a", "size": 1}], "algorithm": "zstd", "level": 23}, "invalid_level"),
+    ({"files": [{"name": "a", "size": 1}], "algorithm": "brotli", "level": 12}, "invalid_level"),
+    ({"files": [{"name": "a", "size": 1}], "algorithm": "gzip", "level": 0}, "invalid_level"),
+    ({"files": [{"name": "a", "size": 1}], "algorithm": "xz"}, "invalid_algorithm"),
+    ({"files": [{"name": "a", "size": 1}], "priority": "high"}, "unknown_field"),
+    ({"files": [{"name": "a", "size": 1, "owner": "x"}]}, "unknown_field"),
+])
+def test_create_job_validation_errors(client, body, code):
+    response = post(client, body)
+    assert response.status_code == 400, response.body
+    assert error(response) == code
+
+
+def test_status_of_a_new_job(client):
+    job = json.loads(post(client, {"files": [{"name": "b.txt", "size": 3}, {"name": "a.txt", "size": 4}]}).body)
+    response = client.http.get(f"/jobs/{job['job_id']}")
+    assert response.status_code == 200
+    body = json.loads(response.body)
+    assert body["state"] == "pending"
+    assert body["counts"]["pending"] == 2
+    assert body["totals"] == {"files": 2, "bytes_in": 0, "bytes_out": 0, "ratio": None}
+    assert [f["name"] for f in body["files"]] == ["a.txt", "b.txt"]
+    entry = body["files"][0]
+    assert (entry["state"], entry["algorithm"], entry["level"], entry["attempts"]) == ("pending", "zstd", 3, 0)
+    assert entry["download_url"] is None and entry["error"] is None
+
+
+def test_unknown_job_is_a_404_with_the_error_body(client):
+    response = client.http.get("/jobs/j_doesnotexist")
+    assert response.status_code == 404
+    assert error(response) == "job_not_found"
+    assert client.http.delete("/jobs/j_doesnotexist").status_code == 404
+
+
+def test_list_jobs_newest_first_with_a_cursor(client):
+    ids = [json.loads(post(client, {"files": [{"name": "a", "size": 1}]}).body)["job_id"] for _ in range(3)]
+    first = json.loads(client.http.get("/jobs?limit=2").body)
+    assert len(first["jobs"]) == 2 and first["next_cursor"]
+    second = json.loads(client.http.get(f"/jobs?limit=2&cursor={first['next_cursor']}").body)
+    listed = [j["job_id"] for j in first["jobs"] + second["jobs"]]
+    assert listed == list(reversed(ids))
+    assert second["next_cursor"] is None
+    assert error(client.http.get("/jobs?cursor=bogus")) == "invalid_cursor"
+    assert error(client.http.get("/jobs?limit=0")) == "invalid_limit"
+
+
+def test_cancel(client, aws):
+    s3, _, _ = aws
+    job = json.loads(post(client, {"files": [{"name": "a", "size": 3}]}).body)
+    key = f"uploads/{job['job_id']}/{job['files'][0]['file_id']}"
+    s3.put_object(Bucket="squeezer-test-files", Key=key, Body=b"abc")
+    response = client.http.delete(f"/jobs/{job['job_id']}")
+    assert response.status_code == 200
+    body = json.loads(response.body)
+    assert body["state"] == "cancelled" and body["files"][0]["state"] == "cancelled"
+    assert body["cancelled_at"] is not None
+    assert s3.list_objects_v2(Bucket="squeezer-test-files", Prefix=f"uploads/{job['job_id']}/")["KeyCount"] == 0
+    again = client.http.delete(f"/jobs/{job['job_id']}")
+    assert again.status_code == 409 and error(again) == "already_cancelled"
+
+
+def test_unexpected_errors_are_500_with_the_error_body(client, monkeypatch):
+    from chalicelib import wiring
+
+    def broken():
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(wiring.JobService, "get_status", lambda *a, **k: broken())
+    response = client.http.get("/jobs/j_x")
+    assert response.status_code == 500 and error(response) == "internal_error"
+    assert "boom" not in response.body.decode()

@@ -1,0 +1,94 @@
+import pytest
+
+from chalicelib.domain import FileState, JobState
+from chalicelib.errors import JobConflict, JobNotFound, ValidationError
+from chalicelib.service import JobService
+from fakes import InMemoryJobStore, InMemoryStorage
+
+
+@pytest.fixture
+def store():
+    return InMemoryJobStore()
+
+
+@pytest.fixture
+def storage():
+    return InMemoryStorage()
+
+
+@pytest.fixture
+def service(store, storage, settings):
+    return JobService(store, storage, settings)
+
+
+BODY = {"files": [{"name": "logs/app.log", "size": 10}, {"name": "data.json", "size": 0, "sha256": "a" * 64}],
+        "algorithm": "gzip", "level": 9}
+
+
+def test_create_job_records_everything_in_one_batch_and_presigns(service, store):
+    created = service.create_job(BODY, owner="alice")
+    assert store.batch_writes == 1
+    job, files = store.get_job_with_files(created.job.job_id)
+    assert job.owner == "alice" and job.file_count == 2 and job.total_size == 10
+    assert {f.state for f in files} == {FileState.PENDING}
+    for record, upload in created.files:
+        assert upload.method == "PUT"
+        assert record.name not in upload.url  # keys never carry the user's file name
+        assert upload.headers["Content-Length"] == str(record.size)
+    assert "x-amz-checksum-sha256" in created.files[1][1].headers
+
+
+def test_invalid_body_writes_nothing(service, store):
+    with pytest.raises(ValidationError):
+        service.create_job({"files": []}, owner="alice")
+    assert store.jobs == {}
+
+
+def test_status_of_unknown_or_foreign_job_is_not_found(service):
+    created = service.create_job(BODY, owner="alice")
+    with pytest.raises(JobNotFound):
+        service.get_status("j_nope", owner="alice")
+    with pytest.raises(JobNotFound):
+        service.get_status(created.job.job_id, owner="mallory")
+
+
+def test_status_gives_download_links_only_for_completed_files(service, store):
+    created = service.create_job(BODY, owner="alice")
+    job_id = created.job.job_id
+    first = created.files[0][0]
+    store.claim_file(job_id, first.file_id, token="t", at=1.0, lease_until=100.0)
+    store.complete_file(job_id, first.file_id, token="t", at=2.0, compressed_size=4, crc32=1,
+                        result_key=f"results/{job_id}/{first.file_id}.gz", compress_seconds=0.1)
+    status = service.get_status(job_id, owner="alice")
+    assert status.summary.state is JobState.PROCESSING
+    assert list(status.download_urls) == [first.file_id]
+    assert "app.log.gz" in status.download_urls[first.file_id]
+
+
+def test_list_jobs_newest_first_and_only_own(service):
+    ids = []
+    for i in range(3):
+        ids.append(service.create_job(BODY, owner="alice").job.job_id)
+    service.create_job(BODY, owner="bob")
+    page = service.list_jobs(owner="alice", limit="2", cursor=None)
+    assert len(page.jobs) == 2 and page.next_cursor
+    rest = service.list_jobs(owner="alice", limit="2", cursor=page.next_cursor)
+    assert {j.job_id for j in page.jobs + rest.jobs} == set(ids)
+    with pytest.raises(ValidationError):
+        service.list_jobs(owner="alice", limit="0", cursor=None)
+
+
+def test_cancel_stops_open_files_and_deletes_objects(service, store, storage):
+    created = service.create_job(BODY, owner="alice")
+    job_id = created.job.job_id
+    storage.objects[f"uploads/{job_id}/{created.files[0][0].file_id}"] = b"data"
+    storage.objects[f"results/{job_id}/x.gz"] = b"zz"
+    storage.objects["uploads/other/f"] = b"keep"
+    status = service.cancel_job(job_id, owner="alice")
+    assert status.summary.state is JobState.CANCELLED
+    assert {f.state for f in status.files} == {FileState.CANCELLED}
+    assert list(storage.objects) == ["uploads/other/f"]
+    with pytest.raises(JobConflict):
+        service.cancel_job(job_id, owner="alice")
+    with pytest.raises(JobNotFound):
+        service.cancel_job(job_id, owner="bob")

@@ -1,0 +1,197 @@
+import hashlib
+import io
+import os
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from chalicelib.codecs import Algorithm, decompress_stream
+from chalicelib.domain import FileState
+from chalicelib.service import JobService
+from chalicelib.worker import Worker, backoff_seconds
+from events import s3_notification, sqs_record
+from fakes import FakeRetryQueue, InMemoryJobStore, InMemoryStorage
+
+BUCKET = "squeezer-test-files"
+
+
+@pytest.fixture
+def env(settings):
+    store, storage, queue = InMemoryJobStore(), InMemoryStorage(), FakeRetryQueue()
+    service = JobService(store, storage, settings)
+    worker = Worker(store, storage, queue, settings)
+    return service, worker, store, storage, queue
+
+
+def make_job(service, storage, files, algorithm="zstd", level=3, sha=False):
+    body = {"algorithm": algorithm, "level": level,
+            "files": [{"name": n, "size": len(d), **({"sha256": hashlib.sha256(d).hexdigest()} if sha else {})}
+                      for n, d in files.items()]}
+    created = service.create_job(body, owner="public")
+    keys = {}
+    for record, _ in created.files:
+        key = f"uploads/{created.job.job_id}/{record.file_id}"
+        storage.objects[key] = files[record.name]
+        keys[record.name] = key
+    return created.job.job_id, keys
+
+
+def record_for(key, size, **kw):
+    return sqs_record(s3_notification(BUCKET, key, size), **kw)
+
+
+def state(service, job_id):
+    return {f.name: f for f in service.get_status(job_id, owner="public").files}
+
+
+@pytest.mark.parametrize("algorithm", list(Algorithm))
+def test_success_writes_a_verified_result_and_removes_the_upload(env, algorithm):
+    service, worker, store, storage, _ = env
+    data = os.urandom(1000) + b"text " * 50000
+    job_id, keys = make_job(service, storage, {"a.txt": data}, algorithm.value, sha=True)
+    response = worker.handle_batch([record_for(keys["a.txt"], len(data))])
+    assert response == {"batchItemFailures": []}
+    record = state(service, job_id)["a.txt"]
+    assert record.state is FileState.COMPLETED and record.attempts == 1
+    result = storage.objects[record.result_key]
+    assert record.compressed_size == len(result) < len(data)
+    plain = io.BytesIO()
+    decompress_stream(io.BytesIO(result), plain, algorithm)
+    assert plain.getvalue() == data
+    assert storage.metadata[record.result_key]["original-size"] == str(len(data))
+    assert storage.metadata[record.result_key]["original-sha256"] == hashlib.sha256(data).hexdigest()
+    assert "original-crc32" in storage.tags[record.result_key]
+    assert keys["a.txt"] not in storage.objects
+
+
+def test_duplicate_delivery_does_not_compress_twice(env):
+    service, worker, store, storage, _ = env
+    job_id, keys = make_job(service, storage, {"a": b"x" * 5000})
+    first = record_for(keys["a"], 5000)
+    assert worker.handle_batch([first, record_for(keys["a"], 5000)]) == {"batchItemFailures": []}
+    worker.handle_batch([first])  # the same message again, later
+    record = state(service, job_id)["a"]
+    assert record.state is FileState.COMPLETED and record.attempts == 1
+
+
+def test_live_lease_blocks_a_concurrent_duplicate_but_an_expired_one_does_not(env):
+    service, worker, store, storage, _ = env
+    job_id, keys = make_job(service, storage, {"a": b"x" * 100})
+    file_id = keys["a"].rsplit("/", 1)[1]
+    other = store.claim_file(job_id, file_id, token="someone-else", at=worker._clock(),
+                             lease_until=worker._clock() + 600)
+    assert other is not None
+    worker.handle_batch([record_for(keys["a"], 100)])
+    assert state(service, job_id)["a"].state is FileState.PROCESSING  # left to the holder
+    store.leases[(job_id, file_id)] = ("someone-else", 0.0)  # the holder died
+    worker.handle_batch([record_for(keys["a"], 100, receive_count=2)])
+    assert state(service, job_id)["a"].state is FileState.COMPLETED
+
+
+def test_a_final_file_never_moves_back(env):
+    service, worker, store, storage, _ = env
+    job_id, keys = make_job(service, storage, {"a": b"abc"})
+    worker.handle_batch([record_for(keys["a"], 3)])
+    file_id = keys["a"].rsplit("/", 1)[1]
+    assert not store.mark_queued(job_id, file_id, 1.0)
+    assert store.claim_file(job_id, file_id, token="t", at=1e12, lease_until=2e12) is None
+    assert not store.fail_file(job_id, file_id, error=None, at=1.0)
+
+
+def test_poison_record_is_the_only_one_reported(env):
+    service, worker, store, storage, queue = env
+    job_id, keys = make_job(service, storage, {"good1": b"1" * 100, "bad": b"2" * 100, "good2": b"3" * 100})
+    storage.read_faults[keys["bad"]] = [EndpointConnectionError(endpoint_url="http://s3")]
+    records = [record_for(keys[n], 100) for n in ("good1", "bad", "good2")]
+    response = worker.handle_batch(records)
+    assert response == {"batchItemFailures": [{"itemIdentifier": records[1]["messageId"]}]}
+    files = state(service, job_id)
+    assert files["good1"].state is files["good2"].state is FileState.COMPLETED
+    assert files["bad"].state is FileState.QUEUED
+    assert files["bad"].error.code == "connection_error"
+    assert queue.delays and queue.delays[0][0] == records[1]["receiptHandle"]
+
+
+def test_transient_failure_then_success(env):
+    service, worker, store, storage, queue = env
+    job_id, keys = make_job(service, storage, {"a": b"hello" * 1000})
+    throttled = ClientError({"Error": {"Code": "SlowDown", "Message": "slow"}}, "GetObject")
+    storage.read_faults[keys["a"]] = [throttled]
+    first = record_for(keys["a"], 5000)
+    assert worker.handle_batch([first])["batchItemFailures"]
+    assert state(service, job_id)["a"].state is FileState.QUEUED
+    retry = dict(first, attributes={"ApproximateReceiveCount": "2"})
+    assert worker.handle_batch([retry]) == {"batchItemFailures": []}
+    record = state(service, job_id)["a"]
+    assert record.state is FileState.COMPLETED and record.attempts == 2 and record.error is None
+
+
+def test_repeated_failure_then_dead_letter_marks_failed_with_the_error(env):
+    service, worker, store, storage, queue = env
+    job_id, keys = make_job(service, storage, {"a": b"data" * 100})
+    storage.read_faults[keys["a"]] = [EndpointConnectionError(endpoint_url="http://s3") for _ in range(3)]
+    message = record_for(keys["a"], 400)
+    for count in (1, 2, 3):
+        redelivered = dict(message, attributes={"ApproximateReceiveCount": str(count)})
+        assert worker.handle_batch([redelivered])["batchItemFailures"]
+    assert [seconds for _, seconds in queue.delays] == sorted(seconds for _, seconds in queue.delays)
+    assert worker.handle_dead_letters([dict(message, attributes={"ApproximateReceiveCount": "1"})]) == {"batchItemFailures": []}
+    record = state(service, job_id)["a"]
+    assert record.state is FileState.FAILED
+    assert record.error.code == "retries_exhausted"
+    assert "connection_error" in record.error.message and "3 attempt" in record.error.message
+
+
+@pytest.mark.parametrize(("mutate", "code"), [
+    (lambda data: data + b"!", "size_mismatch"),
+    (lambda data: data[::-1], "checksum_mismatch"),
+    (None, "object_missing"),
+])
+def test_permanent_errors_fail_at_once_without_retries(env, mutate, code):
+    service, worker, store, storage, queue = env
+    data = b"0123456789" * 100
+    job_id, keys = make_job(service, storage, {"a": data}, sha=True)
+    if mutate is None:
+        del storage.objects[keys["a"]]
+    else:
+        storage.objects[keys["a"]] = mutate(data)
+    assert worker.handle_batch([record_for(keys["a"], len(data))]) == {"batchItemFailures": []}
+    record = state(service, job_id)["a"]
+    assert (record.state, record.error.code, record.attempts) == (FileState.FAILED, code, 1)
+    assert queue.delays == []
+    assert not any(k.startswith("results/") for k in storage.objects)
+
+
+def test_cancelled_job_ignores_late_uploads_and_drops_them(env):
+    service, worker, store, storage, _ = env
+    job_id, keys = make_job(service, storage, {"a": b"abc"})
+    service.cancel_job(job_id, owner="public")
+    storage.objects[keys["a"]] = b"abc"  # uploaded after the cancel
+    assert worker.handle_batch([record_for(keys["a"], 3)]) == {"batchItemFailures": []}
+    assert keys["a"] not in storage.objects
+    assert state(service, job_id)["a"].state is FileState.CANCELLED
+
+
+def test_foreign_keys_test_events_and_garbage_are_acknowledged(env):
+    _, worker, *_ = env
+    records = [
+        sqs_record({"Service": "Amazon S3", "Event": "s3:TestEvent"}),
+        sqs_record(s3_notification(BUCKET, "elsewhere/file", 3)),
+        sqs_record(s3_notification(BUCKET, "uploads/j_unknown/f_unknown", 3)),
+        sqs_record("not json"),
+    ]
+    assert worker.handle_batch(records) == {"batchItemFailures": []}
+
+
+def test_records_are_handed_back_when_time_runs_out(env):
+    service, worker, store, storage, _ = env
+    job_id, keys = make_job(service, storage, {"a": b"abc"})
+    record = record_for(keys["a"], 3)
+    response = worker.handle_batch([record], remaining_ms=lambda: 1000)
+    assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    assert state(service, job_id)["a"].state is FileState.QUEUED
+
+
+def test_backoff_grows_and_is_capped():
+    delays = [backoff_seconds(n, 5, 300) for n in range(1, 12)]
+    assert delays[0] < 11 and delays[3] >= 40 and max(delays) <= 305
