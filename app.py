@@ -3,15 +3,17 @@
 Each handler parses its input, calls one function in chalicelib and shapes
 the answer; the logic lives in chalicelib.
 """
+import logging
 import os
 
 from chalice import Chalice, Response
 
 from chalicelib import views
-from chalicelib.http import json_errors, parse_json
+from chalicelib.http import JSON_BODY_TYPES, json_errors, parse_json
 from chalicelib.wiring import get_service, get_settings, get_worker
 
 app = Chalice(app_name="squeezer")
+logging.getLogger("squeezer").setLevel(os.environ.get("SQUEEZER_LOG_LEVEL", "INFO"))
 
 # Chalice needs the queue names when it loads the app; they come from the
 # stage's environment variables in .chalice/config.json.
@@ -32,10 +34,11 @@ def index():
     return views.index()
 
 
-@app.route("/jobs", methods=["POST"])
+@app.route("/jobs", methods=["POST"], content_types=JSON_BODY_TYPES)
 @json_errors
 def create_job():
-    body = parse_json(app.current_request.raw_body)
+    request = app.current_request
+    body = parse_json(request.raw_body, request.headers.get("content-type"))
     created = get_service().create_job(body, owner=_owner())
     return Response(
         body=views.created_job(created),

@@ -14,8 +14,20 @@ from .settings import SettingsError
 log = logging.getLogger("squeezer.api")
 
 
-def parse_json(raw: bytes | None) -> Any:
-    """The request body as JSON, or a 400 that says why not."""
+# Accepted by the route so that a wrong type gets our error body, not Chalice's.
+JSON_BODY_TYPES = ["application/json", "text/plain", "application/octet-stream",
+                   "application/x-www-form-urlencoded", "multipart/form-data"]
+
+
+class UnsupportedMediaType(SqueezerError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+def parse_json(raw: bytes | None, content_type: str | None = "application/json") -> Any:
+    """The request body as JSON, or a 4xx that says why not."""
+    if content_type and not content_type.lower().startswith("application/json"):
+        raise UnsupportedMediaType(f"send the body as application/json, not {content_type}")
     if not raw:
         raise ValidationError("the request body is empty: send a JSON object", code="invalid_json")
     try:

@@ -86,12 +86,14 @@ class Worker:
             try:
                 for upload in message.uploads:
                     self.process(upload, attempt=message.receive_count)
-            except TransientError as exc:
+            except TransientError:
                 failures.append(message.message_id)
-                self._delay(message, exc)
-            except Exception:  # noqa: BLE001 - reported, never swallowed
+                self._delay(message)
+            except Exception:  # noqa: BLE001 - reported and retried, never swallowed
+                # e.g. DynamoDB unreachable before a file was claimed.
                 log.exception("message %s failed unexpectedly", message.message_id)
                 failures.append(message.message_id)
+                self._delay(message)
         return {"batchItemFailures": [{"itemIdentifier": mid} for mid in failures]}
 
     def handle_dead_letters(self, records: Iterable[dict]) -> dict:
@@ -232,7 +234,7 @@ class Worker:
             log.warning("file %s/%s failed for good: %s", ref.job_id, ref.file_id, error.message)
 
     # -- plumbing ---------------------------------------------------------------
-    def _delay(self, message: Message, error: TransientError) -> None:
+    def _delay(self, message: Message) -> None:
         delay = backoff_seconds(message.receive_count, self._settings.retry_base_delay,
                                 self._settings.retry_max_delay)
         try:

@@ -73,6 +73,11 @@ def test_create_job_validation_errors(client, body, code):
     assert error(response) == code
 
 
+def test_a_body_that_is_not_json_typed_is_a_415_with_the_error_body(client):
+    response = post(client, "files=a", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415 and error(response) == "unsupported_media_type"
+
+
 def test_status_of_a_new_job(client):
     job = json.loads(post(client, {"files": [{"name": "b.txt", "size": 3}, {"name": "a.txt", "size": 4}]}).body)
     response = client.http.get(f"/jobs/{job['job_id']}")

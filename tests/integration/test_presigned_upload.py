@@ -12,9 +12,11 @@ from moto.server import ThreadedMotoServer
 from chalicelib import wiring
 from chalicelib.codecs import Algorithm, decompress_stream
 from chalicelib.domain import FileState
-from conftest import TEST_STAGE
+
 from events import receive_records
-from infra.resources import create_resources
+from infra.resources import create_resources, stage_config
+
+TEST_STAGE = stage_config("test")
 
 pytestmark = pytest.mark.integration
 
