@@ -1,0 +1,141 @@
+"""A small client for the Squeezer HTTP API (see chalicelib/views.py for the shapes).
+
+Every failure becomes one of two errors from :mod:`client.errors`:
+``ApiUnreachable`` (no answer) or ``ApiError`` (an answer with an error).
+Reads (GET) are retried on connection trouble, 5xx and 429; creating a job
+is not, because a retried POST could create the job twice.
+"""
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import requests
+
+from .errors import ApiError, ApiUnreachable
+from .transfer import (
+    TRANSPORT_ERRORS,
+    RetryableError,
+    RetryPolicy,
+    TransferFailed,
+    describe_transport_error,
+    run_with_retries,
+)
+
+USER_AGENT = "squeezer-cli/0.1"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 5.0
+    read: float = 30.0
+
+    def as_tuple(self) -> tuple[float, float]:
+        return (self.connect, self.read)
+
+
+class ApiClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        session: requests.Session | None = None,
+        timeouts: Timeouts = Timeouts(),
+        read_retries: RetryPolicy = RetryPolicy(tries=3, base_delay=0.25, max_delay=2.0),
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._session = session if session is not None else requests.Session()
+        self._session.headers.setdefault("User-Agent", USER_AGENT)
+        self._timeouts = timeouts
+        self._read_retries = read_retries
+
+    # -- endpoints -------------------------------------------------------
+    def create_job(self, files: list[dict[str, Any]], *, algorithm: str, level: int | None) -> dict[str, Any]:
+        """POST /jobs: the job with one presigned upload per file."""
+        body: dict[str, Any] = {"files": files, "algorithm": algorithm}
+        if level is not None:
+            body["level"] = level
+        return self._request("POST", "/jobs", json=body)
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """GET /jobs/{id}: states, sizes, errors and download URLs of every file."""
+        return self._request("GET", f"/jobs/{_segment(job_id)}")
+
+    def list_jobs(self, *, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+        params = {k: v for k, v in {"limit": limit, "cursor": cursor}.items() if v is not None}
+        return self._request("GET", "/jobs", params=params)
+
+    def iter_jobs(self, *, limit: int | None = None, follow: bool = False) -> Iterator[dict[str, Any]]:
+        """Recent jobs, newest first; with ``follow``, every page."""
+        cursor = None
+        while True:
+            page = self.list_jobs(limit=limit, cursor=cursor)
+            yield from page.get("jobs", [])
+            cursor = page.get("next_cursor")
+            if not follow or not cursor:
+                return
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/jobs/{_segment(job_id)}")
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- plumbing --------------------------------------------------------
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        url = self.base_url + path
+
+        def attempt() -> requests.Response:
+            try:
+                response = self._session.request(method, url, timeout=self._timeouts.as_tuple(), **kwargs)
+            except TRANSPORT_ERRORS as exc:
+                code, reason = describe_transport_error(exc)
+                raise RetryableError(code, reason) from exc
+            if method == "GET" and (response.status_code == 429 or response.status_code >= 500):
+                raise _TransientAnswer(response)
+            return response
+
+        policy = self._read_retries if method == "GET" else RetryPolicy(tries=1)
+        try:
+            response = run_with_retries(attempt, policy)
+        except TransferFailed as exc:
+            last = exc.__cause__
+            if isinstance(last, _TransientAnswer):
+                response = last.response  # still failing: report the API's own error
+            else:
+                reason = last.message if isinstance(last, RetryableError) else exc.message
+                raise ApiUnreachable(self.base_url, reason) from None
+        return _decode(response)
+
+
+class _TransientAnswer(RetryableError):
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(f"http_{response.status_code}", f"the API answered {response.status_code}")
+        self.response = response
+
+
+def _segment(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def _decode(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code >= 400:
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict):
+            raise ApiError(response.status_code, str(error.get("code", "error")), str(error.get("message", "")))
+        # Not our shape: API Gateway's {"message": ...}, a proxy's HTML page.
+        message = body.get("message") if isinstance(body, dict) else None
+        text = message or (response.text or "").strip().splitlines()[0:1]
+        text = text if isinstance(text, str) else (text[0] if text else response.reason or "")
+        raise ApiError(response.status_code, f"http_{response.status_code}", str(text)[:200])
+    if not isinstance(body, dict):
+        raise ApiError(
+            response.status_code, "bad_response",
+            "the answer is not a JSON object: is --api-url the Squeezer API?",
+        )
+    return body

@@ -1,0 +1,291 @@
+"""The ``squeezer`` command: Click commands, each a few lines over the modules that do the work.
+
+Exit codes: 0 every file completed; 1 at least one file failed (or a local
+file could not be read or written); 2 usage error; 3 the API could not be
+reached or answered with an error; 70 a bug in this client.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chalicelib import __version__
+from chalicelib.codecs import Algorithm
+
+from . import jobs, offline, output
+from .api import ApiClient, Timeouts
+from .errors import EXIT_INTERNAL, SqueezerCliError
+from .progress import Progress
+from .uploader import Uploader, add_checksums, discover
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+ALGORITHMS = [a.value for a in Algorithm]
+
+
+@dataclass
+class AppContext:
+    """Built once by the root group; commands receive it with ``pass_obj``."""
+
+    api_url: str
+    timeout: float
+    _api: ApiClient | None = field(default=None, repr=False)
+
+    @property
+    def api(self) -> ApiClient:
+        # Built on first use: offline commands never need it.
+        if self._api is None:
+            self._api = ApiClient(self.api_url, timeouts=Timeouts(read=self.timeout))
+        return self._api
+
+    @property
+    def transfer_timeout(self) -> tuple[float, float]:
+        return (Timeouts().connect, max(self.timeout, 60.0))
+
+    def progress(self) -> Progress:
+        return Progress()
+
+
+def _level(algorithm: str, level: int | None) -> int | None:
+    if level is not None:
+        try:
+            Algorithm(algorithm).check_level(level)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'-l' / '--level'") from None
+    return level
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Write machine-readable JSON to stdout.")
+parallel_option = click.option(
+    "--parallel", type=click.IntRange(1, 64), default=8, show_default=True,
+    help="Files transferred at the same time.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--api-url", envvar="SQUEEZER_API_URL", default=DEFAULT_API_URL, show_default=True, metavar="URL",
+    help="Base URL of the Squeezer API (env: SQUEEZER_API_URL).",
+)
+@click.option(
+    "--timeout", envvar="SQUEEZER_TIMEOUT", type=click.FloatRange(min=1), default=30.0, show_default=True,
+    help="Seconds to wait for an answer from the API (env: SQUEEZER_TIMEOUT).",
+)
+@click.version_option(__version__, prog_name="squeezer")
+@click.pass_context
+def cli(ctx: click.Context, api_url: str, timeout: float) -> None:
+    """Compress files with the Squeezer service, or locally with the same codecs."""
+    ctx.obj = AppContext(api_url=api_url, timeout=timeout)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-a", "--algorithm", type=click.Choice(ALGORITHMS), default="zstd", show_default=True,
+              help="Compression algorithm.")
+@click.option("-l", "--level", type=int, help="Compression level (default: the algorithm's own).")
+@parallel_option
+@click.option("--checksum/--no-checksum", default=True, show_default=True,
+              help="Send each file's sha256 so storage and worker verify the upload (reads files twice).")
+@click.option("--wait", is_flag=True, help="Wait until every file is compressed (or failed).")
+@click.option("--download", "download_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Save the results under DIR, keeping relative paths (implies --wait).")
+@json_option
+@click.pass_obj
+def upload(app: AppContext, paths: tuple[Path, ...], algorithm: str, level: int | None, parallel: int,
+           checksum: bool, wait: bool, download_dir: Path | None, as_json: bool) -> None:
+    """Upload files and folders (recursively) as one compression job; print its id."""
+    level = _level(algorithm, level)
+    progress = app.progress()
+    files = discover(paths, on_skip=progress.note)
+    if not files:
+        raise click.UsageError("no files to upload")
+    if checksum:
+        files = add_checksums(files, parallel=parallel, progress=progress)
+    created = app.api.create_job([f.spec() for f in files], algorithm=algorithm, level=level)
+    job_id = created["job_id"]
+    if not as_json:
+        click.echo(job_id)
+    progress.note(f"job {job_id}: {len(files)} file(s), {output.human_size(sum(f.size for f in files))}, "
+                  f"{created['algorithm']} level {created['level']}")
+    uploads = Uploader(parallel=parallel, timeout=app.transfer_timeout, progress=progress).upload_all(
+        jobs.pair_files(files, created))
+    uploaded = [u.file_id for u in uploads if u.ok]
+    problems = [(u.file.name, u.error_code, u.error_message) for u in uploads if not u.ok]
+    status, saved = None, []
+    if (wait or download_dir) and uploaded:
+        status = jobs.wait_for_job(app.api, job_id, progress=progress, file_ids=uploaded)
+        problems += jobs.failures(status, uploaded)
+        if download_dir:
+            saved = jobs.download_results(status, download_dir, progress=progress, parallel=parallel,
+                                          timeout=app.transfer_timeout)
+            problems += [(d.name, d.error_code, d.error_message) for d in saved if d.error_code]
+    if as_json:
+        output.emit_json(_upload_summary(created, uploads, status, saved))
+    jobs.raise_if_failed(problems, len(files))
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--watch", is_flag=True, help="Follow the job until every file is final, then print the table.")
+@json_option
+@click.pass_obj
+def status(app: AppContext, job_id: str, watch: bool, as_json: bool) -> None:
+    """Show a job's files: state, sizes, ratio, time and errors."""
+    if watch:
+        result = jobs.wait_for_job(app.api, job_id, progress=app.progress())
+    else:
+        result = app.api.get_job(job_id)
+    if as_json:
+        output.emit_json(result)
+    else:
+        click.echo(output.status_text(result))
+    jobs.raise_if_failed(jobs.failures(result), len(result.get("files", [])))
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to save the results in (created if missing).")
+@click.option("--wait", is_flag=True, help="Wait for files that are not finished yet.")
+@parallel_option
+@json_option
+@click.pass_obj
+def download(app: AppContext, job_id: str, out_dir: Path, wait: bool, parallel: int, as_json: bool) -> None:
+    """Save a job's compressed files under a folder, keeping relative paths."""
+    progress = app.progress()
+    result = jobs.wait_for_job(app.api, job_id, progress=progress) if wait else app.api.get_job(job_id)
+    saved = jobs.download_results(result, out_dir, progress=progress, parallel=parallel,
+                                  timeout=app.transfer_timeout)
+    if as_json:
+        output.emit_json({"job_id": job_id, "files": [_saved_json(d) for d in saved]})
+    else:
+        for d in saved:
+            if not d.error_code:
+                click.echo(str(d.path))
+    problems = jobs.failures(result) + [(d.name, d.error_code, d.error_message) for d in saved if d.error_code]
+    jobs.raise_if_failed(problems, len(result.get("files", [])))
+    unfinished = jobs.open_files(result)
+    if unfinished:
+        raise SqueezerCliError(
+            f"{len(unfinished)} file(s) are not finished yet (first: {unfinished[0]}): "
+            f"run 'squeezer download {job_id} -o {out_dir} --wait'"
+        )
+
+
+@cli.command(name="jobs")
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True, help="Jobs per page.")
+@click.option("--all", "follow", is_flag=True, help="Follow the pages to list every job, not just the first page.")
+@json_option
+@click.pass_obj
+def list_jobs(app: AppContext, limit: int, follow: bool, as_json: bool) -> None:
+    """List recent jobs, newest first."""
+    found = list(app.api.iter_jobs(limit=limit, follow=follow))
+    if as_json:
+        output.emit_json({"jobs": found})
+    elif found:
+        click.echo(output.jobs_text(found))
+    else:
+        click.echo("no jobs yet", err=True)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-a", "--algorithm", type=click.Choice(ALGORITHMS), default="zstd", show_default=True,
+              help="Compression algorithm.")
+@click.option("-l", "--level", type=int, help="Compression level (default: the algorithm's own).")
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file (default: FILE plus .zst, .br or .gz).")
+@click.option("-f", "--force", is_flag=True, help="Overwrite the output if it exists.")
+@json_option
+@click.pass_obj
+def compress(app: AppContext, file: Path, algorithm: str, level: int | None, out: Path | None,
+             force: bool, as_json: bool) -> None:
+    """Compress FILE locally, with the service's codecs (no network)."""
+    level = _level(algorithm, level)
+    with app.progress().bytes("compress", file.stat().st_size) as task:
+        outcome = offline.compress_file(file, out, Algorithm(algorithm), level, force=force, on_bytes=task.advance)
+    _report_offline(outcome, outcome.stats.bytes_in, outcome.stats.bytes_out, as_json)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file (default: FILE without its .zst, .br or .gz).")
+@click.option("-f", "--force", is_flag=True, help="Overwrite the output if it exists.")
+@json_option
+@click.pass_obj
+def decompress(app: AppContext, file: Path, out: Path | None, force: bool, as_json: bool) -> None:
+    """Decompress FILE locally; the format comes from its extension or its first bytes."""
+    with app.progress().bytes("decompress", file.stat().st_size) as task:
+        outcome = offline.decompress_file(file, out, force=force, on_bytes=task.advance)
+    _report_offline(outcome, outcome.stats.bytes_out, outcome.stats.bytes_in, as_json)
+
+
+def _report_offline(outcome: offline.Outcome, plain: int, packed: int, as_json: bool) -> None:
+    ratio = packed / plain if plain else None
+    if as_json:
+        output.emit_json({
+            "input": str(outcome.source), "output": str(outcome.output), "algorithm": outcome.algorithm.value,
+            "bytes_in": outcome.stats.bytes_in, "bytes_out": outcome.stats.bytes_out,
+            "ratio": None if ratio is None else round(ratio, 4),
+        })
+    else:
+        share = "" if ratio is None else f" ({ratio * 100:.1f}%)"
+        click.echo(f"{outcome.source} -> {outcome.output}: {output.human_size(outcome.stats.bytes_in)} -> "
+                   f"{output.human_size(outcome.stats.bytes_out)}{share}")
+
+
+def _upload_summary(created: dict[str, Any], uploads: list, status: dict[str, Any] | None, saved: list) -> dict:
+    states = {f["file_id"]: f for f in (status or {}).get("files", [])}
+    paths = {d.name: d for d in saved}
+    files = []
+    for u in uploads:
+        remote = states.get(u.file_id, {})
+        error = {"code": u.error_code, "message": u.error_message} if not u.ok else remote.get("error")
+        if u.file.name in paths and paths[u.file.name].error_code:
+            d = paths[u.file.name]
+            error = {"code": d.error_code, "message": d.error_message}
+        files.append({
+            "name": u.file.name, "file_id": u.file_id, "size": u.file.size, "uploaded": u.ok,
+            "state": remote.get("state"),
+            "compressed_size": remote.get("compressed_size"), "ratio": remote.get("ratio"),
+            "error": error,
+            "output": str(paths[u.file.name].path) if u.file.name in paths and not paths[u.file.name].error_code else None,
+        })
+    return {
+        "job_id": created["job_id"], "algorithm": created["algorithm"], "level": created["level"],
+        "state": (status or {}).get("state"), "files": files,
+    }
+
+
+def _saved_json(d: jobs.Downloaded) -> dict[str, Any]:
+    error = {"code": d.error_code, "message": d.error_message} if d.error_code else None
+    return {"name": d.name, "output": None if d.error_code else str(d.path), "error": error}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``squeezer`` script.
+
+    Click handles its own errors (usage: 2, ClickException: its exit_code,
+    Ctrl-C: 1). Anything else is a bug: one line instead of a traceback,
+    unless SQUEEZER_DEBUG is set.
+    """
+    try:
+        cli.main(args=argv, prog_name="squeezer")
+    except Exception as exc:  # noqa: BLE001 - the one place that catches everything
+        if os.environ.get("SQUEEZER_DEBUG"):
+            raise
+        click.echo(
+            f"Error: internal error in squeezer ({type(exc).__name__}: {exc}); "
+            "run again with SQUEEZER_DEBUG=1 for the traceback",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,182 @@
+"""What the job commands do between the API and the terminal: wait, download, judge.
+
+Kept out of cli.py so the commands stay a few lines each, and out of
+api.py so the API client stays a plain adapter.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterable
+
+from chalicelib.codecs import Algorithm
+
+from .api import ApiClient
+from .errors import ApiError, FilesFailed
+from .output import human_size
+from .progress import Progress
+from .transfer import RetryPolicy, ThreadSessions, TransferFailed, download_to
+from .uploader import LocalFile
+
+FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class Poll:
+    """Backoff between status polls: 0.5 s growing by half each time, up to 5 s."""
+
+    first: float = 0.5
+    factor: float = 1.5
+    cap: float = 5.0
+    sleep: Callable[[float], None] = time.sleep
+
+
+DEFAULT_POLL = Poll()
+
+
+def pair_files(files: list[LocalFile], created: dict[str, Any]) -> list[tuple[LocalFile, dict[str, Any]]]:
+    """Match the local files with the API's entries (and upload URLs) by name."""
+    by_name = {entry["name"]: entry for entry in created.get("files", [])}
+    missing = [f.name for f in files if f.name not in by_name]
+    if missing:
+        raise ApiError(201, "bad_response", f"the new job does not list {missing[0]!r}")
+    return [(f, by_name[f.name]) for f in files]
+
+
+def wait_for_job(
+    api: ApiClient,
+    job_id: str,
+    *,
+    progress: Progress,
+    file_ids: Iterable[str] | None = None,
+    poll: Poll | None = None,
+) -> dict[str, Any]:
+    """Poll ``GET /jobs/{id}`` until every watched file is final; return the last status.
+
+    ``file_ids`` limits the wait to some files (an upload that failed leaves
+    its file pending for good).
+    """
+    poll = poll or DEFAULT_POLL
+    wanted = set(file_ids) if file_ids is not None else None
+    status = api.get_job(job_id)
+    watched = _watched(status, wanted)
+    reported: set[str] = set()
+    interval = poll.first
+    with progress.files("compress", len(watched)) as task:
+        while True:
+            final = [f for f in watched if f["state"] in FINAL_STATES]
+            for f in final:
+                if f["file_id"] not in reported:
+                    reported.add(f["file_id"])
+                    progress.note(_final_line(f))
+            failed = sum(1 for f in final if f["state"] != "completed")
+            task.update(len(final), f"{failed} failed" if failed else "")
+            if len(final) == len(watched):
+                return status
+            poll.sleep(interval)
+            interval = min(poll.cap, interval * poll.factor)
+            status = api.get_job(job_id)
+            watched = _watched(status, wanted)
+
+
+def _watched(status: dict[str, Any], wanted: set[str] | None) -> list[dict[str, Any]]:
+    return [f for f in status.get("files", []) if wanted is None or f["file_id"] in wanted]
+
+
+def _final_line(f: dict[str, Any]) -> str:
+    if f["state"] == "completed":
+        ratio = f.get("ratio")
+        share = f" ({ratio * 100:.1f}%)" if ratio is not None else ""
+        return f"compressed {f['name']}: {human_size(f['size'])} -> {human_size(f.get('compressed_size'))}{share}"
+    error = f.get("error") or {}
+    return f"{f['state']} {f['name']}: {error.get('code', f['state'])}: {error.get('message', '')}".rstrip(": ")
+
+
+def failures(status: dict[str, Any], file_ids: Iterable[str] | None = None) -> list[tuple[str, str, str]]:
+    """(name, code, message) of every watched file that did not complete."""
+    wanted = set(file_ids) if file_ids is not None else None
+    found = []
+    for f in _watched(status, wanted):
+        if f["state"] in ("failed", "cancelled"):
+            error = f.get("error") or {}
+            found.append((f["name"], error.get("code", f["state"]), error.get("message", f"the file was {f['state']}")))
+    return found
+
+
+def open_files(status: dict[str, Any]) -> list[str]:
+    return [f["name"] for f in status.get("files", []) if f["state"] not in FINAL_STATES]
+
+
+def result_path(out_dir: Path, f: dict[str, Any]) -> Path:
+    """Where a file's result goes: its relative name plus .zst/.br/.gz, under ``out_dir``."""
+    name = PurePosixPath(f["name"])
+    if name.is_absolute() or any(part in ("", ".", "..") for part in name.parts):
+        # The API refuses such names; never let a bad answer write outside out_dir.
+        raise TransferFailed("unsafe_name", f"refusing to write {f['name']!r} outside the output folder")
+    return out_dir.joinpath(*name.parts[:-1], name.name + Algorithm(f["algorithm"]).extension)
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    name: str
+    path: Path
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def download_results(
+    status: dict[str, Any],
+    out_dir: Path,
+    *,
+    progress: Progress,
+    parallel: int = 8,
+    timeout: tuple[float, float] = (5.0, 120.0),
+    policy: RetryPolicy = RetryPolicy(),
+) -> list[Downloaded]:
+    """Download every completed file of ``status`` under ``out_dir``, in parallel."""
+    ready = [f for f in status.get("files", []) if f["state"] == "completed" and f.get("download_url")]
+    sessions = ThreadSessions()
+    cancel = threading.Event()
+    done: list[Downloaded] = []
+    with progress.bytes("download", sum(f.get("compressed_size") or 0 for f in ready)) as task:
+
+        def fetch(f: dict[str, Any]) -> Downloaded:
+            try:
+                path = result_path(out_dir, f)
+                download_to(
+                    sessions.get(), f["download_url"], path, policy=policy, timeout=timeout,
+                    expected_size=f.get("compressed_size"), on_bytes=task.advance, cancel=cancel,
+                    on_retry=lambda n, exc, wait: progress.note(f"retrying {f['name']} in {wait:.1f}s: {exc.message}"),
+                )
+            except TransferFailed as exc:
+                return Downloaded(f["name"], out_dir, exc.code, exc.message)
+            except OSError as exc:
+                return Downloaded(f["name"], out_dir, "write_failed", f"{exc.filename or out_dir}: {exc.strerror or exc}")
+            return Downloaded(f["name"], path)
+
+        pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="squeezer-download")
+        try:
+            for future in as_completed([pool.submit(fetch, f) for f in ready]):
+                result = future.result()
+                done.append(result)
+                if result.error_code:
+                    progress.note(f"download failed: {result.name}: {result.error_code}: {result.error_message}")
+                else:
+                    progress.note(f"saved {result.path}")
+        except BaseException:
+            cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            sessions.close()
+    order = {f["name"]: i for i, f in enumerate(ready)}
+    return sorted(done, key=lambda d: order[d.name])
+
+
+def raise_if_failed(problems: list[tuple[str, str, str]], total: int) -> None:
+    if problems:
+        raise FilesFailed(problems, total)

@@ -1,0 +1,142 @@
+"""squeezer compress / decompress: the service's codecs on local files, through the CLI."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from client.cli import cli
+
+DATA = ("Squeezer squeezes files. Ünïcödé too. " * 2000).encode() + os.urandom(4096)
+
+
+def run(*args: str, expect: int = 0):
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == expect, result.output
+    return result
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(DATA)
+    return path
+
+
+@pytest.mark.parametrize("algorithm, extension", [("zstd", ".zst"), ("brotli", ".br"), ("gzip", ".gz")])
+def test_round_trip_for_each_algorithm(plain: Path, algorithm: str, extension: str) -> None:
+    run("compress", str(plain), "-a", algorithm)
+    packed = plain.with_name(plain.name + extension)
+    assert packed.stat().st_size < len(DATA)
+    plain.unlink()
+
+    result = run("decompress", str(packed))
+
+    assert plain.read_bytes() == DATA
+    assert str(plain) in result.output
+
+
+@pytest.mark.parametrize("algorithm", ["zstd", "gzip"])
+def test_decompress_detects_the_format_by_magic_bytes(plain: Path, tmp_path: Path, algorithm: str) -> None:
+    packed = tmp_path / "mystery.bin"
+    run("compress", str(plain), "-a", algorithm, "-o", str(packed))
+    out = tmp_path / "restored"
+
+    run("decompress", str(packed), "-o", str(out))
+
+    assert out.read_bytes() == DATA
+
+
+def test_the_extension_decides_before_the_magic_bytes(plain: Path, tmp_path: Path) -> None:
+    packed = tmp_path / "data.br"  # brotli has no magic bytes: only the name can tell
+    run("compress", str(plain), "-a", "brotli", "-l", "4", "-o", str(packed))
+    run("decompress", str(packed))
+    assert (tmp_path / "data").read_bytes() == DATA
+
+
+def test_decompress_without_a_known_extension_or_magic_is_a_clear_error(tmp_path: Path) -> None:
+    odd = tmp_path / "odd.bin"
+    odd.write_bytes(b"not compressed at all")
+    result = run("decompress", str(odd), expect=1)
+    assert "cannot tell the format" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_corrupt_data_is_a_clear_error_and_leaves_no_output(plain: Path, tmp_path: Path) -> None:
+    run("compress", str(plain), "-a", "gzip")
+    packed = tmp_path / "notes.txt.gz"
+    packed.write_bytes(packed.read_bytes()[:-100])  # truncated
+    plain.unlink()
+
+    result = run("decompress", str(packed), expect=1)
+
+    assert "truncated gzip data" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt.gz"]
+
+
+def test_refuses_to_overwrite_unless_forced(plain: Path) -> None:
+    target = plain.with_name("notes.txt.zst")
+    target.write_bytes(b"precious")
+
+    result = run("compress", str(plain), expect=1)
+    assert "already exists" in result.output and "--force" in result.output
+    assert target.read_bytes() == b"precious"
+
+    run("compress", str(plain), "--force")
+    assert target.read_bytes() != b"precious"
+
+
+def test_decompress_refuses_to_overwrite_too(plain: Path) -> None:
+    run("compress", str(plain))
+    result = run("decompress", str(plain) + ".zst", expect=1)
+    assert "already exists" in result.output
+    assert plain.read_bytes() == DATA
+
+
+@pytest.mark.parametrize("algorithm, level", [("zstd", "23"), ("brotli", "12"), ("gzip", "0"), ("zstd", "x")])
+def test_a_bad_level_is_a_usage_error(plain: Path, algorithm: str, level: str) -> None:
+    result = run("compress", str(plain), "-a", algorithm, "-l", level, expect=2)
+    assert "--level" in result.output
+
+
+def test_a_missing_input_is_a_usage_error(tmp_path: Path) -> None:
+    result = run("compress", str(tmp_path / "missing.txt"), expect=2)
+    assert "does not exist" in result.output
+
+
+def test_a_folder_as_input_is_a_usage_error(tmp_path: Path) -> None:
+    result = run("decompress", str(tmp_path), expect=2)
+    assert "is a directory" in result.output
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_an_unreadable_input_is_one_clear_line(plain: Path) -> None:
+    plain.chmod(0)
+    try:
+        result = run("compress", str(plain), expect=1)
+    finally:
+        plain.chmod(0o644)
+    assert result.output.strip().startswith("Error: cannot read")
+    assert "Traceback" not in result.output
+
+
+def test_an_input_that_fails_while_reading_is_one_clear_line(tmp_path: Path) -> None:
+    # Works as root too: reading a folder's file handle fails with EISDIR.
+    from client.errors import InputError
+    from client.offline import compress_file
+    from chalicelib.codecs import Algorithm
+
+    with pytest.raises(InputError, match="cannot read"):
+        compress_file(tmp_path, tmp_path / "out.zst", Algorithm.ZSTD, None)
+
+
+def test_json_output(plain: Path) -> None:
+    import json
+
+    result = run("compress", str(plain), "-a", "gzip", "--json")
+    report = json.loads(result.stdout)
+    assert report["algorithm"] == "gzip"
+    assert report["bytes_in"] == len(DATA)
+    assert report["output"].endswith("notes.txt.gz")
