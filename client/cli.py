@@ -176,6 +176,20 @@ def download(app: AppContext, job_id: str, out_dir: Path, wait: bool, parallel: 
         )
 
 
+@cli.command()
+@click.argument("job_id")
+@json_option
+@click.pass_obj
+def cancel(app: AppContext, job_id: str, as_json: bool) -> None:
+    """Cancel a job: unprocessed files are dropped and its objects deleted."""
+    result = app.api.cancel_job(job_id)
+    if as_json:
+        output.emit_json(result)
+    else:
+        click.echo(f"cancelled {job_id}", err=True)
+        click.echo(output.status_text(result))
+
+
 @cli.command(name="jobs")
 @click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True, help="Jobs per page.")
 @click.option("--all", "follow", is_flag=True, help="Follow the pages to list every job, not just the first page.")
