@@ -37,3 +37,38 @@ demo: venv
 
 clean:
 	rm -rf .state $(VENV) .pytest_cache .hypothesis
+
+## --- Deployment (see README "Deploy") ---------------------------------------
+## CloudFormation/SAM template for STAGE (chalice package --merge-template), checked with cfn-lint.
+package: venv
+	$(PY) -m infra.deploy package --stage $(STAGE)
+
+## Deploy the packaged template (needs AWS credentials and SQUEEZER_ARTIFACTS_BUCKET).
+deploy: package
+	$(PY) -m infra.deploy deploy --stage $(STAGE) --artifacts-bucket "$(SQUEEZER_ARTIFACTS_BUCKET)"
+
+## The plain `chalice deploy` path: resources, chalice deploy, ReportBatchItemFailures on.
+chalice-deploy: venv
+	$(PY) -m infra.deploy chalice-deploy --stage $(STAGE)
+
+teardown: venv
+	$(PY) -m infra.deploy teardown --stage $(STAGE)
+
+## --- LocalStack (from PyPI, no Docker) ----------------------------------------
+localstack-setup:
+	infra/localstack/setup.sh
+
+localstack-up: localstack-setup
+	infra/localstack/start.sh
+
+localstack-down:
+	infra/localstack/stop.sh
+
+## Create Squeezer's resources on LOCALSTACK_ENDPOINT (default http://127.0.0.1:4566).
+localstack-deploy: venv
+	$(PY) -m infra.deploy localstack-deploy
+
+## The LocalStack tier: starts LocalStack, runs tests/localstack, stops it.
+test-localstack: venv localstack-setup
+	infra/localstack/start.sh
+	$(PY) -m pytest -m localstack tests/localstack; status=$$?; infra/localstack/stop.sh; exit $$status

@@ -15,8 +15,9 @@ log = logging.getLogger("squeezer.api")
 
 
 # Accepted by the route so that a wrong type gets our error body, not Chalice's.
-JSON_BODY_TYPES = ["application/json", "text/plain", "application/octet-stream",
-                   "application/x-www-form-urlencoded", "multipart/form-data"]
+# All text types: `chalice deploy` refuses a route that mixes binary and text.
+JSON_BODY_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded",
+                   "multipart/form-data"]
 
 
 class UnsupportedMediaType(SqueezerError):

@@ -182,6 +182,19 @@ def lifecycle_rules(cfg: StageConfig) -> list[dict[str, Any]]:
     ]
 
 
+def public_access_block() -> dict[str, bool]:
+    """Every public-access switch on: objects are reached only through presigned URLs."""
+    return {
+        "BlockPublicAcls": True, "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
+    }
+
+
+# Default bucket encryption (SSE-S3): free, and needs no KMS permission for
+# the functions or for presigned uploads.
+ENCRYPTION_ALGORITHM = "AES256"
+
+
 def cors_rules() -> list[dict[str, Any]]:
     # Browser uploads straight to S3 with the presigned URLs.
     return [
@@ -225,16 +238,12 @@ def create_resources(cfg: StageConfig, *, s3: Any, sqs: Any, dynamodb: Any, regi
             s3.create_bucket(Bucket=cfg.bucket, CreateBucketConfiguration={"LocationConstraint": region})
     bucket_arn = f"arn:aws:s3:::{cfg.bucket}"
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(queue_policy(queue_arn, bucket_arn))})
-    s3.put_public_access_block(
-        Bucket=cfg.bucket,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True, "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
-        },
-    )
+    s3.put_public_access_block(Bucket=cfg.bucket, PublicAccessBlockConfiguration=public_access_block())
     s3.put_bucket_encryption(
         Bucket=cfg.bucket,
-        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": ENCRYPTION_ALGORITHM}}]
+        },
     )
     s3.put_bucket_lifecycle_configuration(Bucket=cfg.bucket, LifecycleConfiguration={"Rules": lifecycle_rules(cfg)})
     s3.put_bucket_cors(Bucket=cfg.bucket, CORSConfiguration={"CORSRules": cors_rules()})
@@ -251,3 +260,116 @@ def create_resources(cfg: StageConfig, *, s3: Any, sqs: Any, dynamodb: Any, regi
     except dynamodb.exceptions.ResourceInUseException:
         pass  # already there: this function is re-run on every start
     return CreatedResources(queue_url, queue_arn, dlq_url, dlq_arn)
+
+
+# -- shared by the CloudFormation template and the `chalice deploy` path --------
+# (added for infra/cloudformation.py and infra/deploy.py)
+
+API_FUNCTION = "api_handler"
+DEAD_LETTER_ALARM_PERIOD = 300
+
+
+def function_names(stage: str, config: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The Lambda function names Chalice gives a stage's functions.
+
+    ``chalice deploy`` names them ``<app>-<stage>`` (the API handler) and
+    ``<app>-<stage>-<function>``; the packaged template uses the same names,
+    so log groups, IAM scopes and the event source mappings agree on both paths.
+    """
+    config = load_chalice_config() if config is None else config
+    prefix = f"{config['app_name']}-{stage}"
+    return {
+        API_FUNCTION: prefix,
+        WORKER_FUNCTION: f"{prefix}-{WORKER_FUNCTION}",
+        DEAD_LETTER_FUNCTION: f"{prefix}-{DEAD_LETTER_FUNCTION}",
+    }
+
+
+def dead_letter_alarm(cfg: StageConfig) -> dict[str, Any]:
+    """PutMetricAlarm arguments (also the CloudFormation alarm's properties).
+
+    Any message in the dead-letter queue means a file ran out of retries
+    (its dead-letter handler marks it failed); someone should look at why.
+    """
+    return {
+        "AlarmName": f"{cfg.dead_letter_queue}-not-empty",
+        "AlarmDescription": (
+            f"Messages in {cfg.dead_letter_queue}: uploads of stage {cfg.stage} "
+            "failed after all retries. Check the compress function's logs."
+        ),
+        "Namespace": "AWS/SQS",
+        "MetricName": "ApproximateNumberOfMessagesVisible",
+        "Dimensions": [{"Name": "QueueName", "Value": cfg.dead_letter_queue}],
+        "Statistic": "Maximum",
+        "Period": DEAD_LETTER_ALARM_PERIOD,
+        "EvaluationPeriods": 1,
+        "Threshold": 1.0,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "TreatMissingData": "notBreaching",
+    }
+
+
+def create_aws_extras(
+    cfg: StageConfig, *, dynamodb: Any, cloudwatch: Any, alarm_actions: list[str] | None = None
+) -> None:
+    """What AWS adds to :func:`create_resources`: point-in-time recovery and the DLQ alarm.
+
+    Kept apart because the local stack and LocalStack's community edition do
+    not need (or fully support) them. Idempotent.
+    """
+    dynamodb.update_continuous_backups(
+        TableName=cfg.table,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+    )
+    alarm = dead_letter_alarm(cfg)
+    if alarm_actions:
+        alarm["AlarmActions"] = list(alarm_actions)
+    cloudwatch.put_metric_alarm(**alarm)
+
+
+def delete_resources(cfg: StageConfig, *, s3: Any, sqs: Any, dynamodb: Any, cloudwatch: Any | None = None) -> list[str]:
+    """Delete what :func:`create_resources` (and :func:`create_aws_extras`) made.
+
+    Empties the bucket first (its objects are only uploads and results).
+    Missing resources are skipped. Returns what was deleted.
+    """
+    deleted: list[str] = []
+    if cloudwatch is not None:
+        name = dead_letter_alarm(cfg)["AlarmName"]
+        if cloudwatch.describe_alarms(AlarmNames=[name]).get("MetricAlarms"):
+            cloudwatch.delete_alarms(AlarmNames=[name])
+            deleted.append(f"alarm {name}")
+    if cfg.bucket in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        empty_bucket(s3, cfg.bucket)
+        s3.delete_bucket(Bucket=cfg.bucket)
+        deleted.append(f"bucket {cfg.bucket}")
+    for queue in (cfg.queue, cfg.dead_letter_queue):
+        try:
+            url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        except sqs.exceptions.QueueDoesNotExist:
+            continue
+        sqs.delete_queue(QueueUrl=url)
+        deleted.append(f"queue {queue}")
+    try:
+        dynamodb.delete_table(TableName=cfg.table)
+        deleted.append(f"table {cfg.table}")
+    except dynamodb.exceptions.ResourceNotFoundException:
+        pass
+    return deleted
+
+
+def empty_bucket(s3: Any, bucket: str) -> int:
+    """Delete every object, version and unfinished multipart upload of a bucket."""
+    count = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        items = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
+        for start in range(0, len(items), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": items[start:start + 1000], "Quiet": True})
+            count += len(items[start:start + 1000])
+    for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+        for upload in page.get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    return count

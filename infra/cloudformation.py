@@ -1,0 +1,369 @@
+"""The CloudFormation side of infra/resources.py: the merge template for ``chalice package``.
+
+``chalice package --merge-template`` deep-merges this template into the SAM
+template Chalice generates (dicts merge key by key, lists and scalars are
+replaced). It adds the stage's resources, built from the functions of
+:mod:`infra.resources` (no second copy of a name or a setting), and
+overrides what Chalice cannot express:
+
+* each function's environment: ``SQUEEZER_BUCKET/TABLE/QUEUE/DLQ`` from
+  ``Ref``/``Fn::GetAtt`` instead of the literal names of config.json;
+* the SQS event sources of ``compress`` and ``dead_letters``: the template's
+  queues, and ``FunctionResponseTypes: [ReportBatchItemFailures]`` (Chalice
+  1.34 has no setting for it, so a returned ``batchItemFailures`` would be
+  ignored and a partly failed batch retried in full);
+* each function's role: its own least-privilege policy from :mod:`infra.iam`;
+* the function names: Chalice's ``<app>-<stage>[-<function>]``, so log
+  groups and IAM scopes are known in advance.
+
+The bucket is named ``<SQUEEZER_BUCKET>-<account>-<region>`` (bucket names are
+global); queues and table keep the stage's names because Chalice reads the
+queue names when it loads app.py.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Mapping
+
+from chalice.utils import to_cfn_resource_name
+
+from . import iam
+from .resources import (
+    API_FUNCTION,
+    DEAD_LETTER_FUNCTION,
+    ENCRYPTION_ALGORITHM,
+    TTL_ATTRIBUTE,
+    WORKER_FUNCTION,
+    StageConfig,
+    cors_rules,
+    dead_letter_alarm,
+    dead_letter_queue_attributes,
+    function_names,
+    lifecycle_rules,
+    load_chalice_config,
+    notification_configuration,
+    public_access_block,
+    queue_attributes,
+    queue_policy,
+    stage_config,
+    table_definition,
+)
+
+BUCKET = "FilesBucket"
+TABLE = "JobsTable"
+QUEUE = "JobsQueue"
+DEAD_LETTER_QUEUE = "DeadLetterQueue"
+QUEUE_POLICY = "JobsQueuePolicy"
+ALARM = "DeadLetterAlarm"
+ALARM_TOPIC_PARAMETER = "AlarmTopicArn"
+HAS_ALARM_TOPIC = "HasAlarmTopic"
+BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
+
+# Placeholders for values only CloudFormation knows; replaced by intrinsics.
+_QUEUE_ARN = "__squeezer_queue_arn__"
+_DLQ_ARN = "__squeezer_dlq_arn__"
+_BUCKET_ARN = "__squeezer_bucket_arn__"
+
+
+class TemplateError(Exception):
+    """The resource definition or Chalice's template is not what this module expects."""
+
+
+def ref(logical_id: str) -> dict:
+    return {"Ref": logical_id}
+
+
+def get_att(logical_id: str, attribute: str) -> dict:
+    return {"Fn::GetAtt": [logical_id, attribute]}
+
+
+def function_logical_id(function: str) -> str:
+    """The logical id Chalice's SAM template gives a function (``APIHandler``, ``Compress``...)."""
+    return "APIHandler" if function == API_FUNCTION else to_cfn_resource_name(function)
+
+
+def role_logical_id(function: str) -> str:
+    """Chalice's per-function role (``autogen_policy: false``): ``CompressRole``, ``ApiHandlerRole``..."""
+    return to_cfn_resource_name(f"{function}_role")
+
+
+def event_logical_id(function: str) -> str:
+    return f"{to_cfn_resource_name(function)}SqsEventSource"
+
+
+QUEUE_OF_FUNCTION = {WORKER_FUNCTION: QUEUE, DEAD_LETTER_FUNCTION: DEAD_LETTER_QUEUE}
+
+
+def queue_arn_sub(logical_id: str) -> dict:
+    return {"Fn::Sub": f"${{{logical_id}.Arn}}"}
+
+
+def bucket_name(cfg: StageConfig) -> dict:
+    """``<SQUEEZER_BUCKET>-<account>-<region>``: unique, and known without referring to the bucket."""
+    longest = len(cfg.bucket) + len("-123456789012-ap-southeast-3")
+    if longest > 63:
+        raise TemplateError(f"bucket base name {cfg.bucket!r} is too long for the account/region suffix (max 63)")
+    return {"Fn::Sub": f"{cfg.bucket}-${{AWS::AccountId}}-${{AWS::Region}}"}
+
+
+def _bucket_arn(cfg: StageConfig) -> dict:
+    # Built from the name, not GetAtt: the queue policy must exist before the
+    # bucket (S3 checks it can send when the notification is set), so the
+    # policy cannot depend on the bucket.
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{cfg.bucket}-${{AWS::AccountId}}-${{AWS::Region}}"}
+
+
+def _substitute(value: Any, replacements: Mapping[str, Any]) -> Any:
+    if isinstance(value, str) and value in replacements:
+        return copy.deepcopy(replacements[value])
+    if isinstance(value, dict):
+        return {k: _substitute(v, replacements) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, replacements) for v in value]
+    return value
+
+
+def _queue_properties(name: str, attributes: Mapping[str, str], replacements: Mapping[str, Any]) -> dict:
+    """SetQueueAttributes strings -> AWS::SQS::Queue properties."""
+    properties: dict[str, Any] = {"QueueName": name}
+    for key, value in attributes.items():
+        if key == "RedrivePolicy":
+            properties[key] = _substitute(json.loads(value), replacements)
+        elif key in ("VisibilityTimeout", "ReceiveMessageWaitTimeSeconds", "MessageRetentionPeriod",
+                     "DelaySeconds", "MaximumMessageSize"):
+            properties[key] = int(value)
+        else:
+            raise TemplateError(f"no CloudFormation mapping for queue attribute {key!r}")
+    return properties
+
+
+def _strict(source: Mapping[str, Any], known: set[str], what: str) -> None:
+    unknown = set(source) - known
+    if unknown:
+        raise TemplateError(f"no CloudFormation mapping for {what} keys {sorted(unknown)}")
+
+
+def _lifecycle_rule(rule: Mapping[str, Any]) -> dict:
+    """S3 API lifecycle rule -> AWS::S3::Bucket Rule."""
+    _strict(rule, {"ID", "Status", "Filter", "Expiration", "AbortIncompleteMultipartUpload"}, "lifecycle rule")
+    out: dict[str, Any] = {"Id": rule["ID"], "Status": rule["Status"]}
+    filt = rule.get("Filter", {})
+    _strict(filt, {"Prefix"}, "lifecycle filter")
+    if filt.get("Prefix"):
+        out["Prefix"] = filt["Prefix"]
+    if "Expiration" in rule:
+        _strict(rule["Expiration"], {"Days"}, "lifecycle expiration")
+        out["ExpirationInDays"] = rule["Expiration"]["Days"]
+    if "AbortIncompleteMultipartUpload" in rule:
+        out["AbortIncompleteMultipartUpload"] = dict(rule["AbortIncompleteMultipartUpload"])
+    return out
+
+
+def _queue_notifications(notification: Mapping[str, Any]) -> list[dict]:
+    """PutBucketNotificationConfiguration -> QueueConfigurations (one per event)."""
+    _strict(notification, {"QueueConfigurations"}, "notification configuration")
+    out = []
+    for item in notification["QueueConfigurations"]:
+        _strict(item, {"Id", "QueueArn", "Events", "Filter"}, "queue configuration")
+        rules = item.get("Filter", {}).get("Key", {}).get("FilterRules", [])
+        for event in item["Events"]:
+            entry: dict[str, Any] = {"Event": event, "Queue": item["QueueArn"]}
+            if rules:
+                entry["Filter"] = {"S3Key": {"Rules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
+            out.append(entry)
+    return out
+
+
+def _cors_rule(rule: Mapping[str, Any]) -> dict:
+    renames = {"AllowedMethods": "AllowedMethods", "AllowedOrigins": "AllowedOrigins",
+               "AllowedHeaders": "AllowedHeaders", "ExposeHeaders": "ExposedHeaders",
+               "MaxAgeSeconds": "MaxAge", "ID": "Id"}
+    _strict(rule, set(renames), "CORS rule")
+    return {renames[key]: value for key, value in rule.items()}
+
+
+# Stated, not defaulted: the stage's data is transient (lifecycle and TTL
+# expire it), and teardown is meant to leave nothing behind.
+_DELETE_WITH_STACK = {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"}
+
+
+def stage_resources(cfg: StageConfig) -> dict[str, Any]:
+    """The bucket, queues, queue policy, table and alarm of a stage as CloudFormation resources."""
+    replacements = {
+        _QUEUE_ARN: get_att(QUEUE, "Arn"),
+        _DLQ_ARN: get_att(DEAD_LETTER_QUEUE, "Arn"),
+        _BUCKET_ARN: _bucket_arn(cfg),
+    }
+    table = table_definition(cfg.table)
+    table["TimeToLiveSpecification"] = {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+    table["PointInTimeRecoverySpecification"] = {"PointInTimeRecoveryEnabled": True}
+
+    alarm = dead_letter_alarm(cfg)
+    alarm["Dimensions"] = [{"Name": "QueueName", "Value": get_att(DEAD_LETTER_QUEUE, "QueueName")}]
+    alarm["AlarmActions"] = {
+        "Fn::If": [HAS_ALARM_TOPIC, [ref(ALARM_TOPIC_PARAMETER)], ref("AWS::NoValue")]
+    }
+    return {
+        DEAD_LETTER_QUEUE: {
+            "Type": "AWS::SQS::Queue",
+            **_DELETE_WITH_STACK,
+            "Properties": _queue_properties(cfg.dead_letter_queue, dead_letter_queue_attributes(), replacements),
+        },
+        QUEUE: {
+            "Type": "AWS::SQS::Queue",
+            **_DELETE_WITH_STACK,
+            "Properties": _queue_properties(cfg.queue, queue_attributes(cfg, _DLQ_ARN), replacements),
+        },
+        QUEUE_POLICY: {
+            "Type": "AWS::SQS::QueuePolicy",
+            "Properties": {
+                "Queues": [ref(QUEUE)],
+                "PolicyDocument": _substitute(queue_policy(_QUEUE_ARN, _BUCKET_ARN), replacements),
+            },
+        },
+        BUCKET: {
+            "Type": "AWS::S3::Bucket",
+            # S3 sends a test event when the notification is set: the queue
+            # policy must already allow it.
+            "DependsOn": [QUEUE_POLICY],
+            # teardown empties the bucket before deleting the stack
+            **_DELETE_WITH_STACK,
+            "Properties": {
+                "BucketName": bucket_name(cfg),
+                "PublicAccessBlockConfiguration": public_access_block(),
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [
+                        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": ENCRYPTION_ALGORITHM}}
+                    ]
+                },
+                "LifecycleConfiguration": {"Rules": [_lifecycle_rule(r) for r in lifecycle_rules(cfg)]},
+                "CorsConfiguration": {"CorsRules": [_cors_rule(r) for r in cors_rules()]},
+                "NotificationConfiguration": {
+                    "QueueConfigurations": _substitute(
+                        _queue_notifications(notification_configuration(cfg, _QUEUE_ARN)), replacements
+                    )
+                },
+            },
+        },
+        TABLE: {
+            "Type": "AWS::DynamoDB::Table",
+            # PITR covers mistakes while the stack lives
+            **_DELETE_WITH_STACK,
+            "Properties": table,
+        },
+        ALARM: {"Type": "AWS::CloudWatch::Alarm", "Properties": alarm},
+    }
+
+
+def resource_arns(cfg: StageConfig, config: Mapping[str, Any]) -> iam.Arns:
+    """ARNs of the template's resources, for the functions' role policies."""
+    names = function_names(cfg.stage, config)
+    return iam.Arns(
+        bucket=get_att(BUCKET, "Arn"),
+        table=get_att(TABLE, "Arn"),
+        queue=get_att(QUEUE, "Arn"),
+        dead_letter_queue=get_att(DEAD_LETTER_QUEUE, "Arn"),
+        log_groups={
+            fn: {"Fn::Sub": f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}"
+                            f":log-group:/aws/lambda/{name}"}
+            for fn, name in names.items()
+        },
+    )
+
+
+def function_overrides(cfg: StageConfig, config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the merge template changes in Chalice's functions and roles."""
+    names = function_names(cfg.stage, config)
+    arns = resource_arns(cfg, config)
+    environment = {
+        "SQUEEZER_BUCKET": ref(BUCKET),
+        "SQUEEZER_TABLE": ref(TABLE),
+        "SQUEEZER_QUEUE": get_att(QUEUE, "QueueName"),
+        "SQUEEZER_DLQ": get_att(DEAD_LETTER_QUEUE, "QueueName"),
+    }
+    resources: dict[str, Any] = {}
+    for function in iam.FUNCTIONS:
+        role = role_logical_id(function)
+        properties: dict[str, Any] = {
+            "FunctionName": names[function],
+            "Environment": {"Variables": dict(environment)},
+            "Role": get_att(role, "Arn"),
+        }
+        if function in QUEUE_OF_FUNCTION:
+            properties["Events"] = {
+                event_logical_id(function): {
+                    "Type": "SQS",
+                    "Properties": {
+                        # Fn::Sub, because Chalice writes an Fn::Sub here and the
+                        # merge is by key: a GetAtt would end up next to it.
+                        "Queue": queue_arn_sub(QUEUE_OF_FUNCTION[function]),
+                        "FunctionResponseTypes": [BATCH_ITEM_FAILURES],
+                    },
+                }
+            }
+        resources[function_logical_id(function)] = {"Properties": properties}
+        resources[role] = {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "Policies": [
+                    {"PolicyName": f"{role}Policy", "PolicyDocument": iam.function_policy(function, cfg, arns)}
+                ]
+            },
+        }
+    return resources
+
+
+def merge_template(stage: str, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The template to pass to ``chalice package --merge-template``."""
+    config = load_chalice_config() if config is None else config
+    cfg = stage_config(stage, config)
+    return {
+        "Parameters": {
+            ALARM_TOPIC_PARAMETER: {
+                "Type": "String",
+                "Default": "",
+                "Description": "SNS topic ARN notified when the dead-letter queue is not empty (optional)",
+            }
+        },
+        "Conditions": {HAS_ALARM_TOPIC: {"Fn::Not": [{"Fn::Equals": [ref(ALARM_TOPIC_PARAMETER), ""]}]}},
+        "Resources": {**stage_resources(cfg), **function_overrides(cfg, config)},
+        "Outputs": {
+            "BucketName": {"Value": ref(BUCKET)},
+            "TableName": {"Value": ref(TABLE)},
+            "JobsQueueUrl": {"Value": ref(QUEUE)},
+            "DeadLetterQueueUrl": {"Value": ref(DEAD_LETTER_QUEUE)},
+            "DeadLetterAlarmName": {"Value": ref(ALARM)},
+        },
+    }
+
+
+def check_packaged(template: Mapping[str, Any]) -> list[str]:
+    """Problems in a merged template that mean Chalice's ids or settings were not what we merged into.
+
+    A merge into a logical id Chalice did not generate silently creates a
+    half resource; this catches it (and ``autogen_policy`` left on).
+    """
+    problems = []
+    resources = template.get("Resources", {})
+    for function in iam.FUNCTIONS:
+        fid, role = function_logical_id(function), role_logical_id(function)
+        props = resources.get(fid, {}).get("Properties", {})
+        if resources.get(fid, {}).get("Type") != "AWS::Serverless::Function" or "Handler" not in props:
+            problems.append(f"Chalice generated no function {fid!r} for {function!r}")
+            continue
+        if "AssumeRolePolicyDocument" not in resources.get(role, {}).get("Properties", {}):
+            problems.append(
+                f"Chalice generated no role {role!r}: set \"autogen_policy\": false for the stage in .chalice/config.json"
+            )
+        if function in QUEUE_OF_FUNCTION:
+            events = props.get("Events", {})
+            event = events.get(event_logical_id(function), {})
+            if set(events) != {event_logical_id(function)} or "BatchSize" not in event.get("Properties", {}):
+                problems.append(f"Chalice's SQS event of {fid!r} is not {event_logical_id(function)!r}: {sorted(events)}")
+            elif event["Properties"].get("Queue") != queue_arn_sub(QUEUE_OF_FUNCTION[function]):
+                problems.append(f"the SQS event of {fid!r} does not point at {QUEUE_OF_FUNCTION[function]}: "
+                                f"{event['Properties'].get('Queue')}")
+    if "DefaultRole" in resources:
+        problems.append("the template still has Chalice's DefaultRole: set \"autogen_policy\": false")
+    return problems

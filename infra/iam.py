@@ -1,0 +1,221 @@
+"""What Squeezer's Lambda functions may do: one definition, two renderings.
+
+:func:`function_statements` lists, per function, the actions on the stage's
+bucket prefixes, table, queues and log groups that the code in ``chalicelib``
+calls. The same statements are rendered
+
+* with literal ARNs into ``.chalice/policy-<stage>.json`` (:func:`stage_policy`,
+  written by ``python -m infra.deploy policies``), the ``iam_policy_file``
+  that ``chalice deploy`` attaches when ``autogen_policy`` is false, and
+* with CloudFormation ``Fn::GetAtt``/``Fn::Sub`` ARNs into each function's own
+  role in the packaged template (:func:`function_policy`, used by
+  :mod:`infra.cloudformation`), where the bucket's account-suffixed name is
+  only known to CloudFormation.
+
+No statement uses ``"Resource": "*"``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from .resources import (
+    API_FUNCTION,
+    DEAD_LETTER_FUNCTION,
+    ROOT,
+    WORKER_FUNCTION,
+    StageConfig,
+    function_names,
+    load_chalice_config,
+    stage_config,
+)
+
+POLICY_VERSION = "2012-10-17"
+FUNCTIONS = (API_FUNCTION, WORKER_FUNCTION, DEAD_LETTER_FUNCTION)
+
+# An ARN is a plain string, or a CloudFormation intrinsic (a dict) that
+# resolves to one.
+Arn = Any
+
+
+@dataclass(frozen=True)
+class Arns:
+    """The ARNs the statements refer to, as strings or CloudFormation intrinsics."""
+
+    bucket: Arn
+    table: Arn
+    queue: Arn
+    dead_letter_queue: Arn
+    log_groups: Mapping[str, Arn]  # function -> ARN of its log group (no ":*")
+
+
+def static_arns(
+    cfg: StageConfig,
+    config: Mapping[str, Any] | None = None,
+    *,
+    partition: str = "aws",
+    region: str = "*",
+    account: str = "*",
+) -> Arns:
+    """Literal ARNs for a policy file.
+
+    Region and account default to ``*`` so one committed file works in any
+    account; every ARN still names exactly this stage's bucket, table, queues
+    and functions.
+    """
+    names = function_names(cfg.stage, config)
+    return Arns(
+        bucket=f"arn:{partition}:s3:::{cfg.bucket}",
+        table=f"arn:{partition}:dynamodb:{region}:{account}:table/{cfg.table}",
+        queue=f"arn:{partition}:sqs:{region}:{account}:{cfg.queue}",
+        dead_letter_queue=f"arn:{partition}:sqs:{region}:{account}:{cfg.dead_letter_queue}",
+        log_groups={
+            fn: f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{name}"
+            for fn, name in names.items()
+        },
+    )
+
+
+def join(base: Arn, suffix: str) -> Arn:
+    """``base + suffix`` for a string or an intrinsic."""
+    if isinstance(base, str):
+        return base + suffix
+    if isinstance(base, dict) and isinstance(base.get("Fn::Sub"), str):
+        return {"Fn::Sub": base["Fn::Sub"] + suffix}
+    if isinstance(base, dict) and "Fn::GetAtt" in base:
+        logical_id, attribute = base["Fn::GetAtt"]
+        return {"Fn::Sub": f"${{{logical_id}.{attribute}}}{suffix}"}
+    return {"Fn::Join": ["", [base, suffix]]}
+
+
+def _statement(sid: str, actions: list[str], resources: list[Arn], condition: dict | None = None) -> dict:
+    statement: dict[str, Any] = {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dict[str, Any]]:
+    """The statements one function needs (``api_handler``, ``compress``, ``dead_letters``)."""
+    uploads = join(arns.bucket, f"/{cfg.uploads_prefix}*")
+    results = join(arns.bucket, f"/{cfg.results_prefix}*")
+    log_group = arns.log_groups[function]
+    logs = _statement(
+        "WriteOwnLogs",
+        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+        [log_group, join(log_group, ":*")],
+    )
+    if function == API_FUNCTION:
+        return [
+            logs,
+            # create (batch write), status and list (query, also on the owner index), cancel (update)
+            _statement(
+                "JobsTable",
+                ["dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem",
+                 "dynamodb:Query", "dynamodb:UpdateItem"],
+                [arns.table, join(arns.table, "/index/*")],
+            ),
+            # A presigned URL carries its signer's permissions: PUT to uploads/,
+            # GET of results/. Cancel deletes both prefixes of a job.
+            _statement("PresignUploads", ["s3:PutObject", "s3:DeleteObject"], [uploads]),
+            _statement("PresignResults", ["s3:GetObject", "s3:DeleteObject"], [results]),
+            _statement(
+                "ListJobObjects", ["s3:ListBucket"], [arns.bucket],
+                {"StringLike": {"s3:prefix": [f"{cfg.uploads_prefix}*", f"{cfg.results_prefix}*"]}},
+            ),
+        ]
+    if function == WORKER_FUNCTION:
+        return [
+            logs,
+            _statement("JobsTable", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [arns.table]),
+            # read the upload (HeadObject is s3:GetObject), delete it when done
+            _statement("ReadUploads", ["s3:GetObject", "s3:DeleteObject"], [uploads]),
+            # single PUT or multipart (Create/UploadPart/Complete are s3:PutObject), tags, cleanup
+            _statement(
+                "WriteResults",
+                ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject", "s3:PutObjectTagging"],
+                [results],
+            ),
+            # Without ListBucket, HeadObject of a missing upload answers 403
+            # instead of 404 and the worker would retry instead of failing the file.
+            _statement("HeadMissingUploads", ["s3:ListBucket"], [arns.bucket]),
+            # the event source mapping polls with the function's role; the
+            # worker delays retries with ChangeMessageVisibility
+            _statement(
+                "JobsQueue",
+                ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                 "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
+                [arns.queue],
+            ),
+        ]
+    if function == DEAD_LETTER_FUNCTION:
+        return [
+            logs,
+            _statement("JobsTable", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [arns.table]),
+            _statement(
+                "DeadLetterQueue",
+                ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+                [arns.dead_letter_queue],
+            ),
+        ]
+    raise KeyError(f"unknown function {function!r}; known: {', '.join(FUNCTIONS)}")
+
+
+def function_policy(function: str, cfg: StageConfig, arns: Arns) -> dict[str, Any]:
+    """The policy document of one function's role (the packaged template)."""
+    return {"Version": POLICY_VERSION, "Statement": function_statements(function, cfg, arns)}
+
+
+def stage_policy(cfg: StageConfig, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The stage's policy file: every function's statements, literal ARNs.
+
+    Chalice gives each function its own role but attaches the same
+    ``iam_policy_file`` to all of them, so the file is the union.
+    """
+    arns = static_arns(cfg, config)
+    statements: list[dict[str, Any]] = []
+    for function in FUNCTIONS:
+        prefix = "".join(part.title() for part in function.split("_"))
+        for statement in function_statements(function, cfg, arns):
+            statements.append({**statement, "Sid": prefix + statement["Sid"]})
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+CHALICE_DIR = ROOT / ".chalice"
+
+
+def policy_path(stage: str, chalice_dir: Path = CHALICE_DIR) -> Path:
+    return chalice_dir / f"policy-{stage}.json"
+
+
+def render(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, indent=2) + "\n"
+
+
+def write_policy_files(
+    stages: list[str] | None = None,
+    config: Mapping[str, Any] | None = None,
+    chalice_dir: Path = CHALICE_DIR,
+) -> list[Path]:
+    """Write ``.chalice/policy-<stage>.json`` for the given (default: all) stages."""
+    config = load_chalice_config(chalice_dir / "config.json") if config is None else config
+    written = []
+    for stage in stages or sorted(config["stages"]):
+        path = policy_path(stage, chalice_dir)
+        path.write_text(render(stage_policy(stage_config(stage, config), config)))
+        written.append(path)
+    return written
+
+
+def stale_policy_files(config: Mapping[str, Any] | None = None, chalice_dir: Path = CHALICE_DIR) -> list[str]:
+    """Stages whose policy file is missing or differs from the definition."""
+    config = load_chalice_config(chalice_dir / "config.json") if config is None else config
+    stale = []
+    for stage in sorted(config["stages"]):
+        path = policy_path(stage, chalice_dir)
+        expected = render(stage_policy(stage_config(stage, config), config))
+        if not path.exists() or path.read_text() != expected:
+            stale.append(stage)
+    return stale

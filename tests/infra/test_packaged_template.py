@@ -1,0 +1,246 @@
+"""The packaged SAM template (real ``chalice package`` + merge template) is wired as the issue asks."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra import cloudformation as cf
+from infra.resources import (
+    DEAD_LETTER_RETENTION_SECONDS,
+    TTL_ATTRIBUTE,
+    function_names,
+    lifecycle_rules,
+    load_chalice_config,
+    stage_config,
+    table_definition,
+)
+
+
+
+PACKAGED_STAGE = "prod"  # the stage the packaged fixture builds (conftest.py)
+CFG = stage_config(PACKAGED_STAGE)
+FUNCTIONS = {"api_handler": "APIHandler", "compress": "Compress", "dead_letters": "DeadLetters"}
+ENV_REFS = {
+    "SQUEEZER_BUCKET": {"Ref": "FilesBucket"},
+    "SQUEEZER_TABLE": {"Ref": "JobsTable"},
+    "SQUEEZER_QUEUE": {"Fn::GetAtt": ["JobsQueue", "QueueName"]},
+    "SQUEEZER_DLQ": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]},
+}
+
+
+def props(template, logical_id):
+    return template["Resources"][logical_id]["Properties"]
+
+
+def walk(value):
+    yield value
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from walk(item)
+
+
+def test_chalice_generated_the_ids_we_merged_into(template):
+    assert cf.check_packaged(template) == []
+    assert template["Transform"] == "AWS::Serverless-2016-10-31"
+    for function, logical_id in FUNCTIONS.items():
+        assert cf.function_logical_id(function) == logical_id
+        assert template["Resources"][logical_id]["Type"] == "AWS::Serverless::Function"
+    assert "DefaultRole" not in template["Resources"]
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS.values())
+def test_every_function_gets_resource_names_from_the_template(template, logical_id):
+    variables = props(template, logical_id)["Environment"]["Variables"]
+    for name, value in ENV_REFS.items():
+        assert variables[name] == value
+    # the other settings of config.json are untouched
+    assert variables["SQUEEZER_RECORD_TTL_DAYS"] == "30"
+
+
+def test_function_names_follow_chalice_deploy(template):
+    names = function_names(PACKAGED_STAGE)
+    for function, logical_id in FUNCTIONS.items():
+        assert props(template, logical_id)["FunctionName"] == names[function]
+
+
+@pytest.mark.parametrize(
+    ("logical_id", "event", "queue"),
+    [("Compress", "CompressSqsEventSource", "JobsQueue"),
+     ("DeadLetters", "DeadLettersSqsEventSource", "DeadLetterQueue")],
+)
+def test_sqs_events_report_batch_item_failures_from_the_templates_queues(template, logical_id, event, queue):
+    events = props(template, logical_id)["Events"]
+    assert list(events) == [event]
+    source = events[event]
+    assert source["Type"] == "SQS"
+    assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["Properties"]["Queue"] == {"Fn::Sub": f"${{{queue}.Arn}}"}  # and nothing else merged in
+    assert source["Properties"]["BatchSize"] == 10
+
+
+def test_visibility_timeouts_cover_the_functions(template):
+    worker_timeout = props(template, "Compress")["Timeout"]
+    assert worker_timeout == CFG.worker_timeout
+    assert props(template, "JobsQueue")["VisibilityTimeout"] >= 6 * worker_timeout
+    # Lambda refuses a mapping whose queue times out before the function does
+    assert props(template, "DeadLetterQueue")["VisibilityTimeout"] >= props(template, "DeadLetters")["Timeout"]
+
+
+def test_jobs_queue_long_polls_and_redrives_to_the_dlq(template):
+    queue = props(template, "JobsQueue")
+    assert queue["QueueName"] == CFG.queue
+    assert queue["ReceiveMessageWaitTimeSeconds"] == 20
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+        "maxReceiveCount": CFG.max_receive_count,
+    }
+    dlq = props(template, "DeadLetterQueue")
+    assert dlq["QueueName"] == CFG.dead_letter_queue
+    assert dlq["MessageRetentionPeriod"] == DEAD_LETTER_RETENTION_SECONDS == 14 * 86400
+
+
+def test_table_on_demand_with_ttl_and_pitr_from_the_shared_definition(template):
+    table = props(template, "JobsTable")
+    shared = table_definition(CFG.table)
+    assert {k: table[k] for k in shared} == shared
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_bucket_is_private_encrypted_and_uniquely_named(template):
+    bucket = props(template, "FilesBucket")
+    assert bucket["BucketName"] == {"Fn::Sub": f"{CFG.bucket}-${{AWS::AccountId}}-${{AWS::Region}}"}
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
+    }
+    rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+
+
+def test_lifecycle_rules(template):
+    rules = {r["Id"]: r for r in props(template, "FilesBucket")["LifecycleConfiguration"]["Rules"]}
+    assert rules["abort-incomplete-multipart"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert "Prefix" not in rules["abort-incomplete-multipart"]  # the whole bucket
+    assert rules["expire-uploads"] == {"Id": "expire-uploads", "Status": "Enabled", "Prefix": "uploads/",
+                                       "ExpirationInDays": CFG.expire_days}
+    assert rules["expire-results"]["Prefix"] == "results/"
+    assert rules["expire-results"]["ExpirationInDays"] == CFG.expire_days
+    assert len(rules) == len(lifecycle_rules(CFG))
+
+
+def test_uploads_notify_the_jobs_queue_which_lets_only_the_bucket_send(template):
+    bucket = template["Resources"]["FilesBucket"]
+    (notification,) = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    assert notification == {
+        "Event": "s3:ObjectCreated:*",
+        "Queue": {"Fn::GetAtt": ["JobsQueue", "Arn"]},
+        "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": "uploads/"}]}},
+    }
+    assert bucket["DependsOn"] == ["JobsQueuePolicy"]
+    policy = props(template, "JobsQueuePolicy")
+    assert policy["Queues"] == [{"Ref": "JobsQueue"}]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == {"Fn::GetAtt": ["JobsQueue", "Arn"]}
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == {
+        "Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{CFG.bucket}-${{AWS::AccountId}}-${{AWS::Region}}"
+    }
+
+
+def test_cors_allows_browser_uploads(template):
+    (rule,) = props(template, "FilesBucket")["CorsConfiguration"]["CorsRules"]
+    assert set(rule["AllowedMethods"]) == {"PUT", "GET"}
+    assert rule["ExposedHeaders"] == ["ETag"]
+
+
+def test_dead_letter_alarm(template):
+    alarm = props(template, "DeadLetterAlarm")
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
+    assert alarm["Threshold"] == 1.0 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["AlarmActions"]["Fn::If"][0] == "HasAlarmTopic"
+    assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""
+
+
+def test_no_iam_statement_allows_every_resource(template):
+    documents = [
+        policy["PolicyDocument"]
+        for resource in template["Resources"].values() if resource["Type"] == "AWS::IAM::Role"
+        for policy in resource["Properties"]["Policies"]
+    ]
+    assert len(documents) == 3
+    for document in documents:
+        for statement in document["Statement"]:
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            assert "*" not in resources, statement
+            for resource in resources:
+                assert not (isinstance(resource, str) and resource.endswith(":*:*:*")), statement
+    text = json.dumps(template)
+    assert '"Resource": "*"' not in text
+
+
+def _role_statements(template, role):
+    return {s["Sid"]: s for s in props(template, role)["Policies"][0]["PolicyDocument"]["Statement"]}
+
+
+def test_each_role_reaches_only_what_its_function_uses(template):
+    api = _role_statements(template, "ApiHandlerRole")
+    worker = _role_statements(template, "CompressRole")
+    dead = _role_statements(template, "DeadLettersRole")
+    uploads = {"Fn::Sub": "${FilesBucket.Arn}/uploads/*"}
+    results = {"Fn::Sub": "${FilesBucket.Arn}/results/*"}
+    assert api["PresignUploads"]["Resource"] == [uploads]
+    assert api["PresignResults"]["Resource"] == [results]
+    assert {"Fn::Sub": "${JobsTable.Arn}/index/*"} in api["JobsTable"]["Resource"]
+    assert not any(a.startswith("sqs:") for s in api.values() for a in s["Action"])
+    assert worker["JobsQueue"]["Resource"] == [{"Fn::GetAtt": ["JobsQueue", "Arn"]}]
+    assert "sqs:ChangeMessageVisibility" in worker["JobsQueue"]["Action"]
+    assert worker["WriteResults"]["Resource"] == [results]
+    assert worker["ReadUploads"]["Resource"] == [uploads]
+    assert dead["DeadLetterQueue"]["Resource"] == [{"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}]
+    assert not any(a.startswith("s3:") for s in dead.values() for a in s["Action"])
+    names = function_names(PACKAGED_STAGE)
+    logs = worker["WriteOwnLogs"]["Resource"]
+    assert all(names["compress"] in r["Fn::Sub"] for r in logs)
+
+
+def test_outputs(template):
+    outputs = template["Outputs"]
+    assert "execute-api" in outputs["EndpointURL"]["Value"]["Fn::Sub"]
+    assert outputs["BucketName"]["Value"] == {"Ref": "FilesBucket"}
+    assert {"TableName", "JobsQueueUrl", "DeadLetterQueueUrl", "DeadLetterAlarmName"} <= set(outputs)
+
+
+@pytest.mark.parametrize("stage", sorted(load_chalice_config()["stages"]))
+def test_merge_template_builds_for_every_stage(stage):
+    merge = cf.merge_template(stage)
+    cfg = stage_config(stage)
+    assert props(merge, "JobsQueue")["VisibilityTimeout"] == 6 * cfg.worker_timeout
+    assert props(merge, "JobsQueue")["QueueName"] == cfg.queue
+    assert props(merge, "JobsTable")["TableName"] == cfg.table
+
+
+def test_cfn_lint_passes(packaged):
+    pytest.importorskip("cfnlint", reason="cfn-lint is not installed (pip install cfn-lint==1.58.0)")
+    from infra.deploy import packaging
+
+    assert packaging.lint(packaged) == []
+
+
+def test_check_packaged_catches_autogen_policy():
+    chalice_like = {
+        "Resources": {
+            "DefaultRole": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}},
+            "Compress": {"Type": "AWS::Serverless::Function", "Properties": {"Handler": "app.compress"}},
+        }
+    }
+    problems = cf.check_packaged(chalice_like)
+    assert any("autogen_policy" in p for p in problems)
+    assert any("APIHandler" in p for p in problems)
