@@ -71,4 +71,4 @@ localstack-deploy: venv
 ## The LocalStack tier: starts LocalStack, runs tests/localstack, stops it.
 test-localstack: venv localstack-setup
 	infra/localstack/start.sh
-	$(PY) -m pytest -m localstack tests/localstack; status=$$?; infra/localstack/stop.sh; exit $$status
+	SQUEEZER_REQUIRE_LOCALSTACK=1 $(PY) -m pytest -m localstack tests/localstack; status=$$?; infra/localstack/stop.sh; exit $$status

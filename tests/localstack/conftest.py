@@ -47,6 +47,9 @@ def pytest_collection_modifyitems(config, items):
     if not ours:
         return
     reason = _localstack_up()
+    if reason and os.environ.get("SQUEEZER_REQUIRE_LOCALSTACK") == "1":
+        # `make test-localstack` (and CI) started LocalStack: not finding it is a failure.
+        raise pytest.UsageError(reason)
     for item in ours:
         item.add_marker(pytest.mark.localstack)
         if reason:
