@@ -1,0 +1,375 @@
+"""Starts and stops the local stack: emulator, API, event-source bridge.
+
+Every process runs in its own session (so a terminal's Ctrl-C reaches the
+runner only, which then stops them in order) and, on Linux, dies with the
+runner if the runner is killed. Logs and the pid file live in the state
+directory (``<repo>/.state/local`` unless told otherwise).
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Mapping
+
+import boto3
+
+from infra.resources import ROOT, CreatedResources, create_resources, stage_config
+
+from .config import FAKE_AWS, HOST, REGION, BridgeOptions, LocalConfig
+from .errors import AlreadyRunning, PortInUse, StartupFailed
+
+log = logging.getLogger("infra.local")
+
+PID_FILE = "pids.json"
+# `chalice` with this interpreter (the package has no __main__ module).
+_CHALICE = "import sys; from chalice.cli import main; sys.argv[0] = 'chalice'; sys.exit(main())"
+# Seconds each process gets to exit after SIGTERM before its group is killed.
+# The bridge lets running invocations finish first.
+GRACE = {"bridge": 30.0, "api": 5.0, "emulator": 5.0}
+
+
+def port_is_free(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # The servers set SO_REUSEADDR too: a socket in TIME_WAIT is not "in use".
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int, host: str = HOST) -> list[int]:
+    """``count`` different ports nobody listens on right now (the kernel's picks)."""
+    probes = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for probe in probes:  # all bound at once, so the kernel cannot hand out one twice
+            probe.bind((host, 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+def free_port(host: str = HOST) -> int:
+    return free_ports(1, host)[0]
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort; stop() is the real cleanup
+        pass
+
+
+@dataclass
+class ManagedProcess:
+    """One child process of the stack, leader of its own process group."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    popen: subprocess.Popen | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    def start(self, env: Mapping[str, str], cwd: Path) -> None:
+        self._log = open(self.log_path, "wb")
+        self.popen = subprocess.Popen(
+            self.argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen else None
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self, grace: float) -> None:
+        """SIGTERM, wait ``grace`` seconds, then SIGKILL whatever is left of its group."""
+        if self.popen is None:
+            return
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0fs; killing it", self.name, grace)
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)  # leftovers: reloader or pool children
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.popen.wait()
+        if self._log:
+            self._log.close()
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class LocalStack:
+    """The whole system on 127.0.0.1, as a context manager.
+
+    ``with LocalStack(api_port=..., moto_port=..., state_dir=...) as stack:``
+    starts the emulator, creates the resources from infra.resources, starts
+    ``chalice local`` and the bridge, and returns once ``GET /`` answers.
+    Leaving the block stops every process it started.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_port: int | None = None,
+        moto_port: int | None = None,
+        state_dir: str | Path | None = None,
+        bridge: BridgeOptions | None = None,
+        autoreload: bool = False,
+        env: Mapping[str, str] | None = None,
+        base_env: Mapping[str, str] | None = None,
+        startup_timeout: float = 60.0,
+        python: str = sys.executable,
+    ) -> None:
+        self.config = LocalConfig.from_env(
+            base_env, api_port=api_port, moto_port=moto_port,
+            state_dir=Path(state_dir) if state_dir else None, bridge=bridge,
+        )
+        self._extra_env = dict(env or {})
+        self._base_env = base_env
+        self._autoreload = autoreload
+        self._timeout = startup_timeout
+        self._python = python
+        self.processes: list[ManagedProcess] = []
+        self.resources: CreatedResources | None = None
+        self.started_in: float | None = None
+
+    # -- what tests and people need ---------------------------------------------
+    @property
+    def api_url(self) -> str:
+        return self.config.api_url
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.config.endpoint_url
+
+    @property
+    def state_dir(self) -> Path:
+        return self.config.state_dir
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """The environment the stack's processes run with."""
+        return self.config.process_environment(self._base_env, self._extra_env)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the emulator (fake credentials, never AWS)."""
+        return boto3.session.Session(
+            aws_access_key_id=FAKE_AWS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_AWS["AWS_SECRET_ACCESS_KEY"],
+            region_name=REGION,
+        ).client(service, endpoint_url=self.endpoint_url)
+
+    # -- life cycle -------------------------------------------------------------------
+    def __enter__(self) -> "LocalStack":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> "LocalStack":
+        began = time.monotonic()
+        cfg = self.config
+        for port, variable in ((cfg.moto_port, "SQUEEZER_MOTO_PORT"), (cfg.api_port, "SQUEEZER_API_PORT")):
+            if not port_is_free(port):
+                raise PortInUse(port, variable)
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self._check_not_running()
+        atexit.register(self.stop)
+        env = self.environment
+        try:
+            # moto spills large objects to temporary files: keep them in the state dir.
+            spill = cfg.state_dir / "emulator-tmp"
+            shutil.rmtree(spill, ignore_errors=True)
+            spill.mkdir()
+            emulator = self._spawn("emulator", ["-m", "infra.local.emulator", str(cfg.moto_port)],
+                                   {**env, "TMPDIR": str(spill)})
+            self._wait_for_port(emulator, cfg.moto_port)
+            self.resources = self._create_resources()
+            api = ["-c", _CHALICE, "--project-dir", str(ROOT), "local",
+                   "--stage", cfg.stage, "--host", HOST, "--port", str(cfg.api_port)]
+            api += ["--autoreload"] if self._autoreload else ["--no-autoreload"]
+            api_process = self._spawn("api", api, env)
+            self._spawn("bridge", ["-m", "infra.local", "bridge"], env)
+            self._wait_for_api(api_process)
+            self._write_pid_file()
+        except BaseException:
+            self.stop()
+            raise
+        self.started_in = time.monotonic() - began
+        log.info("local stack up in %.1fs: API %s, emulator %s", self.started_in, self.api_url, self.endpoint_url)
+        return self
+
+    def stop(self) -> None:
+        """Stop every process this object started (bridge first, emulator last)."""
+        for process in reversed(self.processes):
+            process.stop(GRACE.get(process.name, 5.0))
+        self.processes.clear()
+        pid_file = self.config.state_dir / PID_FILE
+        try:
+            if json.loads(pid_file.read_text()).get("runner") == os.getpid():
+                pid_file.unlink()
+        except (OSError, ValueError):
+            pass
+        atexit.unregister(self.stop)
+
+    def wait(self, stop_requested: Any = None, poll: float = 0.5) -> ManagedProcess | None:
+        """Block until a process dies (returned) or ``stop_requested()`` is true (None)."""
+        while True:
+            for process in self.processes:
+                if not process.alive:
+                    return process
+            if stop_requested is not None and stop_requested():
+                return None
+            time.sleep(poll)
+
+    # -- steps --------------------------------------------------------------------------
+    def _spawn(self, name: str, args: list[str], env: Mapping[str, str]) -> ManagedProcess:
+        process = ManagedProcess(name, [self._python, *args], self.config.state_dir / f"{name}.log")
+        process.start(env, ROOT)
+        self.processes.append(process)
+        return process
+
+    def _create_resources(self) -> CreatedResources:
+        return create_resources(
+            stage_config(self.config.stage), s3=self.client("s3"), sqs=self.client("sqs"),
+            dynamodb=self.client("dynamodb"), region=REGION,
+        )
+
+    def _deadline_check(self, process: ManagedProcess, deadline: float, what: str) -> None:
+        if not process.alive:
+            raise StartupFailed(f"{process.name} exited while {what}; its log ({process.log_path}):\n{process.tail()}")
+        if time.monotonic() > deadline:
+            raise StartupFailed(f"{process.name} was not {what} after {self._timeout:.0f}s; see {process.log_path}")
+
+    def _wait_for_port(self, process: ManagedProcess, port: int) -> None:
+        deadline = time.monotonic() + self._timeout
+        while True:
+            self._deadline_check(process, deadline, f"listening on port {port}")
+            try:
+                with socket.create_connection((HOST, port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+
+    def _wait_for_api(self, process: ManagedProcess) -> None:
+        deadline = time.monotonic() + self._timeout
+        while True:
+            self._deadline_check(process, deadline, "answering GET /")
+            for other in self.processes:
+                if not other.alive:
+                    self._deadline_check(other, deadline, "starting")
+            try:
+                with urllib.request.urlopen(self.api_url + "/", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+
+    def _check_not_running(self) -> None:
+        pid_file = self.config.state_dir / PID_FILE
+        try:
+            recorded = json.loads(pid_file.read_text())
+        except (OSError, ValueError):
+            return
+        runner = recorded.get("runner")
+        if runner and runner != os.getpid() and _pid_alive(runner):
+            raise AlreadyRunning(
+                f"a local stack (pid {runner}) already uses {self.config.state_dir}; "
+                "stop it first (Ctrl-C, or: python -m infra.local down)"
+            )
+        stop_recorded(self.config.state_dir)  # leftovers of a runner that was killed
+
+    def _write_pid_file(self) -> None:
+        (self.config.state_dir / PID_FILE).write_text(json.dumps({
+            "runner": os.getpid(),
+            "api_url": self.api_url,
+            "endpoint_url": self.endpoint_url,
+            "processes": {p.name: p.pid for p in self.processes},
+        }, indent=2))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def process_group_members(pgid: int) -> list[int]:
+    """Pids of the processes still in group ``pgid`` (Linux; empty elsewhere)."""
+    members = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            # Field 5 of /proc/<pid>/stat is the pgid; the command name (field 2) may hold spaces.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def _is_ours(pid: int) -> bool:
+    """Guard against pid reuse: only signal processes that run our commands."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
+    return b"infra.local" in cmdline or b"chalice" in cmdline
+
+
+def stop_recorded(state_dir: Path) -> list[str]:
+    """Stop the processes a (dead or running) runner recorded in its pid file."""
+    pid_file = state_dir / PID_FILE
+    try:
+        recorded = json.loads(pid_file.read_text())
+    except (OSError, ValueError):
+        return []
+    stopped = []
+    for name, pid in recorded.get("processes", {}).items():
+        if pid and _pid_alive(pid) and _is_ours(pid):
+            for sig, pause in ((signal.SIGTERM, GRACE.get(name, 5.0)), (signal.SIGKILL, 1.0)):
+                try:
+                    os.killpg(pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    break
+                waited = time.monotonic() + pause
+                while _pid_alive(pid) and time.monotonic() < waited:
+                    time.sleep(0.1)
+            stopped.append(f"{name} (pid {pid})")
+    pid_file.unlink(missing_ok=True)
+    return stopped
