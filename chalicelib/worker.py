@@ -80,8 +80,10 @@ class Worker:
                 self._store.mark_queued(upload.ref.job_id, upload.ref.file_id, self._clock())
         for message in messages:
             if remaining_ms is not None and remaining_ms() < self._settings.stop_margin_ms:
-                # Not enough time left to finish safely: hand it back untouched.
+                # Not enough time left to finish safely: hand it back untouched,
+                # visible at once for the next invocation.
                 failures.append(message.message_id)
+                self._hand_back(message)
                 continue
             try:
                 for upload in message.uploads:
@@ -235,13 +237,15 @@ class Worker:
 
     # -- plumbing ---------------------------------------------------------------
     def _delay(self, message: Message) -> None:
-        delay = backoff_seconds(message.receive_count, self._settings.retry_base_delay,
-                                self._settings.retry_max_delay)
+        self._hand_back(message, backoff_seconds(
+            message.receive_count, self._settings.retry_base_delay, self._settings.retry_max_delay))
+
+    def _hand_back(self, message: Message, delay: int = 0) -> None:
         try:
             self._retry_queue.delay(message.receipt_handle, delay)
         except (ClientError, BotoCoreError):
             # The message still comes back, after the queue's visibility timeout.
-            log.exception("could not delay the retry of %s", message.message_id)
+            log.exception("could not set the visibility of %s", message.message_id)
 
     def _parse(self, records: Iterable[dict]) -> list[Message]:
         messages = []

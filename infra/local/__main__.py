@@ -3,6 +3,7 @@
     up       start everything, print the API URL, stay in the foreground
     down     stop the processes a killed runner left behind
     env      print shell exports that point boto3/the client at the emulator
+    demo     compress a directory end to end on the stack and verify it
     bridge   run only the event-source bridge (the runner starts it)
 """
 from __future__ import annotations
@@ -122,6 +123,24 @@ def env(moto_port) -> None:
     values = {**FAKE_AWS, "AWS_ENDPOINT_URL": LocalConfig(moto_port=moto_port).endpoint_url}
     for name, value in values.items():
         click.echo(f"export {name}={shlex.quote(value)}")
+
+
+@cli.command()
+@click.option("--dir", "source", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Directory to compress (default: a generated sample in .state/demo/sample).")
+@click.option("-a", "--algorithm", type=click.Choice(["zstd", "brotli", "gzip"]), default="zstd",
+              show_default=True, help="Compression algorithm.")
+@click.option("-l", "--level", type=int, help="Compression level (default: the algorithm's own).")
+def demo(source, algorithm, level) -> None:
+    """Start the stack, compress a directory with the client, verify every result, stop."""
+    from .demo import run_demo
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    try:
+        code = run_demo(source, algorithm, level)
+    except LocalStackError as exc:
+        raise UserError(str(exc)) from exc
+    sys.exit(code)
 
 
 @cli.command()

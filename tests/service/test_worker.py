@@ -184,12 +184,13 @@ def test_foreign_keys_test_events_and_garbage_are_acknowledged(env):
 
 
 def test_records_are_handed_back_when_time_runs_out(env, settings):
-    service, worker, store, storage, _ = env
+    service, worker, store, storage, queue = env
     job_id, keys = make_job(service, storage, {"a": b"abc"})
     record = record_for(keys["a"], 3)
     response = worker.handle_batch([record], remaining_ms=lambda: settings.stop_margin_ms - 1)
     assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
     assert state(service, job_id)["a"].state is FileState.QUEUED
+    assert queue.delays == [(record["receiptHandle"], 0)]  # visible again at once
 
 
 def test_backoff_grows_and_is_capped():
