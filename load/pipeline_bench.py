@@ -1,0 +1,186 @@
+"""Item 2: the whole worker path against the codec alone, on the same object.
+
+Variants, alternated round by round on one object (zstd level 3, the threads
+the worker itself would pick for that size):
+
+* ``codec``   compress_stream(file -> null sink)
+* ``+crc32``  the source wrapped in HashingReader
+* ``+verify`` the sink wrapped in VerifyingSink (inline decode + crc32)
+* ``+GET``    the source is the S3 GET body from the emulator (S3Storage)
+* ``worker``  Worker.handle_batch on an SQS record for a fresh upload: DynamoDB
+              reads and conditional writes, HEAD, GET, compress, verify,
+              multipart/put of the result, delete of the upload.
+
+In the ``worker`` variant every adapter call is also timed through a proxy,
+which gives the split of where its time went.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import statistics
+import time
+import uuid
+from pathlib import Path
+
+from chalicelib.aws import AwsClients
+from chalicelib.codecs import Algorithm, HashingReader, VerifyingSink, compress_stream
+from chalicelib.domain import FileState
+from chalicelib.jobstore import DynamoJobStore
+from chalicelib.keys import ObjectKeys
+from chalicelib.queue import SqsRetryQueue
+from chalicelib.service import JobService
+from chalicelib.storage import S3Storage
+from chalicelib.worker import Worker
+
+from . import emulator
+from .measure import Figure, MiB, NullSink, alternate, median_ratio, say
+
+ALGORITHM, LEVEL = Algorithm.ZSTD, 3
+FIGURES = ["pipeline.worker_vs_codec", "pipeline.worker_cpu_vs_codec", "pipeline.crc32_vs_codec",
+           "pipeline.verify_vs_codec", "pipeline.get_vs_codec", "pipeline.split"]
+
+
+class Timings:
+    def __init__(self) -> None:
+        self.current: collections.Counter = collections.Counter()
+
+    def wrap(self, obj, labels: dict[str, str], default: str):
+        return _Proxy(obj, self, labels, default)
+
+
+class _Proxy:
+    """Times every method call of ``obj`` under a label; wraps what some return."""
+
+    def __init__(self, obj, timings: Timings, labels: dict[str, str], default: str) -> None:
+        self._obj, self._timings, self._labels, self._default = obj, timings, labels, default
+
+    def __getattr__(self, name):
+        attr = getattr(self._obj, name)
+        if not callable(attr):
+            return attr
+        label = self._labels.get(name, self._default)
+        timings = self._timings
+
+        def call(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                result = attr(*args, **kwargs)
+            finally:
+                timings.current[label] += time.perf_counter() - began
+            if name == "open_read":
+                return _Proxy(result, timings, {}, "S3 GET (body reads)")
+            if name == "open_writer":
+                return _Proxy(result, timings, {"abort": "S3 upload"}, "S3 result upload (parts, put, tagging)")
+            return result
+        return call
+
+
+def run(path: Path, rounds: int) -> list[Figure]:
+    emulator.use_fake_credentials()
+    say("[2] starting the moto server")
+    emu = emulator.start()
+    try:
+        return _run(emu.endpoint, path, rounds)
+    finally:
+        emu.stop()
+
+
+def _run(endpoint: str, path: Path, rounds: int) -> list[Figure]:
+    created = emulator.create(endpoint)
+    settings = emulator.settings_for(endpoint)
+    clients = AwsClients(settings)
+    s3 = clients.s3
+    store = DynamoJobStore(clients.dynamodb.Table(settings.table), ttl_days=settings.record_ttl_days)
+    storage = S3Storage(s3, settings.bucket, part_size=settings.part_size)
+    service = JobService(store, storage, settings)
+    timings = Timings()
+    worker = Worker(
+        timings.wrap(store, {}, "DynamoDB"),
+        timings.wrap(storage, {"head": "S3 HEAD", "delete": "S3 delete upload", "open_read": "S3 GET (request)",
+                               "open_writer": "S3 result upload (parts, put, tagging)"}, "S3 other"),
+        SqsRetryQueue(clients.sqs, settings.queue_name), settings,
+    )
+    keys = ObjectKeys(settings.uploads_prefix, settings.results_prefix)
+    size = path.stat().st_size
+    threads = settings.compress_threads if size >= settings.threads_min_size and settings.compress_threads > 1 else 0
+    master = f"bench/master-{uuid.uuid4().hex}"
+    say(f"[2] uploading {size / MiB:.0f} MiB to the emulator")
+    with open(path, "rb") as source:
+        emulator.upload_stream(s3, settings.bucket, master, source, size)
+
+    def codec(wrap_source=False, verify=False, from_s3=False):
+        def run_once():
+            source = storage.open_read(master) if from_s3 else open(path, "rb")
+            try:
+                reader = HashingReader(source) if wrap_source else source
+                sink = VerifyingSink(NullSink(), ALGORITHM) if verify else NullSink()
+                compress_stream(reader, sink, ALGORITHM, LEVEL, threads=threads)
+                if verify:
+                    sink.finish()
+            finally:
+                source.close()
+        return run_once
+
+    pending: dict = {}
+
+    def prepare_worker():
+        job = service.create_job({"files": [{"name": path.name, "size": size}], "algorithm": ALGORITHM.value,
+                                  "level": LEVEL}, owner="bench")
+        record = job.files[0][0]
+        key = keys.upload(record.job_id, record.file_id)
+        s3.copy_object(Bucket=settings.bucket, Key=key, CopySource={"Bucket": settings.bucket, "Key": master})
+        pending.update(record=record, key=key)
+        timings.current = collections.Counter()
+
+    splits: list[dict] = []
+
+    def run_worker():
+        body = {"Records": [{"eventName": "ObjectCreated:Put", "s3": {
+            "bucket": {"name": settings.bucket}, "object": {"key": pending["key"], "size": size}}}]}
+        record = {"messageId": uuid.uuid4().hex, "receiptHandle": "bench", "body": json.dumps(body),
+                  "attributes": {"ApproximateReceiveCount": "1"}}
+        began = time.perf_counter()
+        response = worker.handle_batch([record])
+        total = time.perf_counter() - began
+        if response["batchItemFailures"]:
+            raise RuntimeError(f"the worker failed: {response}")
+        done = store.get_file(pending["record"].job_id, pending["record"].file_id)
+        if done.state is not FileState.COMPLETED:
+            raise RuntimeError(f"file ended {done.state}: {done.error}")
+        split = dict(timings.current)
+        split["codec + crc32 + verify (rest)"] = total - sum(split.values())
+        split["_total"] = total
+        splits.append(split)
+
+    say(f"[2] {rounds} rounds of 5 variants on {size / MiB:.0f} MiB, zstd-{LEVEL}, threads={threads}")
+    cpu: dict[str, list[float]] = {}
+    times = alternate({
+        "codec": codec(),
+        "+crc32": codec(wrap_source=True),
+        "+verify": codec(wrap_source=True, verify=True),
+        "+GET": codec(wrap_source=True, verify=True, from_s3=True),
+        "worker": (prepare_worker, run_worker),
+    }, rounds, cpu=cpu)
+    med = lambda xs: statistics.median(xs)  # noqa: E731
+    base = med(times["codec"])
+    speeds = ", ".join(f"{k} {med(v):.3f}s" for k, v in times.items())
+    labels = sorted({k for s in splits for k in s if k != "_total"})
+    split_text = "; ".join(
+        f"{label} {med([s.get(label, 0.0) for s in splits]):.3f}s "
+        f"({100 * med([s.get(label, 0.0) / s['_total'] for s in splits]):.0f}%)" for label in labels)
+    return [
+        Figure("pipeline.worker_vs_codec", f"worker handle_batch time / codec alone ({size / MiB:.0f} MiB, "
+               f"zstd-{LEVEL}, threads={threads})", median_ratio(times["worker"], times["codec"]),
+               target=1.20, higher_is_better=False, detail=f"median walls: {speeds}",
+               extra={"times": times, "cpu": cpu}),
+        Figure("pipeline.worker_cpu_vs_codec", "worker process CPU seconds / codec CPU seconds (emulator excluded)",
+               median_ratio(cpu["worker"], cpu["codec"])),
+        Figure("pipeline.crc32_vs_codec", "codec + HashingReader / codec", median_ratio(times["+crc32"], times["codec"])),
+        Figure("pipeline.verify_vs_codec", "codec + HashingReader + VerifyingSink / codec",
+               median_ratio(times["+verify"], times["codec"])),
+        Figure("pipeline.get_vs_codec", "same, source = S3 GET from the emulator / codec",
+               median_ratio(times["+GET"], times["codec"])),
+        Figure("pipeline.split", f"where the worker's time went (median of {rounds}; codec alone {base:.3f}s)",
+               med([s["_total"] for s in splits]), unit="s", detail=split_text, extra={"splits": splits}),
+    ]
