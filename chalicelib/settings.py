@@ -42,7 +42,8 @@ class Settings:
     download_url_ttl: int = 3600
     max_files_per_job: int = 1000
     max_file_size: int = 5 * GiB
-    part_size: int = 16 * MiB
+    # Two parts at most are in memory (one filling, one uploading).
+    part_size: int = 8 * MiB
     # A claim on a file lasts a little longer than the worker's Lambda timeout,
     # so a crashed invocation's file can be picked up again by a redelivery.
     lease_seconds: int = 960
@@ -87,7 +88,7 @@ class Settings:
         values["retry_base_delay"] = _int(env, "SQUEEZER_RETRY_BASE_DELAY", 5)
         values["retry_max_delay"] = _int(env, "SQUEEZER_RETRY_MAX_DELAY", 300)
         values["record_ttl_days"] = _int(env, "SQUEEZER_RECORD_TTL_DAYS", 30)
-        values["part_size"] = _int(env, "SQUEEZER_PART_SIZE", 16 * MiB)
+        values["part_size"] = _int(env, "SQUEEZER_PART_SIZE", 8 * MiB)
         if env.get("SQUEEZER_COMPRESS_THREADS"):
             values["compress_threads"] = _int(env, "SQUEEZER_COMPRESS_THREADS", 1)
         values.update(overrides)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import urllib.parse
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -147,9 +148,12 @@ def _chunks(items: list, size: int) -> Iterable[list]:
 class MultipartWriter:
     """A sink that writes an S3 object of unknown length with bounded memory.
 
-    Buffers up to one part; a result smaller than a part is one PutObject,
-    anything larger becomes a multipart upload. ``close(tags)`` finishes it;
-    ``abort()`` removes any partial upload.
+    A result smaller than one part is a single PutObject; anything larger
+    becomes a multipart upload whose parts are sent by one background thread
+    while the caller keeps compressing. At most two parts are in memory: the
+    one being filled and the one being sent (parts are filled in place, never
+    copied). ``close(tags)`` finishes the object; ``abort()`` removes any
+    partial upload.
     """
 
     def __init__(
@@ -171,57 +175,84 @@ class MultipartWriter:
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict] = []
+        self._sender: ThreadPoolExecutor | None = None
+        self._in_flight: Future | None = None
         self.size = 0
 
     def write(self, data: bytes) -> int:
-        self._buffer += data
+        view = memoryview(data)
+        while len(view):
+            room = self._part_size - len(self._buffer)
+            self._buffer += view[:room]
+            view = view[room:]
+            if len(self._buffer) >= self._part_size:
+                full, self._buffer = self._buffer, bytearray()
+                self._send(full)
         self.size += len(data)
-        while len(self._buffer) >= self._part_size:
-            part = bytes(self._buffer[: self._part_size])
-            del self._buffer[: self._part_size]
-            self._upload_part(part)
         return len(data)
 
-    def _upload_part(self, body: bytes) -> None:
+    def _send(self, body: bytearray) -> None:
+        """Queue a part; waits for the previous one first (two parts in memory at most)."""
         if self._upload_id is None:
             response = self._s3.create_multipart_upload(
                 Bucket=self._bucket, Key=self._key,
                 ContentType=self._content_type, Metadata=self._metadata,
             )
             self._upload_id = response["UploadId"]
+            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="part-upload")
+        self._wait_for_part()
         number = len(self._parts) + 1
+        self._parts.append({"PartNumber": number, "ETag": None})
+        self._in_flight = self._sender.submit(self._upload_part, number, body)
+
+    def _upload_part(self, number: int, body: bytearray) -> None:
         response = self._s3.upload_part(
             Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
             PartNumber=number, Body=body,
         )
-        self._parts.append({"PartNumber": number, "ETag": response["ETag"]})
+        self._parts[number - 1]["ETag"] = response["ETag"]
+
+    def _wait_for_part(self) -> None:
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            in_flight.result()  # re-raises the upload's error here, in the caller
 
     def close(self, *, tags: dict[str, str] | None = None) -> int:
         """Finish the object; returns its size."""
-        tagging = urllib.parse.urlencode(tags or {})
-        if self._upload_id is None:
-            self._s3.put_object(
-                Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer),
-                ContentType=self._content_type, Metadata=self._metadata, Tagging=tagging,
-            )
-        else:
-            if self._buffer:
-                self._upload_part(bytes(self._buffer))
-            self._s3.complete_multipart_upload(
-                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
-                MultipartUpload={"Parts": self._parts},
-            )
-            if tags:
-                # Checksums are known only at the end; metadata cannot change
-                # after CreateMultipartUpload, tags can.
-                self._s3.put_object_tagging(
-                    Bucket=self._bucket, Key=self._key,
-                    Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+        try:
+            if self._upload_id is None:
+                self._s3.put_object(
+                    Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer),
+                    ContentType=self._content_type, Metadata=self._metadata,
+                    Tagging=urllib.parse.urlencode(tags or {}),
                 )
+            else:
+                if self._buffer:
+                    last, self._buffer = self._buffer, bytearray()
+                    self._send(last)
+                self._wait_for_part()
+                self._s3.complete_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                )
+                if tags:
+                    # Checksums are known only at the end; metadata cannot change
+                    # after CreateMultipartUpload, tags can.
+                    self._s3.put_object_tagging(
+                        Bucket=self._bucket, Key=self._key,
+                        Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+                    )
+        finally:
+            self._shutdown()
         self._buffer = bytearray()
         return self.size
 
     def abort(self) -> None:
+        try:
+            self._wait_for_part()
+        except Exception:  # noqa: BLE001 - aborting anyway; the original error is being raised
+            pass
+        self._shutdown()
         if self._upload_id is not None:
             try:
                 self._s3.abort_multipart_upload(
@@ -230,3 +261,8 @@ class MultipartWriter:
             except ClientError:
                 pass  # the lifecycle rule aborts leftovers after a day
         self._buffer = bytearray()
+
+    def _shutdown(self) -> None:
+        if self._sender is not None:
+            self._sender.shutdown(wait=True)
+            self._sender = None

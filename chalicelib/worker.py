@@ -20,12 +20,13 @@ from typing import Any, Callable, Iterable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .codecs import CodecError, HashingReader, VerifyingSink, compress_stream
+from .codecs import CHUNK_SIZE, CodecError, HashingReader, VerifyingSink, compress_stream
 from .domain import FileError, FileRecord, FileState, now
 from .errors import PermanentError, TransientError
 from .keys import FileRef, ObjectKeys
 from .ports import JobStore, ObjectStorage, RetryQueue
 from .settings import Settings
+from .streams import ReadAhead
 
 log = logging.getLogger("squeezer.worker")
 
@@ -175,7 +176,8 @@ class Worker:
                 f"{record.name!r} was declared as {record.size} bytes but {info.size} bytes were uploaded",
                 code="size_mismatch",
             )
-        reader = HashingReader(self._storage.open_read(upload_key, etag=info.etag), sha256=bool(record.sha256))
+        body = ReadAhead(self._storage.open_read(upload_key, etag=info.etag), chunk_size=CHUNK_SIZE)
+        reader = HashingReader(body, sha256=bool(record.sha256))
         metadata = {
             "original-size": str(record.size),
             "algorithm": record.algorithm.value,
@@ -201,6 +203,8 @@ class Worker:
         except BaseException:
             writer.abort()
             raise
+        finally:
+            body.close()
         return size, reader.crc32, time.perf_counter() - began
 
     @staticmethod

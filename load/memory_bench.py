@@ -95,7 +95,6 @@ class _DiscardingS3:
 class FakeStorage:
     def __init__(self, size: int, part_size: int) -> None:
         self._size, self._part_size = size, part_size
-        self.fixed_writer = False
 
     def head(self, key):
         from chalicelib.storage import ObjectInfo
@@ -108,10 +107,7 @@ class FakeStorage:
     def open_writer(self, key, *, content_type, metadata):
         from chalicelib.storage import MultipartWriter
 
-        from .proposals import FixedBufferWriter
-
-        cls = FixedBufferWriter if self.fixed_writer else MultipartWriter
-        return cls(_DiscardingS3(), "bench", key, part_size=self._part_size,
+        return MultipartWriter(_DiscardingS3(), "bench", key, part_size=self._part_size,
                                content_type=content_type, metadata=metadata)
 
 
@@ -130,10 +126,6 @@ def _child(args) -> None:
         with open(args.block, "rb") as f:
             _BLOCK.append(f.read(_BASE))
     overrides = {"compress_threads": args.threads} if args.threads else {}
-    if args.fixed_writer:
-        from .proposals import apply
-
-        apply()
     if args.storage == "moto":
         from chalicelib.aws import AwsClients
         from chalicelib.storage import S3Storage
@@ -147,7 +139,6 @@ def _child(args) -> None:
 
         settings = Settings(bucket="bench", table="bench", queue_name="bench", dead_letter_queue_name="bench", **overrides)
         storage = FakeStorage(args.size, settings.part_size)
-        storage.fixed_writer = args.fixed_writer
         job_id, file_id = "j_bench", "f_bench"
     worker = Worker(None, storage, None, settings)
     record = FileRecord(job_id=job_id, file_id=file_id, name="bench.log", size=args.size,
@@ -167,14 +158,11 @@ def _vm_hwm() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def measure(size: int, storage: str, *, block: Path, endpoint: str = "", key: str = "",
-            fixed_writer: bool = False) -> dict:
+def measure(size: int, storage: str, *, block: Path, endpoint: str = "", key: str = "") -> dict:
     argv = [sys.executable, "-m", "load.memory_bench", "child", "--size", str(size), "--storage", storage,
             "--block", str(block)]
     if storage == "moto":
         argv += ["--endpoint", endpoint, "--key", key]
-    if fixed_writer:
-        argv.append("--fixed-writer")
     out = subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -184,39 +172,28 @@ def _label(n: int) -> str:
 
 
 def figure_names() -> list[str]:
-    return ["memory.peak.small", "memory.peak.large", "memory.difference", "memory.peak.large.fixed_writer",
-            "memory.difference.fixed_writer"]
+    return ["memory.peak.small", "memory.peak.large", "memory.difference"]
 
 
 def run(small: int, large: int, block: Path, moto_sizes: tuple[int, ...] = ()) -> list[Figure]:
     results: dict[str, dict] = {}
     for size in (small, large):
-        for fixed in (False, True):
-            name = f"fake{'-fixed' if fixed else ''}-{size}"
-            say(f"[3] {name}: fresh process")
-            results[name] = measure(size, "fake", block=block, fixed_writer=fixed)
-            say(f"[3] {name}: {json.dumps(results[name])}")
+        name = f"fake-{size}"
+        say(f"[3] {name}: fresh process")
+        results[name] = measure(size, "fake", block=block)
+        say(f"[3] {name}: {json.dumps(results[name])}")
     if moto_sizes:
         results.update(_moto(moto_sizes, block))
     figures = []
-    for kind in ("", "-fixed"):
-        rs, rl = results[f"fake{kind}-{small}"], results[f"fake{kind}-{large}"]
-        if not kind:
-            for which, size, r in (("small", small, rs), ("large", large, rl)):
-                figures.append(Figure(
-                    f"memory.peak.{which}", f"peak RSS, fake streaming storage, {_label(size)} object "
-                    f"(baseline {r['baseline'] / MiB:.0f} MiB, {r['seconds']:.1f}s, zstd threads={r['threads']})",
-                    r["peak"] / MiB, unit="MiB", target=128, higher_is_better=False))
-            figures.append(Figure("memory.difference", f"peak({_label(large)}) - peak({_label(small)}), fake storage",
-                                  (rl["peak"] - rs["peak"]) / MiB, unit="MiB", target=16, higher_is_better=False,
-                                  extra={"results": results}))
-        else:
-            figures.append(Figure(
-                "memory.peak.large.fixed_writer", f"same {_label(large)}, with load.proposals.FixedBufferWriter "
-                f"(peak {_label(small)}: {rs['peak'] / MiB:.0f} MiB)", rl["peak"] / MiB, unit="MiB", target=128,
-                higher_is_better=False))
-            figures.append(Figure("memory.difference.fixed_writer", "difference with FixedBufferWriter",
-                                  (rl["peak"] - rs["peak"]) / MiB, unit="MiB", target=16, higher_is_better=False))
+    rs, rl = results[f"fake-{small}"], results[f"fake-{large}"]
+    for which, size, r in (("small", small, rs), ("large", large, rl)):
+        figures.append(Figure(
+            f"memory.peak.{which}", f"peak RSS, fake streaming storage, {_label(size)} object "
+            f"(baseline {r['baseline'] / MiB:.0f} MiB, {r['seconds']:.1f}s, zstd threads={r['threads']})",
+            r["peak"] / MiB, unit="MiB", target=128, higher_is_better=False))
+    figures.append(Figure("memory.difference", f"peak({_label(large)}) - peak({_label(small)}), fake storage",
+                          (rl["peak"] - rs["peak"]) / MiB, unit="MiB", target=16, higher_is_better=False,
+                          extra={"results": results}))
     for size in moto_sizes:
         r = results[f"moto-{size}"]
         figures.append(Figure("memory.peak.moto", f"peak RSS, S3Storage (boto3) against the moto server, "
@@ -260,6 +237,5 @@ if __name__ == "__main__":
     parser.add_argument("--endpoint", default="")
     parser.add_argument("--key", default="")
     parser.add_argument("--block", default="", help="corpus logs file whose first 8 MiB is repeated")
-    parser.add_argument("--fixed-writer", action="store_true", help="try load.proposals.FixedBufferWriter")
     parser.add_argument("--threads", type=int, default=0, help="override Settings.compress_threads")
     _child(parser.parse_args())
