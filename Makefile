@@ -72,3 +72,7 @@ localstack-deploy: venv
 test-localstack: venv localstack-setup
 	infra/localstack/start.sh
 	SQUEEZER_REQUIRE_LOCALSTACK=1 $(PY) -m pytest -m localstack tests/localstack; status=$$?; infra/localstack/stop.sh; exit $$status
+
+## --- Benchmarks (load/): figures with their targets; QUICK=1 for small inputs --
+bench: venv
+	$(PY) -m load.bench $(if $(QUICK),--quick)
