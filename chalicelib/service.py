@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .domain import FileRecord, FileState, Job, JobSummary, new_file_id, new_job_id, now, summarize
+from .domain import FileError, FileRecord, FileState, Job, JobSummary, new_file_id, new_job_id, now, summarize
 from .errors import JobConflict, JobNotFound
 from .keys import ObjectKeys
 from .ports import JobStore, ObjectStorage
@@ -106,6 +106,7 @@ class JobService:
         job, files = self._store.get_job_with_files(job_id)
         if job is None or job.owner != owner:
             raise _not_found(job_id)
+        files = [self._expire_unsent(record) for record in files]
         urls = {
             record.file_id: self._storage.presign_download(
                 record.result_key,
@@ -116,6 +117,25 @@ class JobService:
             if record.state is FileState.COMPLETED and record.result_key
         }
         return JobStatus(job=job, summary=summarize(job, files), files=files, download_urls=urls)
+
+    def _expire_unsent(self, record: FileRecord) -> FileRecord:
+        """A file still pending after its upload URL expired can no longer arrive.
+
+        Shown as failed (derived on read, nothing is written) so the job can
+        reach a final state instead of waiting for ever.
+        """
+        deadline = record.created_at + self._settings.upload_url_ttl
+        if record.state is not FileState.PENDING or self._clock() <= deadline:
+            return record
+        return record.evolve(
+            state=FileState.FAILED,
+            finished_at=deadline,
+            error=FileError(
+                "upload_expired",
+                f"no upload arrived before the upload URL expired ({self._settings.upload_url_ttl} s); "
+                "upload the file again in a new job",
+            ),
+        )
 
     def list_jobs(self, *, owner: str, limit: str | None, cursor: str | None) -> JobPage:
         jobs, next_cursor = self._store.list_jobs(

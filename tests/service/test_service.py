@@ -92,3 +92,20 @@ def test_cancel_stops_open_files_and_deletes_objects(service, store, storage):
         service.cancel_job(job_id, owner="alice")
     with pytest.raises(JobNotFound):
         service.cancel_job(job_id, owner="bob")
+
+
+def test_files_never_uploaded_fail_once_their_upload_url_expired(store, storage, settings):
+    clock = [1000.0]
+    service = JobService(store, storage, settings, clock=lambda: clock[0])
+    created = service.create_job(BODY, owner="alice")
+    job_id = created.job.job_id
+    uploaded = created.files[0][0]
+    store.mark_queued(job_id, uploaded.file_id, 1001.0)
+    assert service.get_status(job_id, owner="alice").summary.state is JobState.PROCESSING
+    clock[0] += settings.upload_url_ttl + 1
+    status = service.get_status(job_id, owner="alice")
+    expired = next(f for f in status.files if f.file_id != uploaded.file_id)
+    assert expired.state is FileState.FAILED and expired.error.code == "upload_expired"
+    assert next(f for f in status.files if f.file_id == uploaded.file_id).state is FileState.QUEUED
+    assert status.summary.state is JobState.PROCESSING  # the uploaded one is still open
+    assert store.get_file(job_id, expired.file_id).state is FileState.PENDING  # derived, not written
