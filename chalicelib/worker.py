@@ -116,13 +116,6 @@ class Worker:
     def process(self, upload: Upload, *, attempt: int = 1) -> None:
         """Compress one uploaded file. Raises TransientError to ask for a retry."""
         ref = upload.ref
-        record = self._store.get_file(ref.job_id, ref.file_id)
-        if record is None:
-            log.warning("upload %s belongs to no known file; ignored", upload.key)
-            return
-        if record.state is FileState.CANCELLED:
-            self._storage.delete(upload.key)  # arrived after the job was cancelled
-            return
         token = self._token()
         started = self._clock()
         claimed = self._store.claim_file(
@@ -130,20 +123,14 @@ class Worker:
             lease_until=started + self._settings.lease_seconds,
         )
         if claimed is None:
-            # Final already, or another delivery holds a live lease: that
-            # delivery's own message stays in flight until it finishes.
-            log.info("file %s/%s is %s; duplicate delivery skipped", ref.job_id, ref.file_id, record.state.value)
+            self._not_claimed(upload)
             return
         try:
             compressed_size, crc, seconds = self._compress(claimed)
-        except PermanentError as exc:
-            log.warning("file %s/%s failed: %s", ref.job_id, ref.file_id, exc.code)
-            self._store.fail_file(ref.job_id, ref.file_id, token=token,
-                                  error=FileError(exc.code, exc.message), at=self._clock())
-            return
-        except Exception as exc:  # noqa: BLE001 - classified and re-raised
+        except Exception as exc:  # noqa: BLE001 - classified: failed now, or re-raised for a retry
             error = _classify(exc)
             if isinstance(error, PermanentError):
+                log.warning("file %s/%s failed: %s", ref.job_id, ref.file_id, error.code)
                 self._store.fail_file(ref.job_id, ref.file_id, token=token,
                                       error=FileError(error.code, error.message), at=self._clock())
                 return
@@ -162,6 +149,19 @@ class Worker:
         else:
             log.info("file %s/%s was cancelled while compressing; result removed", ref.job_id, ref.file_id)
             self._storage.delete(result_key)
+
+    def _not_claimed(self, upload: Upload) -> None:
+        """Why the claim failed: unknown file, cancelled, final, or held by another delivery."""
+        ref = upload.ref
+        record = self._store.get_file(ref.job_id, ref.file_id)
+        if record is None:
+            log.warning("upload %s belongs to no known file; ignored", upload.key)
+        elif record.state is FileState.CANCELLED:
+            self._storage.delete(upload.key)  # arrived after the job was cancelled
+        else:
+            # Final already, or another delivery holds a live lease: that
+            # delivery's own message stays in flight until it finishes.
+            log.info("file %s/%s is %s; duplicate delivery skipped", ref.job_id, ref.file_id, record.state.value)
 
     def _compress(self, record: FileRecord) -> tuple[int, int, float]:
         upload_key = self._keys.upload(record.job_id, record.file_id)
@@ -292,6 +292,8 @@ def backoff_seconds(receive_count: int, base: int, maximum: int) -> int:
 
 
 def _classify(exc: BaseException) -> PermanentError | TransientError:
+    if isinstance(exc, (PermanentError, TransientError)):
+        return exc
     if isinstance(exc, CodecError):
         return PermanentError(str(exc), code="codec_error")
     if isinstance(exc, ClientError):
@@ -301,6 +303,4 @@ def _classify(exc: BaseException) -> PermanentError | TransientError:
         return TransientError(f"AWS error {code}: {exc}", code="aws_error")
     if isinstance(exc, BotoCoreError):
         return TransientError(f"{type(exc).__name__}: {exc}", code="connection_error")
-    if isinstance(exc, TransientError):
-        return exc
     return TransientError(f"{type(exc).__name__}: {exc}", code="internal_error")
