@@ -18,12 +18,13 @@ import sys
 import time
 from dataclasses import dataclass
 
-from . import codec_bench, corpus, memory_bench, pipeline_bench, threads_bench
-from .chart import throughput_chart
+from . import api_bench, codec_bench, corpus, e2e_bench, memory_bench, pipeline_bench, threads_bench, upload_bench
+from .chart import latency_chart, throughput_chart
 from .measure import Figure, MiB, say
 
 GiB = 1024 * MiB
-BENCHES = ("codec", "pipeline", "memory", "threads")
+BENCHES = ("codec", "pipeline", "memory", "threads", "upload", "e2e", "api")
+STACK_BENCHES = ("upload", "e2e", "api")  # these share one local stack
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,21 @@ class Mode:
     memory_moto: tuple[int, ...]
     threads_size: int
     threads_rounds: int
+    upload_small: tuple[int, int]   # files, bytes each
+    upload_large: tuple[int, int]
+    upload_rounds: int
+    e2e_small: tuple[int, int, int]  # files, smallest, largest
+    e2e_large: tuple[int, int]
+    e2e_timeout: float
+    api_users: int
+    api_seconds: int
 
 
-FULL = Mode("full", 100 * MiB, 3, 32 * MiB, 5, 100 * MiB, 2 * GiB, (100 * MiB,), 100 * MiB, 5)
-QUICK = Mode("quick", 4 * MiB, 3, 4 * MiB, 3, 8 * MiB, 128 * MiB, (), 72 * MiB, 5)
+KiB = 1024
+FULL = Mode("full", 100 * MiB, 3, 32 * MiB, 5, 100 * MiB, 2 * GiB, (100 * MiB,), 100 * MiB, 5,
+            (1000, 4 * KiB), (4, 256 * MiB), 3, (1000, 4 * KiB, 16 * KiB), (10, 100 * MiB), 600.0, 10, 30)
+QUICK = Mode("quick", 4 * MiB, 3, 4 * MiB, 3, 8 * MiB, 128 * MiB, (), 72 * MiB, 5,
+             (100, 4 * KiB), (2, 8 * MiB), 3, (50, 4 * KiB, 16 * KiB), (2, 4 * MiB), 120.0, 10, 5)
 
 
 def figure_names(only: str | None = None) -> list[str]:
@@ -51,8 +63,62 @@ def figure_names(only: str | None = None) -> list[str]:
         "pipeline": pipeline_bench.FIGURES,
         "memory": memory_bench.figure_names(),
         "threads": threads_bench.FIGURES,
+        "upload": upload_bench.FIGURES,
+        "e2e": e2e_bench.FIGURES,
+        "api": api_bench.FIGURES,
     }
-    return [n for bench in BENCHES if only in (None, bench) for n in names[bench]]
+    return [n for bench in BENCHES if _selected(only, bench) for n in names[bench]]
+
+
+def _selected(only: str | None, bench: str) -> bool:
+    return only in (None, bench) or (only == "stack" and bench in STACK_BENCHES)
+
+
+def run_stack_benches(mode: Mode, only: str | None, files: dict, section) -> None:
+    """Benchmarks 5-7, on one local stack (emulator, chalice local, bridge) started here."""
+    wanted = [b for b in STACK_BENCHES if _selected(only, b)]
+    data = {}
+    if "upload" in wanted:
+        n, size = mode.upload_small
+        big_n, big = mode.upload_large
+        data["upload"] = (e2e_bench.small_files(n, size, size, mode.name),
+                          e2e_bench.large_files(big_n, big, None, mode.name))
+    if "e2e" in wanted:
+        n, low, high = mode.e2e_small
+        big_n, big = mode.e2e_large
+        sources = [p for k, p in files.items() if k in ("logs", "jsonl") and p.stat().st_size == big]
+        data["e2e"] = (e2e_bench.small_files(n, low, high, mode.name),
+                       e2e_bench.large_files(big_n, big, sources or None, mode.name))
+    with e2e_bench.bench_stack() as stack:
+        api_p50 = None
+        if "upload" in wanted:
+            small, large = data["upload"]
+            section(f"5. squeezer upload vs aws s3 cp --recursive, same folder, same emulator "
+                    f"(median of {mode.upload_rounds} alternating rounds; value = aws time / squeezer time)",
+                    lambda: upload_bench.run(stack, small, large, mode.upload_rounds))
+        measured: dict = {}
+        if "e2e" in wanted:
+            small, large = data["e2e"]
+
+            def e2e():
+                new, got = e2e_bench.run(stack, small, large, mode.e2e_timeout)
+                measured.update(got)
+                return new
+            section("6. end to end on the local stack: squeezer upload -> S3 event -> SQS -> bridge -> worker "
+                    "-> completed", e2e)
+        if "api" in wanted:
+            def api():
+                nonlocal api_p50
+                new = api_bench.run(stack, mode.api_users, mode.api_seconds)
+                p50 = {f.name: f.extra.get("p50") for f in new}
+                api_p50 = {"post_100": p50.get("api.post_jobs", 250) / 1000, "get": p50.get("api.get_job", 100) / 1000}
+                return new
+            section(f"7. API under load: locust, {mode.api_users} users, {mode.api_seconds}s, against chalice local",
+                    api)
+        if measured:
+            section("cost model (us-east-1 list prices; worker at 3538 MB; measured worker seconds; "
+                    "API seconds from 7 when it ran)",
+                    lambda: e2e_bench.cost_model(measured, api_p50)[0])
 
 
 def versions() -> dict[str, str]:
@@ -76,6 +142,8 @@ def versions() -> dict[str, str]:
         "zstd CLI": tool(["zstd", "--version"]),
         "brotli CLI": tool(["brotli", "--version"]),
         "gzip CLI": tool(["gzip", "--version"]),
+        "awscli": upload_bench.aws_version(),
+        "locust": api_bench.locust_version(),
     }
 
 
@@ -95,7 +163,8 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m load.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small inputs, under a minute (CI)")
-    parser.add_argument("--only", choices=BENCHES, help="run one benchmark")
+    parser.add_argument("--only", choices=(*BENCHES, "stack"),
+                        help="run one benchmark (stack: 5-7, which share one local stack)")
     args = parser.parse_args(argv)
     mode = QUICK if args.quick else FULL
     missing = codec_bench.missing_tools()
@@ -133,7 +202,11 @@ def main(argv: list[str] | None = None) -> int:
         section("4. two cores: zstd threads=2 vs single-thread",
                 lambda: threads_bench.run(files["logs"], mode.threads_size, mode.threads_rounds))
 
-    out = corpus.STATE / f"results-{mode.name}.json"
+    if any(_selected(args.only, b) for b in STACK_BENCHES):
+        run_stack_benches(mode, args.only, files, section)
+
+    # A partial run (--only) keeps the whole run's results file intact.
+    out = corpus.STATE / f"results-{mode.name}{'-' + args.only if args.only else ''}.json"
     out.write_text(json.dumps([{**f.__dict__, "verdict": f.verdict} for f in figures], indent=1, default=str))
     table = next((f for f in figures if f.name == "codec.table"), None)
     if table is not None:
@@ -142,6 +215,14 @@ def main(argv: list[str] | None = None) -> int:
                                 f"({mode.table_bytes / MiB:.0f} MiB), {machine().split(',')[0]}",
                                 folder / "throughput.png")
         print(f"\nchart: {path.relative_to(corpus.ROOT)} ({path.stat().st_size / 1024:.0f} KB)")
+    folder = corpus.ROOT / "load" / "charts" if mode is FULL else corpus.STATE / "charts"
+    lat = {f.name: f for f in figures if f.name in ("e2e.small_files_per_s", "e2e.large_mib_per_s")}
+    if lat:
+        path = latency_chart(
+            {f.label.split(",")[0]: f.extra["latencies"] for f in lat.values()},
+            f"end-to-end latency per file on the local stack ({mode.name} mode), {machine().split(',')[0]}",
+            folder / "e2e_latency.png")
+        print(f"chart: {path.relative_to(corpus.ROOT)} ({path.stat().st_size / 1024:.0f} KB)")
     counts = {v: sum(f.verdict == v for f in figures) for v in ("PASS", "SHORT", "INFO")}
     print(f"\nsummary: {counts['PASS']} PASS, {counts['SHORT']} SHORT, {counts['INFO']} INFO "
           f"in {time.perf_counter() - began:.0f}s; results in {out.relative_to(corpus.ROOT)}")

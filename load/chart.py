@@ -28,3 +28,36 @@ def throughput_chart(rows: list[dict], title: str, path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def latency_chart(series: dict[str, list[float]], title: str, path: Path) -> Path:
+    """Per-file end-to-end latency (created -> finished): a histogram and the CDF, one panel per series."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = {k: sorted(v) for k, v in series.items() if v}
+    fig, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.8), dpi=90, squeeze=False)
+    for ax, (label, values) in zip(axes[0], series.items()):
+        ax.hist(values, bins=min(40, max(5, len(values) // 10)), color="#4c72b0", alpha=0.75)
+        ax.set_xlabel("created -> finished, s")
+        ax.set_ylabel("files")
+        ax.set_title(label, fontsize=9)
+        cdf = ax.twinx()
+        n = len(values)
+        cdf.plot(values, [(i + 1) / n for i in range(n)], color="#dd8452")
+        cdf.set_ylim(0, 1.02)
+        cdf.set_ylabel("fraction finished (CDF)")
+        for q in (50, 95, 99):
+            v = values[min(n - 1, int(round((n - 1) * q / 100)))]
+            ax.axvline(v, color="grey", linestyle=":", linewidth=1)
+            ax.annotate(f"p{q} {v:.1f}s", (v, 0), xytext=(2, 4 + q / 5), textcoords="offset points",
+                        fontsize=7, rotation=90, va="bottom")
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

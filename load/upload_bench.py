@@ -1,0 +1,155 @@
+"""Benchmark 5: ``squeezer upload`` vs ``aws s3 cp --recursive``, same folder, same emulator.
+
+Both are run as the commands a user types (subprocesses, start-up included),
+alternating round by round, against the moto server of the local stack.
+``squeezer upload`` runs without ``--wait`` and with its defaults (sha256 of
+every file first, ``--parallel 8``, one presigned PUT per file after one
+``POST /jobs``). ``aws s3 cp`` runs with its defaults (8 MiB multipart
+threshold and chunks, 10 concurrent requests) and fake credentials.
+
+The bucket's event notifications are switched off during this benchmark
+(and restored after): otherwise Squeezer's uploads would start compression
+in the bridge, on the same 2 cores, in the middle of the next round. What is
+compared here is moving bytes, not the service.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from .corpus import ROOT
+from .e2e_bench import delete_prefix, run_upload, stage_names
+from .measure import Figure, MiB, alternate, median_ratio, say
+
+FIGURES = ["upload.small", "upload.large", "upload.small_rates", "upload.large_rates", "upload.small_split"]
+AWS_VERSION_ARGS = ["--version"]
+
+
+def aws_cli() -> str:
+    """The ``aws`` script of this interpreter's environment (awscli from PyPI)."""
+    import sys
+
+    here = Path(sys.executable).parent / "aws"
+    found = str(here) if here.exists() else shutil.which("aws")
+    if not found:
+        raise RuntimeError("awscli is not installed: pip install awscli==1.46.3")
+    return found
+
+
+def aws_version() -> str:
+    try:
+        out = subprocess.run([aws_cli(), "--version"], capture_output=True, text=True, timeout=30)
+        return (out.stdout or out.stderr).strip()
+    except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
+        return f"missing ({exc})"
+
+
+def _aws_env(stack: Any) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({k: v for k, v in stack.environment.items() if k.startswith("AWS_") and k != "AWS_ENDPOINT_URL"})
+    return env
+
+
+class _Notifications:
+    """Switch the bucket's event notifications off inside the block."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3, self._bucket, self._saved = s3, bucket, None
+
+    def __enter__(self) -> None:
+        saved = self._s3.get_bucket_notification_configuration(Bucket=self._bucket)
+        saved.pop("ResponseMetadata", None)
+        self._saved = saved
+        self._s3.put_bucket_notification_configuration(Bucket=self._bucket, NotificationConfiguration={})
+
+    def __exit__(self, *exc: object) -> None:
+        self._s3.put_bucket_notification_configuration(Bucket=self._bucket, NotificationConfiguration=self._saved)
+
+
+def compare(stack: Any, folder: Path, rounds: int) -> dict[str, list[float]]:
+    s3 = stack.client("s3")
+    bucket = stage_names()["bucket"]
+    aws, env = aws_cli(), _aws_env(stack)
+    jobs: list[str] = []
+    counter = iter(range(1_000_000))
+
+    def squeezer() -> None:
+        jobs.append(run_upload(stack.api_url, folder)["job_id"])
+
+    def aws_cp() -> None:
+        out = subprocess.run(
+            [aws, "s3", "cp", str(folder), f"s3://{bucket}/bench-aws/{next(counter)}/", "--recursive",
+             "--only-show-errors", "--endpoint-url", stack.endpoint_url],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=900,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"aws s3 cp exited {out.returncode}: {out.stderr[-2000:]}")
+
+    def clean() -> None:  # not timed: keeps the emulator's memory flat between rounds
+        delete_prefix(s3, bucket, "bench-aws/")
+        while jobs:
+            delete_prefix(s3, bucket, f"uploads/{jobs.pop()}/")
+
+    return alternate({"squeezer": (clean, squeezer), "aws": (clean, aws_cp)}, rounds)
+
+
+def split(stack: Any, folder: Path, squeezer_seconds: float) -> Figure:
+    """Where ``squeezer upload`` of many small files spends its time: start-up, POST /jobs, the PUTs."""
+    import sys
+
+    import requests
+
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "client", "--version"], cwd=ROOT, capture_output=True, check=True)
+    startup = time.perf_counter() - began
+    specs = [{"name": f"{folder.name}/{p.name}", "size": p.stat().st_size, "content_type": "text/plain"}
+             for p in sorted(folder.iterdir())]
+    began = time.perf_counter()
+    response = requests.post(f"{stack.api_url}/jobs", json={"files": specs, "algorithm": "zstd"}, timeout=300)
+    post = time.perf_counter() - began
+    response.raise_for_status()
+    body = len(response.content)
+    rest = max(0.0, squeezer_seconds - startup - post)
+    return Figure(
+        "upload.small_split", f"squeezer upload of {len(specs)} small files: POST /jobs alone (s)", post, "s",
+        detail=f"CLI start-up {startup:.2f}s, POST /jobs {post:.2f}s ({body / 1024:.0f} KiB answer), "
+               f"sha256 + {len(specs)} PUTs at --parallel 8 ~{rest:.2f}s (median round {squeezer_seconds:.2f}s)",
+    )
+
+
+def run(stack: Any, small: Path, large: Path, rounds: int) -> list[Figure]:
+    bucket = stage_names()["bucket"]
+    figures = []
+    with _Notifications(stack.client("s3"), bucket):
+        for label, folder, target in (("small", small, 1.5), ("large", large, 1.0)):
+            files = sorted(folder.iterdir())
+            total = sum(f.stat().st_size for f in files)
+            say(f"upload: {label}, {len(files)} files, {total / MiB:.0f} MiB, {rounds} rounds")
+            times = compare(stack, folder, rounds)
+            ratio = median_ratio(times["aws"], times["squeezer"])
+            sq, aw = sorted(times["squeezer"]), sorted(times["aws"])
+            med_sq, med_aw = sq[len(sq) // 2], aw[len(aw) // 2]
+            size_text = f"{len(files)} x {total / len(files) / 1024:.0f} KiB" if total / len(files) < MiB else \
+                f"{len(files)} x {total / len(files) / MiB:.0f} MiB"
+            figures.append(Figure(
+                f"upload.{label}", f"aws s3 cp time / squeezer upload time, {size_text}", ratio, "x", target,
+                detail=f"per round squeezer {', '.join(f'{t:.2f}' for t in times['squeezer'])} s; "
+                       f"aws {', '.join(f'{t:.2f}' for t in times['aws'])} s",
+                extra={"times": times, "files": len(files), "bytes": total},
+            ))
+            if label == "small":
+                rates = f"squeezer {len(files) / med_sq:.0f} files/s, aws {len(files) / med_aw:.0f} files/s"
+                value = len(files) / med_sq
+                unit = "files/s"
+            else:
+                rates = f"squeezer {total / MiB / med_sq:.0f} MiB/s, aws {total / MiB / med_aw:.0f} MiB/s"
+                value = total / MiB / med_sq
+                unit = "MiB/s"
+            figures.append(Figure(f"upload.{label}_rates", f"squeezer upload, median round ({rates})", value, unit))
+            if label == "small":
+                figures.append(split(stack, folder, med_sq))
+    return figures
