@@ -61,6 +61,12 @@ def job_status(job_id):
     return views.job_status(get_service().get_status(job_id, owner=_owner()))
 
 
+@app.route("/jobs/{job_id}/summary", methods=["GET"])
+@json_errors
+def job_summary(job_id):
+    return views.job_summary(*get_service().get_progress(job_id, owner=_owner()))
+
+
 @app.route("/jobs/{job_id}", methods=["DELETE"])
 @json_errors
 def cancel_job(job_id):

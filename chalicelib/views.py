@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import SERVICE_NAME, __version__
-from .domain import FileRecord, Job
+from .domain import FileRecord, Job, JobProgress
 from .service import CreatedJob, JobPage, JobStatus
 
 
@@ -16,6 +16,7 @@ def index() -> dict[str, Any]:
             "create_job": {"method": "POST", "href": "/jobs"},
             "list_jobs": {"method": "GET", "href": "/jobs"},
             "job_status": {"method": "GET", "href": "/jobs/{job_id}"},
+            "job_summary": {"method": "GET", "href": "/jobs/{job_id}/summary"},
             "cancel_job": {"method": "DELETE", "href": "/jobs/{job_id}"},
         },
     }
@@ -60,6 +61,20 @@ def job_status(status: JobStatus) -> dict[str, Any]:
         },
         "finished_at": summary.finished_at,
         "files": [_file(record, status.download_urls.get(record.file_id)) for record in status.files],
+    }
+
+
+def job_summary(job: Job, progress: JobProgress) -> dict[str, Any]:
+    return {
+        **_job_header(job),
+        "state": progress.state.value,
+        "counts": progress.counts,
+        "totals": {
+            "files": job.file_count,
+            "bytes_in": progress.bytes_in,
+            "bytes_out": progress.bytes_out,
+            "ratio": progress.ratio,
+        },
     }
 
 

@@ -88,7 +88,7 @@ class Worker:
                 continue
             try:
                 for upload in message.uploads:
-                    self.process(upload, attempt=message.receive_count)
+                    self.process(upload, attempt=message.receive_count, token=message.message_id or None)
             except TransientError:
                 failures.append(message.message_id)
                 self._delay(message)
@@ -113,10 +113,14 @@ class Worker:
         return {"batchItemFailures": [{"itemIdentifier": mid} for mid in failures]}
 
     # -- one file ----------------------------------------------------------------
-    def process(self, upload: Upload, *, attempt: int = 1) -> None:
-        """Compress one uploaded file. Raises TransientError to ask for a retry."""
+    def process(self, upload: Upload, *, attempt: int = 1, token: str | None = None) -> None:
+        """Compress one uploaded file. Raises TransientError to ask for a retry.
+
+        ``token`` names the claim: the SQS message id, so that a redelivery of
+        the same message can take back a claim it could not release.
+        """
         ref = upload.ref
-        token = self._token()
+        token = token or self._token()
         started = self._clock()
         claimed = self._store.claim_file(
             ref.job_id, ref.file_id, token=token, at=started,
@@ -139,11 +143,14 @@ class Worker:
                                      error=FileError(error.code, error.message), at=self._clock())
             raise error from exc
         result_key = self._keys.result(ref.job_id, ref.file_id, claimed.algorithm)
-        done = self._store.complete_file(
-            ref.job_id, ref.file_id, token=token, at=self._clock(),
-            compressed_size=compressed_size, crc32=crc, result_key=result_key,
-            compress_seconds=seconds,
-        )
+        try:
+            done = self._store.complete_file(
+                ref.job_id, ref.file_id, token=token, at=self._clock(), size=claimed.size,
+                compressed_size=compressed_size, crc32=crc, result_key=result_key,
+                compress_seconds=seconds,
+            )
+        except Exception as exc:  # noqa: BLE001 - retried: this message may re-claim with its token
+            raise TransientError(f"could not record the result: {exc}", code="aws_error") from exc
         if done:
             self._storage.delete(upload.key)  # the result is safe; stop paying for the upload
         else:

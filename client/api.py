@@ -62,6 +62,10 @@ class ApiClient:
         """GET /jobs/{id}: states, sizes, errors and download URLs of every file."""
         return self._request("GET", f"/jobs/{_segment(job_id)}")
 
+    def get_summary(self, job_id: str) -> dict[str, Any]:
+        """GET /jobs/{id}/summary: state, counts and totals from one read, for polling."""
+        return self._request("GET", f"/jobs/{_segment(job_id)}/summary")
+
     def list_jobs(self, *, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
         params = {k: v for k, v in {"limit": limit, "cursor": cursor}.items() if v is not None}
         return self._request("GET", "/jobs", params=params)

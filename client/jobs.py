@@ -46,6 +46,13 @@ def pair_files(files: list[LocalFile], created: dict[str, Any]) -> list[tuple[Lo
     return [(f, by_name[f.name]) for f in files]
 
 
+# Up to this many files, every poll fetches the full status so each finished
+# file gets its own line as it finishes; bigger jobs poll the one-item summary
+# and fetch the full status when it changes, at most every LIST_EVERY seconds.
+LIVE_LIST_LIMIT = 200
+LIST_EVERY = 30.0
+
+
 def wait_for_job(
     api: ApiClient,
     job_id: str,
@@ -53,18 +60,22 @@ def wait_for_job(
     progress: Progress,
     file_ids: Iterable[str] | None = None,
     poll: Poll | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
-    """Poll ``GET /jobs/{id}`` until every watched file is final; return the last status.
+    """Poll until every watched file is final; return the last full status.
 
     ``file_ids`` limits the wait to some files (an upload that failed leaves
-    its file pending for good).
+    its file pending until its upload URL expires).
     """
     poll = poll or DEFAULT_POLL
     wanted = set(file_ids) if file_ids is not None else None
     status = api.get_job(job_id)
     watched = _watched(status, wanted)
+    unwatched = len(status.get("files", [])) - len(watched)
+    live = len(status.get("files", [])) <= LIVE_LIST_LIMIT
     reported: set[str] = set()
     interval = poll.first
+    listed_at, listed_done = clock(), -1
     with progress.files("compress", len(watched)) as task:
         while True:
             final = [f for f in watched if f["state"] in FINAL_STATES]
@@ -76,9 +87,20 @@ def wait_for_job(
             task.update(len(final), f"{failed} failed" if failed else "")
             if len(final) == len(watched):
                 return status
-            poll.sleep(interval)
-            interval = min(poll.cap, interval * poll.factor)
+            while True:
+                poll.sleep(interval)
+                interval = min(poll.cap, interval * poll.factor)
+                if live:
+                    break
+                summary = api.get_summary(job_id)
+                done = summary["counts"]["completed"] + summary["counts"]["failed"] + summary["counts"]["cancelled"]
+                task.update(min(done, len(watched)), "")
+                finished = summary["counts"]["open"] <= unwatched
+                if finished or (done != listed_done and clock() - listed_at >= LIST_EVERY):
+                    listed_done = done
+                    break
             status = api.get_job(job_id)
+            listed_at = clock()
             watched = _watched(status, wanted)
 
 

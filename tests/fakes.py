@@ -50,7 +50,11 @@ class InMemoryJobStore:
         more = start + limit < len(jobs)
         return page, str(start + limit) if more else None
 
-    def _change(self, job_id, file_id, allowed, token=None, **changes):
+    def _count(self, job_id, **deltas):
+        job = self.jobs[job_id]
+        self.jobs[job_id] = replace(job, **{k: getattr(job, k) + v for k, v in deltas.items()})
+
+    def _change(self, job_id, file_id, allowed, token=None, counters=None, **changes):
         with self._lock:
             key = (job_id, file_id)
             record = self.files.get(key)
@@ -59,10 +63,13 @@ class InMemoryJobStore:
             if token is not None and self.leases.get(key, ("", 0))[0] != token:
                 return None
             self.files[key] = record = replace(record, **changes)
+            if counters:
+                self._count(job_id, **counters)
             return record
 
     def mark_queued(self, job_id, file_id, at):
-        return self._change(job_id, file_id, {FileState.PENDING}, state=FileState.QUEUED, queued_at=at) is not None
+        return self._change(job_id, file_id, {FileState.PENDING}, state=FileState.QUEUED, queued_at=at,
+                            counters={"files_uploaded": 1}) is not None
 
     def claim_file(self, job_id, file_id, *, token, at, lease_until):
         with self._lock:
@@ -70,38 +77,49 @@ class InMemoryJobStore:
             record = self.files.get(key)
             if record is None:
                 return None
-            expired = record.state is FileState.PROCESSING and self.leases.get(key, ("", 0))[1] < at
-            if record.state not in (FileState.PENDING, FileState.QUEUED) and not expired:
+            holder, until = self.leases.get(key, ("", 0))
+            retakable = record.state is FileState.PROCESSING and (until < at or holder == token)
+            if record.state not in (FileState.PENDING, FileState.QUEUED) and not retakable:
                 return None
+            if record.state is FileState.PENDING:
+                self._count(job_id, files_uploaded=1)
+                record = replace(record, queued_at=at)
             self.leases[key] = (token, lease_until)
             self.files[key] = record = replace(record, state=FileState.PROCESSING, started_at=at,
                                                attempts=record.attempts + 1)
             return record
 
-    def complete_file(self, job_id, file_id, *, token, at, compressed_size, crc32, result_key, compress_seconds):
+    def complete_file(self, job_id, file_id, *, token, at, size, compressed_size, crc32, result_key,
+                      compress_seconds):
         done = self._change(job_id, file_id, {FileState.PROCESSING}, token=token, state=FileState.COMPLETED,
                             compressed_size=compressed_size, crc32=crc32, result_key=result_key,
-                            finished_at=at, compress_seconds=compress_seconds, error=None)
-        self.leases.pop((job_id, file_id), None) if done else None
+                            finished_at=at, compress_seconds=compress_seconds, error=None,
+                            counters={"files_completed": 1, "bytes_in": size, "bytes_out": compressed_size})
+        self._drop_lease(job_id, file_id, done)
         return done is not None
 
     def release_file(self, job_id, file_id, *, token, error, at):
         done = self._change(job_id, file_id, {FileState.PROCESSING}, token=token, state=FileState.QUEUED,
                             error=error, queued_at=at)
-        self.leases.pop((job_id, file_id), None) if done else None
+        self._drop_lease(job_id, file_id, done)
         return done is not None
 
     def fail_file(self, job_id, file_id, *, error, at, token=None):
         allowed = {FileState.PROCESSING} if token is not None else _OPEN
         done = self._change(job_id, file_id, allowed, token=token, state=FileState.FAILED, error=error,
-                            finished_at=at)
-        self.leases.pop((job_id, file_id), None) if done else None
+                            finished_at=at, counters={"files_failed": 1})
+        self._drop_lease(job_id, file_id, done)
         return done is not None
 
     def cancel_file(self, job_id, file_id, at):
-        done = self._change(job_id, file_id, _OPEN, state=FileState.CANCELLED, finished_at=at)
-        self.leases.pop((job_id, file_id), None) if done else None
+        done = self._change(job_id, file_id, _OPEN, state=FileState.CANCELLED, finished_at=at,
+                            counters={"files_cancelled": 1})
+        self._drop_lease(job_id, file_id, done)
         return done is not None
+
+    def _drop_lease(self, job_id, file_id, done):
+        if done is not None:
+            self.leases.pop((job_id, file_id), None)
 
 
 class FakeWriter:

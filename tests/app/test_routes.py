@@ -92,10 +92,19 @@ def test_status_of_a_new_job(client):
     assert entry["download_url"] is None and entry["error"] is None
 
 
+def test_summary_of_a_new_job(client):
+    job = json.loads(post(client, {"files": [{"name": "b.txt", "size": 3}, {"name": "a.txt", "size": 4}]}).body)
+    body = json.loads(client.http.get(f"/jobs/{job['job_id']}/summary").body)
+    assert body["state"] == "pending" and "files" not in body
+    assert body["counts"] == {"uploaded": 0, "completed": 0, "failed": 0, "cancelled": 0, "open": 2}
+    assert body["totals"] == {"files": 2, "bytes_in": 0, "bytes_out": 0, "ratio": None}
+
+
 def test_unknown_job_is_a_404_with_the_error_body(client):
     response = client.http.get("/jobs/j_doesnotexist")
     assert response.status_code == 404
     assert error(response) == "job_not_found"
+    assert error(client.http.get("/jobs/j_doesnotexist/summary")) == "job_not_found"
     assert client.http.delete("/jobs/j_doesnotexist").status_code == 404
 
 

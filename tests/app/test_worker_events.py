@@ -57,6 +57,9 @@ def test_upload_event_to_completed_status_with_download(client, aws, algorithm):
     assert result.payload == {"batchItemFailures": []}
     body = status(client, job["job_id"])
     assert body["state"] == "completed" and body["counts"]["completed"] == 3
+    summary = json.loads(client.http.get(f"/jobs/{job['job_id']}/summary").body)
+    assert summary["state"] == "completed" and summary["counts"]["completed"] == 3
+    assert summary["counts"]["open"] == 0 and summary["totals"] == body["totals"]
     assert body["totals"]["bytes_in"] == sum(len(d) for d in files.values())
     for entry in body["files"]:
         assert entry["state"] == "completed" and entry["attempts"] == 1
@@ -154,6 +157,8 @@ def test_repeated_failure_goes_to_the_dead_letter_handler_and_shows_on_status(cl
     assert result.payload == {"batchItemFailures": []}
     body = status(client, job["job_id"])
     assert body["state"] == "partially_failed"
+    summary = json.loads(client.http.get(f"/jobs/{job['job_id']}/summary").body)
+    assert (summary["state"], summary["counts"]["failed"], summary["counts"]["completed"]) == ("partially_failed", 1, 1)
     entry = next(f for f in body["files"] if f["name"] == "doomed")
     assert entry["state"] == "failed" and entry["attempts"] == 3
     assert entry["error"]["code"] == "retries_exhausted"

@@ -41,7 +41,16 @@ def record_for(key, size, **kw):
 
 
 def state(service, job_id):
-    return {f.name: f for f in service.get_status(job_id, owner="public").files}
+    status = service.get_status(job_id, owner="public")
+    # The counters behind GET /jobs/{id}/summary always agree with the files.
+    job, progress = service.get_progress(job_id, owner="public")
+    assert progress.state is status.summary.state
+    assert (progress.bytes_in, progress.bytes_out) == (status.summary.bytes_in, status.summary.bytes_out)
+    for name in ("completed", "failed", "cancelled"):
+        assert progress.counts[name] == status.summary.counts[name], name
+    uploaded = sum(1 for f in status.files if f.queued_at is not None)
+    assert job.files_uploaded == uploaded
+    return {f.name: f for f in status.files}
 
 
 @pytest.mark.parametrize("algorithm", list(Algorithm))
