@@ -29,6 +29,21 @@ class ObjectInfo:
     metadata: dict[str, str]
 
 
+@dataclass
+class ObjectStream:
+    """An object being read: its size and ETag (from the GET itself) and its body."""
+
+    body: Any
+    size: int
+    etag: str
+
+    def read(self, size: int = -1) -> bytes:
+        return self.body.read(size)
+
+    def close(self) -> None:
+        self.body.close()
+
+
 def sha256_hex_to_b64(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
 
@@ -102,12 +117,15 @@ class S3Storage:
             metadata=response.get("Metadata", {}),
         )
 
-    def open_read(self, key: str, *, etag: str | None = None) -> Source:
-        """A streaming body; ``etag`` pins the version that was checked."""
-        kwargs = {"Bucket": self.bucket, "Key": key}
-        if etag:
-            kwargs["IfMatch"] = etag
-        return self._s3.get_object(**kwargs)["Body"]
+    def open_read(self, key: str) -> ObjectStream | None:
+        """Start reading an object, or None if there is none: one request, no HEAD."""
+        try:
+            response = self._s3.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                return None
+            raise
+        return ObjectStream(body=response["Body"], size=response["ContentLength"], etag=response.get("ETag", ""))
 
     def open_writer(
         self, key: str, *, content_type: str, metadata: dict[str, str]

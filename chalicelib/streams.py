@@ -71,5 +71,9 @@ class ReadAhead:
         return item
 
     def close(self) -> None:
+        """Stop reading ahead and close the source (its connection goes back to the pool)."""
         self._stop.set()
+        close = getattr(self._source, "close", None)
+        if close is not None:
+            close()
         self._thread.join(timeout=5)

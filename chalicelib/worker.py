@@ -172,18 +172,19 @@ class Worker:
 
     def _compress(self, record: FileRecord) -> tuple[int, int, float]:
         upload_key = self._keys.upload(record.job_id, record.file_id)
-        info = self._storage.head(upload_key)
-        if info is None:
+        stream = self._storage.open_read(upload_key)
+        if stream is None:
             raise PermanentError(
                 f"the uploaded object for {record.name!r} is gone; upload the file again in a new job",
                 code="object_missing",
             )
-        if info.size != record.size:
+        if stream.size != record.size:
+            stream.close()
             raise PermanentError(
-                f"{record.name!r} was declared as {record.size} bytes but {info.size} bytes were uploaded",
+                f"{record.name!r} was declared as {record.size} bytes but {stream.size} bytes were uploaded",
                 code="size_mismatch",
             )
-        body = ReadAhead(self._storage.open_read(upload_key, etag=info.etag), chunk_size=CHUNK_SIZE)
+        body = ReadAhead(stream, chunk_size=CHUNK_SIZE)
         reader = HashingReader(body, sha256=bool(record.sha256))
         metadata = {
             "original-size": str(record.size),

@@ -101,8 +101,10 @@ class FakeStorage:
 
         return ObjectInfo(size=self._size, etag='"fake"', metadata={})
 
-    def open_read(self, key, *, etag=None):
-        return GeneratedSource(self._size)
+    def open_read(self, key):
+        from chalicelib.storage import ObjectStream
+
+        return ObjectStream(body=GeneratedSource(self._size), size=self._size, etag='"fake"')
 
     def open_writer(self, key, *, content_type, metadata):
         from chalicelib.storage import MultipartWriter

@@ -6,7 +6,7 @@ import threading
 from dataclasses import replace
 
 from chalicelib.domain import FileError, FileRecord, FileState, Job
-from chalicelib.storage import ObjectInfo, PresignedRequest
+from chalicelib.storage import ObjectInfo, ObjectStream, PresignedRequest
 
 _OPEN = {FileState.PENDING, FileState.QUEUED, FileState.PROCESSING}
 
@@ -149,6 +149,9 @@ class FaultyReader:
     def __init__(self, data: bytes, error: Exception, after: int) -> None:
         self._data, self._error, self._after, self._pos = data, error, after, 0
 
+    def close(self):
+        pass
+
     def read(self, size=-1):
         if self._pos >= self._after:
             raise self._error
@@ -179,11 +182,13 @@ class InMemoryStorage:
             return None
         return ObjectInfo(size=len(self.objects[key]), etag="etag", metadata={})
 
-    def open_read(self, key, *, etag=None):
+    def open_read(self, key):
+        if key not in self.objects:
+            return None
+        data = self.objects[key]
         faults = self.read_faults.get(key)
-        if faults:
-            return FaultyReader(self.objects[key], faults.pop(0), after=1)
-        return io.BytesIO(self.objects[key])
+        body = FaultyReader(data, faults.pop(0), after=1) if faults else io.BytesIO(data)
+        return ObjectStream(body=body, size=len(data), etag="etag")
 
     def open_writer(self, key, *, content_type, metadata):
         return FakeWriter(self, key, metadata)

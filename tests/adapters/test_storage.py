@@ -60,7 +60,9 @@ def test_head_read_delete_prefix(storage, s3):
     s3.put_object(Bucket=BUCKET, Key="uploads/j2/f0", Body=b"keep")
     info = storage.head("uploads/j1/f2")
     assert info.size == 2
-    assert storage.open_read("uploads/j1/f2", etag=info.etag).read() == b"xx"
+    stream = storage.open_read("uploads/j1/f2")
+    assert (stream.size, stream.etag, stream.read()) == (2, info.etag, b"xx")
+    assert storage.open_read("uploads/j1/missing") is None
     assert storage.delete_prefix("uploads/j1/") == 3
     assert storage.head("uploads/j1/f0") is None and storage.head("uploads/j2/f0").size == 4
 
