@@ -119,8 +119,8 @@ class Job:
     total_size: int
     created_at: float = field(default_factory=now)
     cancelled_at: float | None = None
-    # Counters kept on the job record by the same transactions that move a
-    # file, so a progress poll reads one item instead of every file.
+    # Progress kept on the job record (see jobstore.py), so a poll reads one
+    # item instead of every file.
     files_uploaded: int = 0
     files_completed: int = 0
     files_failed: int = 0
@@ -178,6 +178,22 @@ def summarize(job: Job, files: Iterable[FileRecord]) -> JobSummary:
         ratio=round(bytes_out / bytes_in, 4) if bytes_in else None,
         finished_at=None if open_files or not finished else max(finished),
     )
+
+
+def job_counters(uploaded: set[str], finished: dict[str, dict]) -> dict[str, int]:
+    """A job's counters from its set of uploaded files and its map of finished ones.
+
+    ``finished`` maps a file id to ``{"s": state, "i": bytes in, "o": bytes out}``.
+    """
+    states = [entry["s"] for entry in finished.values()]
+    return {
+        "files_uploaded": len(uploaded),
+        "files_completed": states.count(FileState.COMPLETED.value),
+        "files_failed": states.count(FileState.FAILED.value),
+        "files_cancelled": states.count(FileState.CANCELLED.value),
+        "bytes_in": sum(int(entry.get("i", 0)) for entry in finished.values()),
+        "bytes_out": sum(int(entry.get("o", 0)) for entry in finished.values()),
+    }
 
 
 @dataclass(frozen=True)

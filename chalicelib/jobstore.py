@@ -9,14 +9,19 @@ Layout (single table, see infra/resources.py for the key schema):
 
 Every state change is a conditional write, so a redelivered message can
 neither run a file twice at once nor move a final file back.
+
+The job item also carries its progress, for polls that read one item: a set
+``uploaded`` of file ids and a map ``finished`` of file id -> {state, sizes}.
+Both are written after the file's own conditional write with idempotent
+updates (set ADD, map SET by key), so a redelivery can repeat them but never
+count a file twice, and there are no transactions to conflict when many
+files of one job finish at once.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-import random
-import time
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
@@ -24,12 +29,10 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from .codecs import Algorithm
-from .domain import FileError, FileRecord, FileState, Job
+from .domain import FileError, FileRecord, FileState, Job, job_counters
 from .errors import ValidationError
 
 OWNER_INDEX = "by_owner"
-_COUNTERS = ("files_uploaded", "files_completed", "files_failed", "files_cancelled", "bytes_in", "bytes_out")
-_CONFLICT_RETRIES = 5
 
 
 def _job_pk(job_id: str) -> str:
@@ -112,65 +115,96 @@ class DynamoJobStore:
 
     # -- file state transitions (worker) ---------------------------------------
     def mark_queued(self, job_id: str, file_id: str, at: float) -> bool:
-        """pending -> queued: the upload has been seen (counted once on the job)."""
-        return self._transition(
-            job_id, file_id,
+        """pending -> queued: the upload has been seen. Count it with record_uploads()."""
+        return self._update(
+            _job_pk(job_id), _file_sk(file_id),
             "SET #s = :queued, queued_at = :at",
             "#s = :pending",
             {":queued": FileState.QUEUED.value, ":pending": FileState.PENDING.value, ":at": _num(at)},
-            counters={"files_uploaded": 1},
+        )
+
+    def record_uploads(self, job_id: str, file_ids: Iterable[str]) -> None:
+        """Add files to the job's set of uploaded files (idempotent: a set)."""
+        ids = set(file_ids)
+        if not ids:
+            return
+        try:
+            self._table.update_item(
+                Key={"pk": _job_pk(job_id), "sk": "META"},
+                UpdateExpression="ADD uploaded :ids",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":ids": ids},
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):  # no such job: nothing to count
+                raise
+
+    def record_finish(self, record: FileRecord) -> None:
+        """Note a final file on its job record (idempotent: keyed by file id).
+
+        Called after every move into a final state, and again by the worker
+        when it meets a final file, so a crash between the two writes is
+        repaired by the message's redelivery.
+        """
+        entry: dict[str, Any] = {"s": record.state.value}
+        if record.state is FileState.COMPLETED:
+            entry.update(i=record.size, o=record.compressed_size or 0)
+        expression = "SET finished.#f = :entry"
+        values: dict[str, Any] = {":entry": entry}
+        if record.state is not FileState.CANCELLED or record.queued_at is not None:
+            expression += " ADD uploaded :ids"
+            values[":ids"] = {record.file_id}
+        self._table.update_item(
+            Key={"pk": _job_pk(record.job_id), "sk": "META"},
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#f": record.file_id},
+            ExpressionAttributeValues=values,
         )
 
     def claim_file(self, job_id: str, file_id: str, *, token: str, at: float, lease_until: float) -> FileRecord | None:
         """Take the file for processing, or None if someone else has it or it is final.
 
-        Claimable: queued; processing with an expired lease (the invocation
-        that held it died) or with this same token (a redelivery of the same
-        message); or still pending (then the upload is counted on the job in
-        the same transaction).
+        Claimable: pending or queued; processing with an expired lease (the
+        invocation that held it died) or with this same token (a redelivery
+        of the same message, e.g. after its lease could not be released).
         """
-        values = {
-            ":processing": FileState.PROCESSING.value,
-            ":token": token,
-            ":until": _num(lease_until),
-            ":at": _num(at),
-            ":zero": 0,
-            ":one": 1,
-        }
-        expression = (
-            "SET #s = :processing, lease_token = :token, lease_until = :until, "
-            "started_at = :at, attempts = if_not_exists(attempts, :zero) + :one"
-        )
         try:
             response = self._table.update_item(
                 Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)},
-                UpdateExpression=expression,
-                # A redelivery of the same message (same token) may take back
-                # its own claim, e.g. after its lease could not be released.
+                UpdateExpression=(
+                    "SET #s = :processing, lease_token = :token, lease_until = :until, started_at = :at, "
+                    "queued_at = if_not_exists(queued_at, :at), attempts = if_not_exists(attempts, :zero) + :one"
+                ),
                 ConditionExpression=(
-                    "#s = :queued OR (#s = :processing AND (lease_until < :at OR lease_token = :token))"
+                    "#s IN (:pending, :queued) OR "
+                    "(#s = :processing AND (lease_until < :at OR lease_token = :token))"
                 ),
                 ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={**values, ":queued": FileState.QUEUED.value},
+                ExpressionAttributeValues={
+                    ":processing": FileState.PROCESSING.value,
+                    ":pending": FileState.PENDING.value,
+                    ":queued": FileState.QUEUED.value,
+                    ":token": token,
+                    ":until": _num(lease_until),
+                    ":at": _num(at),
+                    ":zero": 0,
+                    ":one": 1,
+                },
                 ReturnValues="ALL_NEW",
             )
-            return self._to_file(response["Attributes"])
         except ClientError as exc:
-            if not _conditional_failed(exc):
-                raise
-        if not self._transition(
-            job_id, file_id, expression + ", queued_at = :at", "#s = :pending",
-            {**values, ":pending": FileState.PENDING.value}, counters={"files_uploaded": 1},
-        ):
-            return None
-        return self.get_file(job_id, file_id)
+            if _conditional_failed(exc):
+                return None
+            raise
+        return self._to_file(response["Attributes"])
 
     def complete_file(
         self, job_id: str, file_id: str, *, token: str, at: float, size: int,
         compressed_size: int, crc32: int, result_key: str, compress_seconds: float,
     ) -> bool:
         """processing -> completed, only by the holder of the lease."""
-        return self._transition(
+        return self._finish(
             job_id, file_id,
             "SET #s = :completed, compressed_size = :out, crc32 = :crc, result_key = :key, "
             "finished_at = :at, compress_seconds = :secs REMOVE lease_token, lease_until, "
@@ -186,7 +220,6 @@ class DynamoJobStore:
                 ":at": _num(at),
                 ":secs": _num(round(compress_seconds, 4)),
             },
-            counters={"files_completed": 1, "bytes_in": size, "bytes_out": compressed_size},
         )
 
     def release_file(self, job_id: str, file_id: str, *, token: str, error: FileError, at: float) -> bool:
@@ -222,15 +255,15 @@ class DynamoJobStore:
             condition = "#s = :processing AND lease_token = :token"
             values[":token"] = token
             del values[":pending"], values[":queued"]
-        return self._transition(
+        return self._finish(
             job_id, file_id,
             "SET #s = :failed, error_code = :code, error_message = :msg, finished_at = :at "
             "REMOVE lease_token, lease_until",
-            condition, values, counters={"files_failed": 1},
+            condition, values,
         )
 
     def cancel_file(self, job_id: str, file_id: str, at: float) -> bool:
-        return self._transition(
+        return self._finish(
             job_id, file_id,
             "SET #s = :cancelled, finished_at = :at REMOVE lease_token, lease_until",
             "#s IN (:pending, :queued, :processing)",
@@ -241,7 +274,6 @@ class DynamoJobStore:
                 ":processing": FileState.PROCESSING.value,
                 ":at": _num(at),
             },
-            counters={"files_cancelled": 1},
         )
 
     # -- helpers ----------------------------------------------------------------
@@ -263,46 +295,23 @@ class DynamoJobStore:
             raise
         return True
 
-    def _transition(
-        self, job_id: str, file_id: str, expression: str, condition: str, values: dict,
-        *, counters: dict[str, int],
-    ) -> bool:
-        """A conditional file update and the job's counters, in one transaction.
-
-        Either both happen or neither: a redelivered message whose condition
-        fails cannot count twice.
-        """
-        client = self._table.meta.client
-        file_update = {
-            "TableName": self._table.name,
-            "Key": {"pk": _job_pk(job_id), "sk": _file_sk(file_id)},
-            "UpdateExpression": expression,
-            "ConditionExpression": "attribute_exists(pk) AND (" + condition + ")",
-            "ExpressionAttributeNames": {"#s": "state"},
-            "ExpressionAttributeValues": values,
-        }
-        job_update = {
-            "TableName": self._table.name,
-            "Key": {"pk": _job_pk(job_id), "sk": "META"},
-            "UpdateExpression": "ADD " + ", ".join(f"{name} :{name}" for name in counters),
-            "ExpressionAttributeValues": {f":{name}": value for name, value in counters.items()},
-        }
-        for attempt in range(_CONFLICT_RETRIES):
-            try:
-                client.transact_write_items(TransactItems=[{"Update": file_update}, {"Update": job_update}])
-                return True
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                    raise
-                codes = {r.get("Code") for r in exc.response.get("CancellationReasons") or []}
-                if "ConditionalCheckFailed" in codes:
-                    return False
-                if "TransactionConflict" not in codes or attempt == _CONFLICT_RETRIES - 1:
-                    raise
-                # Another file of the same job updated the job's counters at
-                # the same moment: try again shortly.
-                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
-        return False  # pragma: no cover - the loop returns or raises
+    def _finish(self, job_id: str, file_id: str, expression: str, condition: str, values: dict) -> bool:
+        """A conditional move into a final state, then the note on the job record."""
+        try:
+            response = self._table.update_item(
+                Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        self.record_finish(self._to_file(response["Attributes"]))
+        return True
 
     def _query(self, condition) -> Iterable[dict]:
         kwargs: dict[str, Any] = {"KeyConditionExpression": condition, "ConsistentRead": True}
@@ -326,7 +335,7 @@ class DynamoJobStore:
             "file_count": job.file_count,
             "total_size": job.total_size,
             "created_at": _num(job.created_at),
-            **{name: 0 for name in _COUNTERS},
+            "finished": {},
             "gsi1pk": f"OWNER#{job.owner}",
             "gsi1sk": f"{job.created_at:017.3f}#{job.job_id}",
             "expires_at": expires,
@@ -368,7 +377,7 @@ class DynamoJobStore:
             total_size=item["total_size"],
             created_at=item["created_at"],
             cancelled_at=item.get("cancelled_at"),
-            **{name: item.get(name, 0) for name in _COUNTERS},
+            **job_counters(set(item.get("uploaded") or ()), item.get("finished") or {}),
         )
 
     @staticmethod

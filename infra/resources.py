@@ -104,7 +104,12 @@ def table_definition(name: str) -> dict[str, Any]:
                     {"AttributeName": "gsi1pk", "KeyType": "HASH"},
                     {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "ALL"},
+                # Listing needs the job's header only, not its progress map.
+                "Projection": {
+                    "ProjectionType": "INCLUDE",
+                    "NonKeyAttributes": ["job_id", "owner", "algorithm", "level", "file_count",
+                                         "total_size", "created_at", "cancelled_at"],
+                },
             }
         ],
     }

@@ -5,7 +5,7 @@ import io
 import threading
 from dataclasses import replace
 
-from chalicelib.domain import FileError, FileRecord, FileState, Job
+from chalicelib.domain import FileRecord, FileState, Job, job_counters
 from chalicelib.storage import ObjectInfo, ObjectStream, PresignedRequest
 
 _OPEN = {FileState.PENDING, FileState.QUEUED, FileState.PROCESSING}
@@ -16,12 +16,15 @@ class InMemoryJobStore:
         self.jobs: dict[str, Job] = {}
         self.files: dict[tuple[str, str], FileRecord] = {}
         self.leases: dict[tuple[str, str], tuple[str, float]] = {}
+        self.uploaded: dict[str, set[str]] = {}
+        self.finished: dict[str, dict[str, dict]] = {}
         self.batch_writes = 0
         self._lock = threading.Lock()
 
     def create_job(self, job, files):
         self.batch_writes += 1
         self.jobs[job.job_id] = job
+        self.uploaded[job.job_id], self.finished[job.job_id] = set(), {}
         for record in files:
             self.files[(job.job_id, record.file_id)] = record
 
@@ -33,11 +36,14 @@ class InMemoryJobStore:
         return True
 
     def get_job(self, job_id):
-        return self.jobs.get(job_id)
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None
+        return replace(job, **job_counters(self.uploaded[job_id], self.finished[job_id]))
 
     def get_job_with_files(self, job_id):
         files = sorted((f for (j, _), f in self.files.items() if j == job_id), key=lambda f: f.name)
-        return self.jobs.get(job_id), files
+        return self.get_job(job_id), files
 
     def get_file(self, job_id, file_id):
         return self.files.get((job_id, file_id))
@@ -50,11 +56,19 @@ class InMemoryJobStore:
         more = start + limit < len(jobs)
         return page, str(start + limit) if more else None
 
-    def _count(self, job_id, **deltas):
-        job = self.jobs[job_id]
-        self.jobs[job_id] = replace(job, **{k: getattr(job, k) + v for k, v in deltas.items()})
+    def record_uploads(self, job_id, file_ids):
+        if job_id in self.uploaded:
+            self.uploaded[job_id] |= set(file_ids)
 
-    def _change(self, job_id, file_id, allowed, token=None, counters=None, **changes):
+    def record_finish(self, record):
+        entry = {"s": record.state.value}
+        if record.state is FileState.COMPLETED:
+            entry.update(i=record.size, o=record.compressed_size or 0)
+        self.finished[record.job_id][record.file_id] = entry
+        if record.state is not FileState.CANCELLED or record.queued_at is not None:
+            self.uploaded[record.job_id].add(record.file_id)
+
+    def _change(self, job_id, file_id, allowed, token=None, **changes):
         with self._lock:
             key = (job_id, file_id)
             record = self.files.get(key)
@@ -63,13 +77,18 @@ class InMemoryJobStore:
             if token is not None and self.leases.get(key, ("", 0))[0] != token:
                 return None
             self.files[key] = record = replace(record, **changes)
-            if counters:
-                self._count(job_id, **counters)
             return record
 
+    def _finish(self, job_id, file_id, allowed, token=None, **changes):
+        record = self._change(job_id, file_id, allowed, token=token, **changes)
+        if record is None:
+            return False
+        self.leases.pop((job_id, file_id), None)
+        self.record_finish(record)
+        return True
+
     def mark_queued(self, job_id, file_id, at):
-        return self._change(job_id, file_id, {FileState.PENDING}, state=FileState.QUEUED, queued_at=at,
-                            counters={"files_uploaded": 1}) is not None
+        return self._change(job_id, file_id, {FileState.PENDING}, state=FileState.QUEUED, queued_at=at) is not None
 
     def claim_file(self, job_id, file_id, *, token, at, lease_until):
         with self._lock:
@@ -81,45 +100,31 @@ class InMemoryJobStore:
             retakable = record.state is FileState.PROCESSING and (until < at or holder == token)
             if record.state not in (FileState.PENDING, FileState.QUEUED) and not retakable:
                 return None
-            if record.state is FileState.PENDING:
-                self._count(job_id, files_uploaded=1)
-                record = replace(record, queued_at=at)
             self.leases[key] = (token, lease_until)
             self.files[key] = record = replace(record, state=FileState.PROCESSING, started_at=at,
-                                               attempts=record.attempts + 1)
+                                               queued_at=record.queued_at or at, attempts=record.attempts + 1)
             return record
 
     def complete_file(self, job_id, file_id, *, token, at, size, compressed_size, crc32, result_key,
                       compress_seconds):
-        done = self._change(job_id, file_id, {FileState.PROCESSING}, token=token, state=FileState.COMPLETED,
+        return self._finish(job_id, file_id, {FileState.PROCESSING}, token=token, state=FileState.COMPLETED,
                             compressed_size=compressed_size, crc32=crc32, result_key=result_key,
-                            finished_at=at, compress_seconds=compress_seconds, error=None,
-                            counters={"files_completed": 1, "bytes_in": size, "bytes_out": compressed_size})
-        self._drop_lease(job_id, file_id, done)
-        return done is not None
+                            finished_at=at, compress_seconds=compress_seconds, error=None)
 
     def release_file(self, job_id, file_id, *, token, error, at):
         done = self._change(job_id, file_id, {FileState.PROCESSING}, token=token, state=FileState.QUEUED,
                             error=error, queued_at=at)
-        self._drop_lease(job_id, file_id, done)
+        if done is not None:
+            self.leases.pop((job_id, file_id), None)
         return done is not None
 
     def fail_file(self, job_id, file_id, *, error, at, token=None):
         allowed = {FileState.PROCESSING} if token is not None else _OPEN
-        done = self._change(job_id, file_id, allowed, token=token, state=FileState.FAILED, error=error,
-                            finished_at=at, counters={"files_failed": 1})
-        self._drop_lease(job_id, file_id, done)
-        return done is not None
+        return self._finish(job_id, file_id, allowed, token=token, state=FileState.FAILED, error=error,
+                            finished_at=at)
 
     def cancel_file(self, job_id, file_id, at):
-        done = self._change(job_id, file_id, _OPEN, state=FileState.CANCELLED, finished_at=at,
-                            counters={"files_cancelled": 1})
-        self._drop_lease(job_id, file_id, done)
-        return done is not None
-
-    def _drop_lease(self, job_id, file_id, done):
-        if done is not None:
-            self.leases.pop((job_id, file_id), None)
+        return self._finish(job_id, file_id, _OPEN, state=FileState.CANCELLED, finished_at=at)
 
 
 class FakeWriter:

@@ -111,6 +111,9 @@ def test_dynamo_cursor_is_checked(moto_aws):
 def test_counters_follow_every_transition_exactly_once(store):
     make(store, n=4)
     assert store.mark_queued("j1", "f0", 1.0) and not store.mark_queued("j1", "f0", 1.0)
+    store.record_uploads("j1", {"f0"})
+    store.record_uploads("j1", {"f0"})  # a redelivery repeats it: still one
+    store.record_uploads("j_unknown", {"f0"})  # no such job: nothing happens
     store.claim_file("j1", "f0", token="A", at=2.0, lease_until=100.0)
     assert store.complete_file("j1", "f0", token="A", at=3.0, size=10, compressed_size=4, crc32=1,
                                result_key="k", compress_seconds=0.1)
@@ -123,6 +126,8 @@ def test_counters_follow_every_transition_exactly_once(store):
     job = store.get_job("j1")
     assert (job.files_uploaded, job.files_completed, job.files_failed, job.files_cancelled) == (2, 1, 1, 1)
     assert (job.bytes_in, job.bytes_out) == (10, 4)
+    store.record_finish(store.get_file("j1", "f0"))  # the worker's repair after a redelivery: idempotent
+    assert store.get_job("j1") == job
 
 
 def test_the_same_token_may_take_back_its_own_claim(store):

@@ -101,6 +101,7 @@ def test_files_never_uploaded_fail_once_their_upload_url_expired(store, storage,
     job_id = created.job.job_id
     uploaded = created.files[0][0]
     store.mark_queued(job_id, uploaded.file_id, 1001.0)
+    store.record_uploads(job_id, {uploaded.file_id})  # as the worker does
     assert service.get_status(job_id, owner="alice").summary.state is JobState.PROCESSING
     clock[0] += settings.upload_url_ttl + 1
     status = service.get_status(job_id, owner="alice")
