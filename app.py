@@ -64,7 +64,7 @@ def job_status(job_id):
 @app.route("/jobs/{job_id}/summary", methods=["GET"])
 @json_errors
 def job_summary(job_id):
-    return views.job_summary(*get_service().get_progress(job_id, owner=_owner()))
+    return views.job_summary(*get_service().get_summary(job_id, owner=_owner()))
 
 
 @app.route("/jobs/{job_id}", methods=["DELETE"])

@@ -119,14 +119,6 @@ class Job:
     total_size: int
     created_at: float = field(default_factory=now)
     cancelled_at: float | None = None
-    # Progress kept on the job record (see jobstore.py), so a poll reads one
-    # item instead of every file.
-    files_uploaded: int = 0
-    files_completed: int = 0
-    files_failed: int = 0
-    files_cancelled: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
 
 
 @dataclass(frozen=True)
@@ -177,67 +169,4 @@ def summarize(job: Job, files: Iterable[FileRecord]) -> JobSummary:
         bytes_out=bytes_out,
         ratio=round(bytes_out / bytes_in, 4) if bytes_in else None,
         finished_at=None if open_files or not finished else max(finished),
-    )
-
-
-def job_counters(uploaded: set[str], finished: dict[str, dict]) -> dict[str, int]:
-    """A job's counters from its set of uploaded files and its map of finished ones.
-
-    ``finished`` maps a file id to ``{"s": state, "i": bytes in, "o": bytes out}``.
-    """
-    states = [entry["s"] for entry in finished.values()]
-    return {
-        "files_uploaded": len(uploaded),
-        "files_completed": states.count(FileState.COMPLETED.value),
-        "files_failed": states.count(FileState.FAILED.value),
-        "files_cancelled": states.count(FileState.CANCELLED.value),
-        "bytes_in": sum(int(entry.get("i", 0)) for entry in finished.values()),
-        "bytes_out": sum(int(entry.get("o", 0)) for entry in finished.values()),
-    }
-
-
-@dataclass(frozen=True)
-class JobProgress:
-    """A job's state and totals from its counters alone (one read)."""
-
-    state: JobState
-    counts: dict[str, int]
-    bytes_in: int
-    bytes_out: int
-    ratio: float | None
-
-
-def progress_of(job: Job, *, at: float, upload_ttl: int) -> JobProgress:
-    """The same state as :func:`summarize` gives, from the job's counters.
-
-    Files never uploaded once their upload URL expired count as failed, as
-    the full status shows them.
-    """
-    failed = job.files_failed
-    if job.cancelled_at is None and at > job.created_at + upload_ttl:
-        failed += max(job.file_count - job.files_uploaded, 0)
-    done = job.files_completed + failed + job.files_cancelled
-    if job.cancelled_at is not None:
-        state = JobState.CANCELLED
-    elif done >= job.file_count:
-        if job.files_completed == job.file_count:
-            state = JobState.COMPLETED
-        elif failed == job.file_count:
-            state = JobState.FAILED
-        else:
-            state = JobState.PARTIALLY_FAILED
-    elif job.files_uploaded == 0 and done == 0:
-        state = JobState.PENDING
-    else:
-        state = JobState.PROCESSING
-    counts = {
-        "uploaded": job.files_uploaded,
-        "completed": job.files_completed,
-        "failed": failed,
-        "cancelled": job.files_cancelled,
-        "open": max(job.file_count - done, 0),
-    }
-    return JobProgress(
-        state=state, counts=counts, bytes_in=job.bytes_in, bytes_out=job.bytes_out,
-        ratio=round(job.bytes_out / job.bytes_in, 4) if job.bytes_in else None,
     )

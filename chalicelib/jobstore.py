@@ -9,13 +9,6 @@ Layout (single table, see infra/resources.py for the key schema):
 
 Every state change is a conditional write, so a redelivered message can
 neither run a file twice at once nor move a final file back.
-
-The job item also carries its progress, for polls that read one item: a set
-``uploaded`` of file ids and a map ``finished`` of file id -> {state, sizes}.
-Both are written after the file's own conditional write with idempotent
-updates (set ADD, map SET by key), so a redelivery can repeat them but never
-count a file twice, and there are no transactions to conflict when many
-files of one job finish at once.
 """
 from __future__ import annotations
 
@@ -29,10 +22,11 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from .codecs import Algorithm
-from .domain import FileError, FileRecord, FileState, Job, job_counters
+from .domain import FileError, FileRecord, FileState, Job
 from .errors import ValidationError
 
 OWNER_INDEX = "by_owner"
+_OPEN = [s.value for s in (FileState.PENDING, FileState.QUEUED, FileState.PROCESSING)]
 
 
 def _job_pk(job_id: str) -> str:
@@ -93,6 +87,23 @@ class DynamoJobStore:
         files.sort(key=lambda f: f.name)
         return job, files
 
+    def get_file_states(self, job_id: str) -> list[FileRecord]:
+        """The job's files with only what a summary needs (state, sizes, times).
+
+        Same query as the full status, projected: no names, errors or keys
+        travel, and nothing is signed.
+        """
+        records = []
+        names = {"#s": "state", "#sz": "size"}
+        for item in self._query(
+            Key("pk").eq(_job_pk(job_id)) & Key("sk").begins_with("FILE#"),
+            projection="job_id, file_id, #s, #sz, algorithm, #l, created_at, finished_at, compressed_size",
+            names={**names, "#l": "level"},
+        ):
+            item.setdefault("name", "")
+            records.append(self._to_file(item))
+        return records
+
     def get_file(self, job_id: str, file_id: str) -> FileRecord | None:
         item = self._table.get_item(
             Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)}, ConsistentRead=True
@@ -115,51 +126,12 @@ class DynamoJobStore:
 
     # -- file state transitions (worker) ---------------------------------------
     def mark_queued(self, job_id: str, file_id: str, at: float) -> bool:
-        """pending -> queued: the upload has been seen. Count it with record_uploads()."""
+        """pending -> queued: the upload has been seen."""
         return self._update(
             _job_pk(job_id), _file_sk(file_id),
             "SET #s = :queued, queued_at = :at",
             "#s = :pending",
             {":queued": FileState.QUEUED.value, ":pending": FileState.PENDING.value, ":at": _num(at)},
-        )
-
-    def record_uploads(self, job_id: str, file_ids: Iterable[str]) -> None:
-        """Add files to the job's set of uploaded files (idempotent: a set)."""
-        ids = set(file_ids)
-        if not ids:
-            return
-        try:
-            self._table.update_item(
-                Key={"pk": _job_pk(job_id), "sk": "META"},
-                UpdateExpression="ADD uploaded :ids",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":ids": ids},
-            )
-        except ClientError as exc:
-            if not _conditional_failed(exc):  # no such job: nothing to count
-                raise
-
-    def record_finish(self, record: FileRecord) -> None:
-        """Note a final file on its job record (idempotent: keyed by file id).
-
-        Called after every move into a final state, and again by the worker
-        when it meets a final file, so a crash between the two writes is
-        repaired by the message's redelivery.
-        """
-        entry: dict[str, Any] = {"s": record.state.value}
-        if record.state is FileState.COMPLETED:
-            entry.update(i=record.size, o=record.compressed_size or 0)
-        expression = "SET finished.#f = :entry"
-        values: dict[str, Any] = {":entry": entry}
-        if record.state is not FileState.CANCELLED or record.queued_at is not None:
-            expression += " ADD uploaded :ids"
-            values[":ids"] = {record.file_id}
-        self._table.update_item(
-            Key={"pk": _job_pk(record.job_id), "sk": "META"},
-            UpdateExpression=expression,
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#f": record.file_id},
-            ExpressionAttributeValues=values,
         )
 
     def claim_file(self, job_id: str, file_id: str, *, token: str, at: float, lease_until: float) -> FileRecord | None:
@@ -200,12 +172,12 @@ class DynamoJobStore:
         return self._to_file(response["Attributes"])
 
     def complete_file(
-        self, job_id: str, file_id: str, *, token: str, at: float, size: int,
+        self, job_id: str, file_id: str, *, token: str, at: float,
         compressed_size: int, crc32: int, result_key: str, compress_seconds: float,
     ) -> bool:
         """processing -> completed, only by the holder of the lease."""
-        return self._finish(
-            job_id, file_id,
+        return self._update(
+            _job_pk(job_id), _file_sk(file_id),
             "SET #s = :completed, compressed_size = :out, crc32 = :crc, result_key = :key, "
             "finished_at = :at, compress_seconds = :secs REMOVE lease_token, lease_until, "
             "error_code, error_message",
@@ -255,16 +227,16 @@ class DynamoJobStore:
             condition = "#s = :processing AND lease_token = :token"
             values[":token"] = token
             del values[":pending"], values[":queued"]
-        return self._finish(
-            job_id, file_id,
+        return self._update(
+            _job_pk(job_id), _file_sk(file_id),
             "SET #s = :failed, error_code = :code, error_message = :msg, finished_at = :at "
             "REMOVE lease_token, lease_until",
             condition, values,
         )
 
     def cancel_file(self, job_id: str, file_id: str, at: float) -> bool:
-        return self._finish(
-            job_id, file_id,
+        return self._update(
+            _job_pk(job_id), _file_sk(file_id),
             "SET #s = :cancelled, finished_at = :at REMOVE lease_token, lease_until",
             "#s IN (:pending, :queued, :processing)",
             {
@@ -295,26 +267,11 @@ class DynamoJobStore:
             raise
         return True
 
-    def _finish(self, job_id: str, file_id: str, expression: str, condition: str, values: dict) -> bool:
-        """A conditional move into a final state, then the note on the job record."""
-        try:
-            response = self._table.update_item(
-                Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        self.record_finish(self._to_file(response["Attributes"]))
-        return True
-
-    def _query(self, condition) -> Iterable[dict]:
+    def _query(self, condition, *, projection: str | None = None, names: dict | None = None) -> Iterable[dict]:
         kwargs: dict[str, Any] = {"KeyConditionExpression": condition, "ConsistentRead": True}
+        if projection:
+            kwargs["ProjectionExpression"] = projection
+            kwargs["ExpressionAttributeNames"] = names or {}
         while True:
             response = self._table.query(**kwargs)
             yield from response.get("Items", [])
@@ -335,7 +292,6 @@ class DynamoJobStore:
             "file_count": job.file_count,
             "total_size": job.total_size,
             "created_at": _num(job.created_at),
-            "finished": {},
             "gsi1pk": f"OWNER#{job.owner}",
             "gsi1sk": f"{job.created_at:017.3f}#{job.job_id}",
             "expires_at": expires,
@@ -377,7 +333,6 @@ class DynamoJobStore:
             total_size=item["total_size"],
             created_at=item["created_at"],
             cancelled_at=item.get("cancelled_at"),
-            **job_counters(set(item.get("uploaded") or ()), item.get("finished") or {}),
         )
 
     @staticmethod

@@ -8,10 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .domain import (
-    FileError, FileRecord, FileState, Job, JobProgress, JobSummary, new_file_id, new_job_id, now, progress_of,
-    summarize,
-)
+from .domain import FileError, FileRecord, FileState, Job, JobSummary, new_file_id, new_job_id, now, summarize
 from .errors import JobConflict, JobNotFound
 from .keys import ObjectKeys
 from .ports import JobStore, ObjectStorage
@@ -121,12 +118,17 @@ class JobService:
         }
         return JobStatus(job=job, summary=summarize(job, files), files=files, download_urls=urls)
 
-    def get_progress(self, job_id: str, *, owner: str) -> tuple[Job, JobProgress]:
-        """State and totals from the job's counters: one read, whatever the job's size."""
+    def get_summary(self, job_id: str, *, owner: str) -> tuple[Job, JobSummary]:
+        """State, counts and totals without the per-file list (nothing is signed).
+
+        Derived from the file records like the full status, read with a
+        projection, so the two always agree and nothing can be counted twice.
+        """
         job = self._store.get_job(job_id)
         if job is None or job.owner != owner:
             raise _not_found(job_id)
-        return job, progress_of(job, at=self._clock(), upload_ttl=self._settings.upload_url_ttl)
+        files = [self._expire_unsent(record) for record in self._store.get_file_states(job_id)]
+        return job, summarize(job, files)
 
     def _expire_unsent(self, record: FileRecord) -> FileRecord:
         """A file still pending after its upload URL expired can no longer arrive.

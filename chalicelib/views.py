@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import SERVICE_NAME, __version__
-from .domain import FileRecord, Job, JobProgress
+from .domain import OPEN_FILE_STATES, FileRecord, Job, JobSummary
 from .service import CreatedJob, JobPage, JobStatus
 
 
@@ -64,17 +64,19 @@ def job_status(status: JobStatus) -> dict[str, Any]:
     }
 
 
-def job_summary(job: Job, progress: JobProgress) -> dict[str, Any]:
+def job_summary(job: Job, summary: JobSummary) -> dict[str, Any]:
+    open_files = sum(summary.counts[state.value] for state in OPEN_FILE_STATES)
     return {
         **_job_header(job),
-        "state": progress.state.value,
-        "counts": progress.counts,
+        "state": summary.state.value,
+        "counts": {**summary.counts, "open": open_files},
         "totals": {
             "files": job.file_count,
-            "bytes_in": progress.bytes_in,
-            "bytes_out": progress.bytes_out,
-            "ratio": progress.ratio,
+            "bytes_in": summary.bytes_in,
+            "bytes_out": summary.bytes_out,
+            "ratio": summary.ratio,
         },
+        "finished_at": summary.finished_at,
     }
 
 

@@ -76,13 +76,9 @@ class Worker:
         """Process an SQS batch; returns the Lambda partial-batch response."""
         messages = self._parse(records)
         failures: list[str] = []
-        seen: dict[str, set[str]] = {}
         for message in messages:  # the uploads are in: pending -> queued
             for upload in message.uploads:
                 self._store.mark_queued(upload.ref.job_id, upload.ref.file_id, self._clock())
-                seen.setdefault(upload.ref.job_id, set()).add(upload.ref.file_id)
-        for job_id, file_ids in seen.items():  # one idempotent write per job, not per file
-            self._store.record_uploads(job_id, file_ids)
         for message in messages:
             if remaining_ms is not None and remaining_ms() < self._settings.stop_margin_ms:
                 # Not enough time left to finish safely: hand it back untouched,
@@ -149,7 +145,7 @@ class Worker:
         result_key = self._keys.result(ref.job_id, ref.file_id, claimed.algorithm)
         try:
             done = self._store.complete_file(
-                ref.job_id, ref.file_id, token=token, at=self._clock(), size=claimed.size,
+                ref.job_id, ref.file_id, token=token, at=self._clock(),
                 compressed_size=compressed_size, crc32=crc, result_key=result_key,
                 compress_seconds=seconds,
             )
@@ -169,10 +165,6 @@ class Worker:
             log.warning("upload %s belongs to no known file; ignored", upload.key)
         elif record.state is FileState.CANCELLED:
             self._storage.delete(upload.key)  # arrived after the job was cancelled
-        elif record.state.is_final:
-            # Done before; make sure the job record knows (a crash between the
-            # file's write and the job's leaves it for this redelivery).
-            self._store.record_finish(record)
         else:
             # Final already, or another delivery holds a live lease: that
             # delivery's own message stays in flight until it finishes.
@@ -244,10 +236,7 @@ class Worker:
 
     def _give_up(self, ref: FileRef, receive_count: int) -> None:
         record = self._store.get_file(ref.job_id, ref.file_id)
-        if record is None:
-            return
-        if record.state.is_final:
-            self._store.record_finish(record)  # repair, as in _not_claimed
+        if record is None or record.state.is_final:
             return
         last = record.error
         detail = f"; last error: {last.code}: {last.message}" if last else ""

@@ -73,6 +73,8 @@ def wait_for_job(
     watched = _watched(status, wanted)
     unwatched = len(status.get("files", [])) - len(watched)
     live = len(status.get("files", [])) <= LIVE_LIST_LIMIT
+    # Even a summary reads every file record: poll big jobs less often (10 s at 1,000 files).
+    cap = max(poll.cap, len(status.get("files", [])) / 100)
     reported: set[str] = set()
     interval = poll.first
     listed_at, listed_done = clock(), -1
@@ -89,7 +91,7 @@ def wait_for_job(
                 return status
             while True:
                 poll.sleep(interval)
-                interval = min(poll.cap, interval * poll.factor)
+                interval = min(cap, interval * poll.factor)
                 if live:
                     break
                 summary = api.get_summary(job_id)

@@ -104,12 +104,7 @@ def table_definition(name: str) -> dict[str, Any]:
                     {"AttributeName": "gsi1pk", "KeyType": "HASH"},
                     {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
                 ],
-                # Listing needs the job's header only, not its progress map.
-                "Projection": {
-                    "ProjectionType": "INCLUDE",
-                    "NonKeyAttributes": ["job_id", "owner", "algorithm", "level", "file_count",
-                                         "total_size", "created_at", "cancelled_at"],
-                },
+                "Projection": {"ProjectionType": "ALL"},
             }
         ],
     }

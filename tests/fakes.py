@@ -5,7 +5,7 @@ import io
 import threading
 from dataclasses import replace
 
-from chalicelib.domain import FileRecord, FileState, Job, job_counters
+from chalicelib.domain import FileError, FileRecord, FileState, Job
 from chalicelib.storage import ObjectInfo, ObjectStream, PresignedRequest
 
 _OPEN = {FileState.PENDING, FileState.QUEUED, FileState.PROCESSING}
@@ -16,15 +16,12 @@ class InMemoryJobStore:
         self.jobs: dict[str, Job] = {}
         self.files: dict[tuple[str, str], FileRecord] = {}
         self.leases: dict[tuple[str, str], tuple[str, float]] = {}
-        self.uploaded: dict[str, set[str]] = {}
-        self.finished: dict[str, dict[str, dict]] = {}
         self.batch_writes = 0
         self._lock = threading.Lock()
 
     def create_job(self, job, files):
         self.batch_writes += 1
         self.jobs[job.job_id] = job
-        self.uploaded[job.job_id], self.finished[job.job_id] = set(), {}
         for record in files:
             self.files[(job.job_id, record.file_id)] = record
 
@@ -36,14 +33,14 @@ class InMemoryJobStore:
         return True
 
     def get_job(self, job_id):
-        job = self.jobs.get(job_id)
-        if job is None:
-            return None
-        return replace(job, **job_counters(self.uploaded[job_id], self.finished[job_id]))
+        return self.jobs.get(job_id)
 
     def get_job_with_files(self, job_id):
         files = sorted((f for (j, _), f in self.files.items() if j == job_id), key=lambda f: f.name)
-        return self.get_job(job_id), files
+        return self.jobs.get(job_id), files
+
+    def get_file_states(self, job_id):
+        return self.get_job_with_files(job_id)[1]
 
     def get_file(self, job_id, file_id):
         return self.files.get((job_id, file_id))
@@ -56,18 +53,6 @@ class InMemoryJobStore:
         more = start + limit < len(jobs)
         return page, str(start + limit) if more else None
 
-    def record_uploads(self, job_id, file_ids):
-        if job_id in self.uploaded:
-            self.uploaded[job_id] |= set(file_ids)
-
-    def record_finish(self, record):
-        entry = {"s": record.state.value}
-        if record.state is FileState.COMPLETED:
-            entry.update(i=record.size, o=record.compressed_size or 0)
-        self.finished[record.job_id][record.file_id] = entry
-        if record.state is not FileState.CANCELLED or record.queued_at is not None:
-            self.uploaded[record.job_id].add(record.file_id)
-
     def _change(self, job_id, file_id, allowed, token=None, **changes):
         with self._lock:
             key = (job_id, file_id)
@@ -78,14 +63,6 @@ class InMemoryJobStore:
                 return None
             self.files[key] = record = replace(record, **changes)
             return record
-
-    def _finish(self, job_id, file_id, allowed, token=None, **changes):
-        record = self._change(job_id, file_id, allowed, token=token, **changes)
-        if record is None:
-            return False
-        self.leases.pop((job_id, file_id), None)
-        self.record_finish(record)
-        return True
 
     def mark_queued(self, job_id, file_id, at):
         return self._change(job_id, file_id, {FileState.PENDING}, state=FileState.QUEUED, queued_at=at) is not None
@@ -105,26 +82,30 @@ class InMemoryJobStore:
                                                queued_at=record.queued_at or at, attempts=record.attempts + 1)
             return record
 
-    def complete_file(self, job_id, file_id, *, token, at, size, compressed_size, crc32, result_key,
-                      compress_seconds):
-        return self._finish(job_id, file_id, {FileState.PROCESSING}, token=token, state=FileState.COMPLETED,
+    def complete_file(self, job_id, file_id, *, token, at, compressed_size, crc32, result_key, compress_seconds):
+        done = self._change(job_id, file_id, {FileState.PROCESSING}, token=token, state=FileState.COMPLETED,
                             compressed_size=compressed_size, crc32=crc32, result_key=result_key,
                             finished_at=at, compress_seconds=compress_seconds, error=None)
+        self.leases.pop((job_id, file_id), None) if done else None
+        return done is not None
 
     def release_file(self, job_id, file_id, *, token, error, at):
         done = self._change(job_id, file_id, {FileState.PROCESSING}, token=token, state=FileState.QUEUED,
                             error=error, queued_at=at)
-        if done is not None:
-            self.leases.pop((job_id, file_id), None)
+        self.leases.pop((job_id, file_id), None) if done else None
         return done is not None
 
     def fail_file(self, job_id, file_id, *, error, at, token=None):
         allowed = {FileState.PROCESSING} if token is not None else _OPEN
-        return self._finish(job_id, file_id, allowed, token=token, state=FileState.FAILED, error=error,
+        done = self._change(job_id, file_id, allowed, token=token, state=FileState.FAILED, error=error,
                             finished_at=at)
+        self.leases.pop((job_id, file_id), None) if done else None
+        return done is not None
 
     def cancel_file(self, job_id, file_id, at):
-        return self._finish(job_id, file_id, _OPEN, state=FileState.CANCELLED, finished_at=at)
+        done = self._change(job_id, file_id, _OPEN, state=FileState.CANCELLED, finished_at=at)
+        self.leases.pop((job_id, file_id), None) if done else None
+        return done is not None
 
 
 class FakeWriter:

@@ -45,7 +45,7 @@ def test_state_machine_is_conditional(store):
     claimed = store.claim_file("j1", "f0", token="A", at=10.0, lease_until=20.0)
     assert claimed.state is FileState.PROCESSING and claimed.attempts == 1
     assert store.claim_file("j1", "f0", token="B", at=15.0, lease_until=25.0) is None  # live lease
-    assert not store.complete_file("j1", "f0", token="B", at=16.0, size=10, compressed_size=1, crc32=1,
+    assert not store.complete_file("j1", "f0", token="B", at=16.0, compressed_size=1, crc32=1,
                                    result_key="k", compress_seconds=0.1)
     retaken = store.claim_file("j1", "f0", token="B", at=21.0, lease_until=30.0)  # expired lease
     assert retaken.attempts == 2
@@ -54,7 +54,7 @@ def test_state_machine_is_conditional(store):
     released = store.get_file("j1", "f0")
     assert released.state is FileState.QUEUED and released.error == FileError("slow", "later")
     store.claim_file("j1", "f0", token="C", at=23.0, lease_until=40.0)
-    assert store.complete_file("j1", "f0", token="C", at=24.0, size=10, compressed_size=4, crc32=7,
+    assert store.complete_file("j1", "f0", token="C", at=24.0, compressed_size=4, crc32=7,
                                result_key="results/j1/f0.br", compress_seconds=0.5)
     done = store.get_file("j1", "f0")
     assert (done.state, done.compressed_size, done.error, done.attempts) == (FileState.COMPLETED, 4, None, 3)
@@ -108,26 +108,15 @@ def test_dynamo_cursor_is_checked(moto_aws):
         store.list_jobs("bob", limit=1, cursor=cursor)
 
 
-def test_counters_follow_every_transition_exactly_once(store):
-    make(store, n=4)
-    assert store.mark_queued("j1", "f0", 1.0) and not store.mark_queued("j1", "f0", 1.0)
-    store.record_uploads("j1", {"f0"})
-    store.record_uploads("j1", {"f0"})  # a redelivery repeats it: still one
-    store.record_uploads("j_unknown", {"f0"})  # no such job: nothing happens
+def test_file_states_are_a_projection_of_the_files(store):
+    make(store, n=3)
     store.claim_file("j1", "f0", token="A", at=2.0, lease_until=100.0)
-    assert store.complete_file("j1", "f0", token="A", at=3.0, size=10, compressed_size=4, crc32=1,
-                               result_key="k", compress_seconds=0.1)
-    assert not store.complete_file("j1", "f0", token="A", at=3.0, size=10, compressed_size=4, crc32=1,
-                                   result_key="k", compress_seconds=0.1)
-    store.claim_file("j1", "f1", token="B", at=2.0, lease_until=100.0)  # straight from pending
-    assert store.fail_file("j1", "f1", error=FileError("e", "m"), at=4.0, token="B")
-    assert not store.fail_file("j1", "f1", error=FileError("e", "m"), at=4.0)
-    assert store.cancel_file("j1", "f2", 5.0) and not store.cancel_file("j1", "f2", 5.0)
-    job = store.get_job("j1")
-    assert (job.files_uploaded, job.files_completed, job.files_failed, job.files_cancelled) == (2, 1, 1, 1)
-    assert (job.bytes_in, job.bytes_out) == (10, 4)
-    store.record_finish(store.get_file("j1", "f0"))  # the worker's repair after a redelivery: idempotent
-    assert store.get_job("j1") == job
+    store.complete_file("j1", "f0", token="A", at=3.0, compressed_size=4, crc32=1, result_key="k",
+                        compress_seconds=0.1)
+    states = {f.file_id: f for f in store.get_file_states("j1")}
+    assert set(states) == {"f0", "f1", "f2"}
+    assert (states["f0"].state, states["f0"].size, states["f0"].compressed_size) == (FileState.COMPLETED, 10, 4)
+    assert states["f1"].state is FileState.PENDING
 
 
 def test_the_same_token_may_take_back_its_own_claim(store):

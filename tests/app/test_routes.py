@@ -96,7 +96,8 @@ def test_summary_of_a_new_job(client):
     job = json.loads(post(client, {"files": [{"name": "b.txt", "size": 3}, {"name": "a.txt", "size": 4}]}).body)
     body = json.loads(client.http.get(f"/jobs/{job['job_id']}/summary").body)
     assert body["state"] == "pending" and "files" not in body
-    assert body["counts"] == {"uploaded": 0, "completed": 0, "failed": 0, "cancelled": 0, "open": 2}
+    assert body["counts"] == {"pending": 2, "queued": 0, "processing": 0, "completed": 0, "failed": 0,
+                              "cancelled": 0, "open": 2}
     assert body["totals"] == {"files": 2, "bytes_in": 0, "bytes_out": 0, "ratio": None}
 
 

@@ -13,7 +13,7 @@ def _status(states):
 
 def _summary(done, total):
     return {"state": "completed" if done == total else "processing",
-            "counts": {"uploaded": total, "completed": done, "failed": 0, "cancelled": 0, "open": total - done}}
+            "counts": {"queued": total - done, "completed": done, "failed": 0, "cancelled": 0, "open": total - done}}
 
 
 class FakeApi:

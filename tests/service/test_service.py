@@ -57,7 +57,7 @@ def test_status_gives_download_links_only_for_completed_files(service, store):
     job_id = created.job.job_id
     first = created.files[0][0]
     store.claim_file(job_id, first.file_id, token="t", at=1.0, lease_until=100.0)
-    store.complete_file(job_id, first.file_id, token="t", at=2.0, size=10, compressed_size=4, crc32=1,
+    store.complete_file(job_id, first.file_id, token="t", at=2.0, compressed_size=4, crc32=1,
                         result_key=f"results/{job_id}/{first.file_id}.gz", compress_seconds=0.1)
     status = service.get_status(job_id, owner="alice")
     assert status.summary.state is JobState.PROCESSING
@@ -101,7 +101,6 @@ def test_files_never_uploaded_fail_once_their_upload_url_expired(store, storage,
     job_id = created.job.job_id
     uploaded = created.files[0][0]
     store.mark_queued(job_id, uploaded.file_id, 1001.0)
-    store.record_uploads(job_id, {uploaded.file_id})  # as the worker does
     assert service.get_status(job_id, owner="alice").summary.state is JobState.PROCESSING
     clock[0] += settings.upload_url_ttl + 1
     status = service.get_status(job_id, owner="alice")
@@ -110,14 +109,13 @@ def test_files_never_uploaded_fail_once_their_upload_url_expired(store, storage,
     assert next(f for f in status.files if f.file_id == uploaded.file_id).state is FileState.QUEUED
     assert status.summary.state is JobState.PROCESSING  # the uploaded one is still open
     assert store.get_file(job_id, expired.file_id).state is FileState.PENDING  # derived, not written
-    _, progress = service.get_progress(job_id, owner="alice")
-    assert progress.state is JobState.PROCESSING and progress.counts["failed"] == 1
-    assert progress.counts["open"] == 1
+    _, summary = service.get_summary(job_id, owner="alice")
+    assert summary == status.summary
 
 
-def test_progress_reads_one_item_and_hides_other_owners_jobs(service, store):
+def test_summary_hides_other_owners_jobs(service, store):
     created = service.create_job(BODY, owner="alice")
-    job, progress = service.get_progress(created.job.job_id, owner="alice")
-    assert progress.state is JobState.PENDING and progress.counts["open"] == 2
+    job, summary = service.get_summary(created.job.job_id, owner="alice")
+    assert summary.state is JobState.PENDING and summary.counts["pending"] == 2
     with pytest.raises(JobNotFound):
-        service.get_progress(created.job.job_id, owner="bob")
+        service.get_summary(created.job.job_id, owner="bob")
