@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STAGE ?= dev
 
-.PHONY: venv test test-fast up demo clean localstack-setup localstack-up localstack-down localstack-deploy test-localstack package deploy chalice-deploy teardown lint-template bench
+.PHONY: venv test test-fast up demo clean bench-tools localstack-setup localstack-up localstack-down localstack-deploy test-localstack package deploy chalice-deploy teardown bench
 
 venv: $(STAMP)
 
@@ -19,8 +19,9 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
-## The test suite: unit, service (fakes), adapters and app (moto), client, end to end (local stack).
-test: venv
+## The test suite: unit, service (fakes), adapters and app (moto), client, end to end (local stack),
+## and the benchmarks in quick mode (they compare with Debian's zstd, brotli and gzip tools).
+test: venv bench-tools
 	$(PY) -m pytest
 
 ## Without the tests that start servers.
@@ -74,5 +75,12 @@ test-localstack: venv localstack-setup
 	SQUEEZER_REQUIRE_LOCALSTACK=1 $(PY) -m pytest -m localstack tests/localstack; status=$$?; infra/localstack/stop.sh; exit $$status
 
 ## --- Benchmarks (load/): figures with their targets; QUICK=1 for small inputs --
-bench: venv
+bench: venv bench-tools
 	$(PY) -m load.bench $(if $(QUICK),--quick)
+
+## Debian's reference tools for benchmark 1, installed when missing.
+bench-tools:
+	@command -v zstd >/dev/null && command -v brotli >/dev/null && command -v gzip >/dev/null || \
+	  { echo "installing Debian's zstd, brotli and gzip (benchmark 1 compares with them)"; \
+	    $(if $(filter 0,$(shell id -u)),,sudo )apt-get update -qq && \
+	    $(if $(filter 0,$(shell id -u)),,sudo )apt-get install -y -qq zstd brotli gzip >/dev/null; }
