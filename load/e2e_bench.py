@@ -288,17 +288,18 @@ def cli_polls(seconds: float) -> int:
     return polls
 
 
-def cost_model(measured: dict, api_p50: dict[str, float] | None = None, part_size: int = 16 * MiB,
+def cost_model(measured: dict, api_p50: dict[str, float] | None = None, part_size: int = 8 * MiB,
                result_days: int = 30, polls_per_job: int | None = None) -> tuple[list[Figure], dict]:
     """Dollars per 1,000 small files and per GiB of large files, line by line.
 
     Counts (per file, from chalicelib/worker.py, jobstore.py, storage.py):
     DynamoDB writes: 1 batch put at POST /jobs + mark_queued + claim_file +
-    complete_file = 4 (each 1 WRU while the item is under 1 KB); reads:
-    get_file (consistent, 1 RRU), plus the status polls: a consistent
-    Query of the whole job (1 RRU per 4 KB of items) per poll. S3: PUT
-    upload, HEAD, GET, result PUT (small) or create + parts + complete +
-    tagging (large), DELETE upload (free), GET download. SQS: the S3
+    complete_file = 4 (each 1 WRU while the item is under 1 KB); reads: the
+    status polls only (the worker claims without reading first): a
+    consistent Query of the whole job (1 RRU per 4 KB of items) per poll.
+    S3: PUT upload, GET (size and ETag come with it: no HEAD), result PUT
+    (small) or create + parts + complete + tagging (large), DELETE upload
+    (free), GET download. SQS: the S3
     notification (SendMessage), and Lambda's ReceiveMessage and
     DeleteMessageBatch per batch of 10. Lambda: one worker invocation per
     batch of 10 messages, each billed for its duration at 3538 MB.
@@ -323,11 +324,11 @@ def cost_model(measured: dict, api_p50: dict[str, float] | None = None, part_siz
                                 * max(1, files / jobs / 100)) * gb_api * p["lambda_gb_s"],
             "API Gateway + API Lambda requests": (jobs + polls) * (p["apigw_request"] + p["lambda_request"]),
             "S3 PUT-class (upload, result)": files * (1 + result_puts) * p["s3_put"],
-            "S3 GET-class (HEAD, GET, download GET)": files * 3 * p["s3_get"],
+            "S3 GET-class (worker GET, download GET)": files * 2 * p["s3_get"],
             "S3 storage, results for 30 days": results_gb * p["s3_gb_month"] * result_days / 30,
             "SQS (notification, receive+delete per batch)": (files + 2 * batches) * p["sqs_request"],
             "DynamoDB writes (4 per file)": files * 4 * wru_per_write * p["ddb_write"],
-            "DynamoDB reads (get_file + status polls)": (files + polls * status_rru) * p["ddb_read"],
+            "DynamoDB reads (status polls)": polls * status_rru * p["ddb_read"],
         }
         return out
 

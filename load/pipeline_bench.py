@@ -8,7 +8,7 @@ the worker itself would pick for that size):
 * ``+verify`` the sink wrapped in VerifyingSink (inline decode + crc32)
 * ``+GET``    the source is the S3 GET body from the emulator (S3Storage)
 * ``worker``  Worker.handle_batch on an SQS record for a fresh upload: DynamoDB
-              reads and conditional writes, HEAD, GET, compress, verify,
+              reads and conditional writes, GET, compress, verify,
               multipart/put of the result, delete of the upload.
 
 In the ``worker`` variant every adapter call is also timed through a proxy,
