@@ -50,7 +50,7 @@ class Mode:
 
 
 KiB = 1024
-FULL = Mode("full", 100 * MiB, 3, 32 * MiB, 5, 100 * MiB, 2 * GiB, (100 * MiB,), 100 * MiB, 5,
+FULL = Mode("full", 100 * MiB, 3, 16 * MiB, 5, 100 * MiB, 2 * GiB, (100 * MiB,), 100 * MiB, 5,
             (1000, 4 * KiB), (4, 256 * MiB), 3, (1000, 4 * KiB, 16 * KiB), (10, 100 * MiB), 600.0, 10, 30)
 QUICK = Mode("quick", 4 * MiB, 3, 4 * MiB, 3, 8 * MiB, 128 * MiB, (), 72 * MiB, 5,
              (100, 4 * KiB), (2, 8 * MiB), 3, (50, 4 * KiB, 16 * KiB), (2, 4 * MiB), 120.0, 10, 5)
