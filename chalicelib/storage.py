@@ -22,13 +22,6 @@ class PresignedRequest:
     expires_in: int
 
 
-@dataclass(frozen=True)
-class ObjectInfo:
-    size: int
-    etag: str
-    metadata: dict[str, str]
-
-
 @dataclass
 class ObjectStream:
     """An object being read: its size and ETag (from the GET itself) and its body."""
@@ -104,19 +97,6 @@ class S3Storage:
             ExpiresIn=expires_in,
         )
 
-    def head(self, key: str) -> ObjectInfo | None:
-        try:
-            response = self._s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
-                return None
-            raise
-        return ObjectInfo(
-            size=response["ContentLength"],
-            etag=response.get("ETag", ""),
-            metadata=response.get("Metadata", {}),
-        )
-
     def open_read(self, key: str) -> ObjectStream | None:
         """Start reading an object, or None if there is none: one request, no HEAD."""
         try:
@@ -148,14 +128,6 @@ class S3Storage:
                 self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
                 deleted += len(batch)
         return deleted
-
-    def abort_stale_uploads(self, prefix: str) -> None:
-        paginator = self._s3.get_paginator("list_multipart_uploads")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            for upload in page.get("Uploads", []):
-                self._s3.abort_multipart_upload(
-                    Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                )
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:

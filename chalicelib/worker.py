@@ -41,7 +41,6 @@ class Upload:
 
     ref: FileRef
     key: str
-    size: int | None
 
 
 @dataclass(frozen=True)
@@ -289,7 +288,7 @@ class Worker:
             if ref is None:
                 log.warning("object %r is not an upload of ours; ignored", key)
                 continue
-            yield Upload(ref=ref, key=key, size=obj.get("size"))
+            yield Upload(ref=ref, key=key)
 
 
 def backoff_seconds(receive_count: int, base: int, maximum: int) -> int:

@@ -96,11 +96,6 @@ class FakeStorage:
     def __init__(self, size: int, part_size: int) -> None:
         self._size, self._part_size = size, part_size
 
-    def head(self, key):
-        from chalicelib.storage import ObjectInfo
-
-        return ObjectInfo(size=self._size, etag='"fake"', metadata={})
-
     def open_read(self, key):
         from chalicelib.storage import ObjectStream
 

@@ -6,7 +6,7 @@ import threading
 from dataclasses import replace
 
 from chalicelib.domain import FileError, FileRecord, FileState, Job
-from chalicelib.storage import ObjectInfo, ObjectStream, PresignedRequest
+from chalicelib.storage import ObjectStream, PresignedRequest
 
 _OPEN = {FileState.PENDING, FileState.QUEUED, FileState.PROCESSING}
 
@@ -162,11 +162,6 @@ class InMemoryStorage:
 
     def presign_download(self, key, *, filename, expires_in):
         return f"https://fake-s3/{key}?download={filename}"
-
-    def head(self, key):
-        if key not in self.objects:
-            return None
-        return ObjectInfo(size=len(self.objects[key]), etag="etag", metadata={})
 
     def open_read(self, key):
         if key not in self.objects:
