@@ -73,6 +73,12 @@ def cancel_job(job_id):
     return views.job_status(get_service().cancel_job(job_id, owner=_owner()))
 
 
+@app.route("/jobs/{job_id}/retry", methods=["POST"], content_types=JSON_BODY_TYPES)
+@json_errors
+def retry_job(job_id):
+    return views.retry_outcome(get_service().retry_failed(job_id, owner=_owner()))
+
+
 @app.on_sqs_message(queue=JOBS_QUEUE, batch_size=WORKER_BATCH_SIZE, name="compress")
 def compress(event):
     remaining = getattr(event.context, "get_remaining_time_in_millis", None)

@@ -28,6 +28,12 @@ class FileState(str, enum.Enum):
 FINAL_FILE_STATES = frozenset({FileState.COMPLETED, FileState.FAILED, FileState.CANCELLED})
 OPEN_FILE_STATES = frozenset(set(FileState) - FINAL_FILE_STATES)
 
+# Error codes of failed files that ``POST /jobs/{id}/retry`` re-queues (when
+# the upload is still there): what went wrong was not the file itself.
+RETRYABLE_ERROR_CODES = frozenset({
+    "connection_error", "aws_error", "internal_error", "worker_timeout", "retries_exhausted", "upload_expired",
+})
+
 
 class JobState(str, enum.Enum):
     """A job's overall state, derived from its files' states."""
@@ -97,6 +103,7 @@ class FileRecord:
     finished_at: float | None = None
     compress_seconds: float | None = None
     result_key: str | None = None
+    lease_until: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -107,6 +114,18 @@ class FileRecord:
 
     def evolve(self, **changes) -> "FileRecord":
         return replace(self, **changes)
+
+    def held_at(self, at: float) -> bool:
+        """True while a delivery holds a live claim on this file."""
+        return self.state is FileState.PROCESSING and self.lease_until is not None and self.lease_until >= at
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer to a claim: ``won`` and the file as it now is (None: no such file)."""
+
+    won: bool
+    record: FileRecord | None
 
 
 @dataclass(frozen=True)

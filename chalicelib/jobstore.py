@@ -19,14 +19,15 @@ from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
 from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from .codecs import Algorithm
-from .domain import FileError, FileRecord, FileState, Job
+from .domain import Claim, FileError, FileRecord, FileState, Job
 from .errors import ValidationError
 
 OWNER_INDEX = "by_owner"
-_OPEN = [s.value for s in (FileState.PENDING, FileState.QUEUED, FileState.PROCESSING)]
+_DESERIALIZER = TypeDeserializer()
 
 
 def _job_pk(job_id: str) -> str:
@@ -134,12 +135,14 @@ class DynamoJobStore:
             {":queued": FileState.QUEUED.value, ":pending": FileState.PENDING.value, ":at": _num(at)},
         )
 
-    def claim_file(self, job_id: str, file_id: str, *, token: str, at: float, lease_until: float) -> FileRecord | None:
-        """Take the file for processing, or None if someone else has it or it is final.
+    def claim_file(self, job_id: str, file_id: str, *, token: str, at: float, lease_until: float) -> Claim:
+        """Take the file for processing, for one delivery (``token``) until ``lease_until``.
 
-        Claimable: pending or queued; processing with an expired lease (the
-        invocation that held it died) or with this same token (a redelivery
-        of the same message, e.g. after its lease could not be released).
+        Claimable: pending or queued, or processing with an expired lease
+        (the delivery that held it died or stopped renewing it). A live claim
+        is never taken over, whoever asks. On failure DynamoDB answers with
+        the item as it is (``ALL_OLD``), so the caller learns why in the
+        same request.
         """
         try:
             response = self._table.update_item(
@@ -149,8 +152,7 @@ class DynamoJobStore:
                     "queued_at = if_not_exists(queued_at, :at), attempts = if_not_exists(attempts, :zero) + :one"
                 ),
                 ConditionExpression=(
-                    "#s IN (:pending, :queued) OR "
-                    "(#s = :processing AND (lease_until < :at OR lease_token = :token))"
+                    "#s IN (:pending, :queued) OR (#s = :processing AND lease_until < :at)"
                 ),
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues={
@@ -164,35 +166,62 @@ class DynamoJobStore:
                     ":one": 1,
                 },
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if _conditional_failed(exc):
-                return None
+                item = _old_item(exc)
+                return Claim(won=False, record=self._to_file(item) if item else None)
             raise
-        return self._to_file(response["Attributes"])
+        return Claim(won=True, record=self._to_file(response["Attributes"]))
+
+    def renew_claim(self, job_id: str, file_id: str, *, token: str, lease_until: float) -> bool:
+        """Extend a live claim; False if this delivery no longer holds it (cancelled, taken over, final)."""
+        return self._update(
+            _job_pk(job_id), _file_sk(file_id),
+            "SET lease_until = :until",
+            "#s = :processing AND lease_token = :token",
+            {":processing": FileState.PROCESSING.value, ":token": token, ":until": _num(lease_until)},
+        )
 
     def complete_file(
         self, job_id: str, file_id: str, *, token: str, at: float,
         compressed_size: int, crc32: int, result_key: str, compress_seconds: float,
     ) -> bool:
-        """processing -> completed, only by the holder of the lease."""
-        return self._update(
-            _job_pk(job_id), _file_sk(file_id),
-            "SET #s = :completed, compressed_size = :out, crc32 = :crc, result_key = :key, "
-            "finished_at = :at, compress_seconds = :secs REMOVE lease_token, lease_until, "
-            "error_code, error_message",
-            "#s = :processing AND lease_token = :token",
-            {
-                ":completed": FileState.COMPLETED.value,
-                ":processing": FileState.PROCESSING.value,
-                ":token": token,
-                ":out": compressed_size,
-                ":crc": crc32,
-                ":key": result_key,
-                ":at": _num(at),
-                ":secs": _num(round(compress_seconds, 4)),
-            },
-        )
+        """processing -> completed, only by the holder of the claim.
+
+        True also when the file is already completed with this very result
+        (a retried request whose first try landed), so the caller never
+        mistakes its own recorded result for a stray one.
+        """
+        try:
+            self._table.update_item(
+                Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)},
+                UpdateExpression=(
+                    "SET #s = :completed, compressed_size = :out, crc32 = :crc, result_key = :key, "
+                    "finished_at = :at, compress_seconds = :secs REMOVE lease_token, lease_until, "
+                    "error_code, error_message"
+                ),
+                ConditionExpression="#s = :processing AND lease_token = :token",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":completed": FileState.COMPLETED.value,
+                    ":processing": FileState.PROCESSING.value,
+                    ":token": token,
+                    ":out": compressed_size,
+                    ":crc": crc32,
+                    ":key": result_key,
+                    ":at": _num(at),
+                    ":secs": _num(round(compress_seconds, 4)),
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                old = _old_item(exc) or {}
+                return old.get("state") == FileState.COMPLETED.value and old.get("result_key") == result_key
+            raise
+        return True
 
     def release_file(self, job_id: str, file_id: str, *, token: str, error: FileError, at: float) -> bool:
         """processing -> queued after a transient error; keeps the error for status."""
@@ -212,12 +241,14 @@ class DynamoJobStore:
         )
 
     def fail_file(self, job_id: str, file_id: str, *, error: FileError, at: float, token: str | None = None) -> bool:
-        """Move an open file to failed; with ``token`` only if that lease still holds."""
-        condition = "#s IN (:pending, :queued, :processing)"
+        """Move a file to failed.
+
+        With ``token``: only while that delivery holds the claim. Without: an
+        open file that no delivery holds a live claim on (pending, queued, or
+        processing with an expired lease).
+        """
         values: dict[str, Any] = {
             ":failed": FileState.FAILED.value,
-            ":pending": FileState.PENDING.value,
-            ":queued": FileState.QUEUED.value,
             ":processing": FileState.PROCESSING.value,
             ":code": error.code,
             ":msg": error.message,
@@ -226,12 +257,27 @@ class DynamoJobStore:
         if token is not None:
             condition = "#s = :processing AND lease_token = :token"
             values[":token"] = token
-            del values[":pending"], values[":queued"]
+        else:
+            condition = "#s IN (:pending, :queued) OR (#s = :processing AND lease_until < :at)"
+            values[":pending"] = FileState.PENDING.value
+            values[":queued"] = FileState.QUEUED.value
         return self._update(
             _job_pk(job_id), _file_sk(file_id),
             "SET #s = :failed, error_code = :code, error_message = :msg, finished_at = :at "
             "REMOVE lease_token, lease_until",
             condition, values,
+        )
+
+    def requeue_file(self, job_id: str, file_id: str, *, error_codes: Iterable[str], at: float) -> bool:
+        """failed -> queued for a retry, only if it failed with one of ``error_codes``."""
+        codes = sorted(error_codes)
+        placeholders = {f":c{i}": code for i, code in enumerate(codes)}
+        return self._update(
+            _job_pk(job_id), _file_sk(file_id),
+            "SET #s = :queued, queued_at = :at REMOVE finished_at",
+            f"#s = :failed AND error_code IN ({', '.join(placeholders)})",
+            {":queued": FileState.QUEUED.value, ":failed": FileState.FAILED.value, ":at": _num(at),
+             **placeholders},
         )
 
     def cancel_file(self, job_id: str, file_id: str, at: float) -> bool:
@@ -361,7 +407,16 @@ class DynamoJobStore:
             finished_at=item.get("finished_at"),
             compress_seconds=item.get("compress_seconds"),
             result_key=item.get("result_key"),
+            lease_until=item.get("lease_until"),
         )
+
+
+def _old_item(exc: ClientError) -> dict | None:
+    """The item as it was, from a failed condition with ReturnValuesOnConditionCheckFailure=ALL_OLD."""
+    item = exc.response.get("Item")
+    if not item:
+        return None
+    return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
 
 
 def _conditional_failed(exc: ClientError) -> bool:

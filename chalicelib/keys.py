@@ -16,12 +16,19 @@ class FileRef:
 class ObjectKeys:
     uploads_prefix: str = "uploads/"
     results_prefix: str = "results/"
+    dead_letters_prefix: str = "dead-letters/"
 
     def upload(self, job_id: str, file_id: str) -> str:
         return f"{self.uploads_prefix}{job_id}/{file_id}"
 
-    def result(self, job_id: str, file_id: str, algorithm: Algorithm) -> str:
-        return f"{self.results_prefix}{job_id}/{file_id}{algorithm.extension}"
+    def result(self, job_id: str, file_id: str, attempt: str, algorithm: Algorithm) -> str:
+        """One key per delivery that compresses the file: a delivery only ever
+        writes and deletes its own, and the completion write makes one final."""
+        return f"{self.results_prefix}{job_id}/{file_id}/{attempt}{algorithm.extension}"
+
+    def dead_letter(self, day: str, message_id: str) -> str:
+        """Where a malformed dead letter is kept for an operator to read."""
+        return f"{self.dead_letters_prefix}{day}/{message_id}.json"
 
     def job_uploads(self, job_id: str) -> str:
         return f"{self.uploads_prefix}{job_id}/"

@@ -1,11 +1,13 @@
-"""SQS adapter: the worker's backoff between retries."""
+"""SQS adapter: the jobs queue as the worker and the API use it."""
 from __future__ import annotations
 
+import json
+import urllib.parse
 from typing import Any
 
 
-class SqsRetryQueue:
-    """Changes the visibility of messages received from one queue."""
+class SqsWorkQueue:
+    """One queue: change the visibility of received messages, send work to it."""
 
     def __init__(self, client: Any, queue_name: str) -> None:
         self._sqs = client
@@ -14,11 +16,27 @@ class SqsRetryQueue:
 
     @property
     def url(self) -> str:
-        if self._url is None:  # one lookup per container, only when a retry happens
+        if self._url is None:  # one lookup per container, only when it is needed
             self._url = self._sqs.get_queue_url(QueueName=self._queue_name)["QueueUrl"]
         return self._url
 
     def delay(self, receipt_handle: str, seconds: int) -> None:
+        """Make a received message visible again after ``seconds`` (also: keep it hidden that long)."""
         self._sqs.change_message_visibility(
             QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
         )
+
+    def send_upload(self, bucket: str, key: str) -> None:
+        """Queue an uploaded object again, shaped as S3's own ObjectCreated notification."""
+        self._sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(upload_notification(bucket, key)))
+
+
+def upload_notification(bucket: str, key: str) -> dict:
+    """The smallest S3 event notification the worker's parser accepts."""
+    return {
+        "Records": [{
+            "eventSource": "squeezer:retry",
+            "eventName": "ObjectCreated:Retry",
+            "s3": {"bucket": {"name": bucket}, "object": {"key": urllib.parse.quote_plus(key, safe="/")}},
+        }]
+    }

@@ -1,6 +1,6 @@
-"""The API's service layer: create, read, list and cancel jobs.
+"""The API's service layer: create, read, list, cancel and retry jobs.
 
-Depends on the ports (JobStore, ObjectStorage), never on boto3.
+Depends on the ports (JobStore, ObjectStorage, WorkQueue), never on boto3.
 """
 from __future__ import annotations
 
@@ -8,10 +8,21 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .domain import FileError, FileRecord, FileState, Job, JobSummary, new_file_id, new_job_id, now, summarize
+from .domain import (
+    RETRYABLE_ERROR_CODES,
+    FileError,
+    FileRecord,
+    FileState,
+    Job,
+    JobSummary,
+    new_file_id,
+    new_job_id,
+    now,
+    summarize,
+)
 from .errors import JobConflict, JobNotFound
 from .keys import ObjectKeys
-from .ports import JobStore, ObjectStorage
+from .ports import JobStore, ObjectStorage, WorkQueue
 from .settings import Settings
 from .storage import PresignedRequest
 from .validation import parse_job_request, parse_limit
@@ -36,6 +47,13 @@ class JobStatus:
 
 
 @dataclass(frozen=True)
+class RetryOutcome:
+    job: Job
+    retried: list[FileRecord]
+    skipped: list[tuple[FileRecord, str]]
+
+
+@dataclass(frozen=True)
 class JobPage:
     jobs: list[Job]
     next_cursor: str | None
@@ -48,10 +66,12 @@ class JobService:
         storage: ObjectStorage,
         settings: Settings,
         *,
+        queue: WorkQueue | None = None,
         clock: Callable[[], float] = now,
     ) -> None:
         self._store = store
         self._storage = storage
+        self._queue = queue
         self._settings = settings
         self._keys = ObjectKeys(settings.uploads_prefix, settings.results_prefix)
         self._clock = clock
@@ -106,7 +126,10 @@ class JobService:
         job, files = self._store.get_job_with_files(job_id)
         if job is None or job.owner != owner:
             raise _not_found(job_id)
-        files = [self._expire_unsent(record) for record in files]
+        files = [self._settle_unsent(record) for record in files]
+        # Completed results are never deleted while their record lives (a
+        # delivery deletes only its own unrecorded object; a cancel keeps
+        # them), so every URL offered points at an object that exists.
         urls = {
             record.file_id: self._storage.presign_download(
                 record.result_key,
@@ -127,27 +150,35 @@ class JobService:
         job = self._store.get_job(job_id)
         if job is None or job.owner != owner:
             raise _not_found(job_id)
-        files = [self._expire_unsent(record) for record in self._store.get_file_states(job_id)]
+        files = [self._settle_unsent(record) for record in self._store.get_file_states(job_id)]
         return job, summarize(job, files)
 
-    def _expire_unsent(self, record: FileRecord) -> FileRecord:
-        """A file still pending after its upload URL expired can no longer arrive.
+    def _settle_unsent(self, record: FileRecord) -> FileRecord:
+        """A file still pending well after its upload URL expired: did the upload arrive?
 
-        Shown as failed (derived on read, nothing is written) so the job can
-        reach a final state instead of waiting for ever.
+        Asked of S3, once: if the object is there (its notification was lost
+        or is still queued), the file is queued and sent to the worker again;
+        if not, it fails with ``upload_expired``, so the job can end. Either
+        way the answer is written, so later reads cost nothing.
         """
-        deadline = record.created_at + self._settings.upload_url_ttl
-        if record.state is not FileState.PENDING or self._clock() <= deadline:
+        deadline = record.created_at + self._settings.upload_url_ttl + self._settings.upload_grace_seconds
+        at = self._clock()
+        if record.state is not FileState.PENDING or at <= deadline:
             return record
-        return record.evolve(
-            state=FileState.FAILED,
-            finished_at=deadline,
-            error=FileError(
-                "upload_expired",
-                f"no upload arrived before the upload URL expired ({self._settings.upload_url_ttl} s); "
-                "upload the file again in a new job",
-            ),
+        key = self._keys.upload(record.job_id, record.file_id)
+        if self._storage.exists(key):
+            if self._store.mark_queued(record.job_id, record.file_id, at) and self._queue is not None:
+                self._queue.send_upload(self._settings.bucket, key)
+                log.warning("file %s/%s was uploaded but never queued; queued it again",
+                            record.job_id, record.file_id)
+            return record.evolve(state=FileState.QUEUED, queued_at=at)
+        error = FileError(
+            "upload_expired",
+            f"no upload arrived before the upload URL expired ({self._settings.upload_url_ttl} s); "
+            "upload the file again in a new job",
         )
+        self._store.fail_file(record.job_id, record.file_id, error=error, at=deadline)
+        return record.evolve(state=FileState.FAILED, finished_at=deadline, error=error)
 
     def list_jobs(self, *, owner: str, limit: str | None, cursor: str | None) -> JobPage:
         jobs, next_cursor = self._store.list_jobs(
@@ -156,23 +187,62 @@ class JobService:
         return JobPage(jobs=jobs, next_cursor=next_cursor)
 
     def cancel_job(self, job_id: str, *, owner: str) -> JobStatus:
-        """Stop a job: open files become cancelled, its objects are deleted."""
+        """Stop a job's unfinished files; completed results stay and stay downloadable.
+
+        Idempotent: every cancel of a job, concurrent or repeated, answers
+        with the job's status (state ``cancelled``, the first cancel's time).
+        A job whose files are all final already has nothing to cancel (409).
+        """
+        job, files = self._store.get_job_with_files(job_id)
+        if job is None or job.owner != owner:
+            raise _not_found(job_id)
+        open_files = [record for record in files if not record.state.is_final]
+        if job.cancelled_at is None and not open_files:
+            raise JobConflict(
+                f"job {job_id} has finished: every file is completed or failed, nothing to cancel",
+                code="job_finished",
+            )
+        at = self._clock()
+        if self._store.cancel_job(job_id, at):
+            log.info("cancelled job %s", job_id)
+        for record in open_files:
+            # A worker holding the file notices at its next heartbeat, stops
+            # and removes its own partial result; a later upload is deleted
+            # by the worker when its claim finds the file cancelled.
+            if self._store.cancel_file(job_id, record.file_id, at):
+                self._storage.delete(self._keys.upload(job_id, record.file_id))
+        return self.get_status(job_id, owner=owner)
+
+    def retry_failed(self, job_id: str, *, owner: str) -> RetryOutcome:
+        """Queue again the failed files a retry can fix, whose uploads still exist."""
         job, files = self._store.get_job_with_files(job_id)
         if job is None or job.owner != owner:
             raise _not_found(job_id)
         if job.cancelled_at is not None:
-            raise JobConflict(f"job {job_id} is already cancelled", code="already_cancelled")
+            raise JobConflict(f"job {job_id} is cancelled; start a new job", code="job_cancelled")
+        if self._queue is None:
+            raise RuntimeError("the service was built without a work queue")
+        retried: list[FileRecord] = []
+        skipped: list[tuple[FileRecord, str]] = []
         at = self._clock()
-        self._store.cancel_job(job_id, at)
-        for record in files:
-            if not record.state.is_final:
-                self._store.cancel_file(job_id, record.file_id, at)
-        # A worker that finishes after this finds its lease gone and deletes
-        # its own result; an upload arriving later is deleted by the worker.
-        self._storage.delete_prefix(self._keys.job_uploads(job_id))
-        self._storage.delete_prefix(self._keys.job_results(job_id))
-        log.info("cancelled job %s", job_id)
-        return self.get_status(job_id, owner=owner)
+        for record in (self._settle_unsent(r) for r in files):
+            if record.state is not FileState.FAILED:
+                continue
+            code = record.error.code if record.error else ""
+            if code not in RETRYABLE_ERROR_CODES:
+                skipped.append((record, f"{code or 'failed'} is not fixed by a retry; upload the file again"))
+                continue
+            key = self._keys.upload(job_id, record.file_id)
+            if not self._storage.exists(key):
+                skipped.append((record, "the upload is gone (expired or never sent); upload the file again"))
+                continue
+            if not self._store.requeue_file(job_id, record.file_id, error_codes=RETRYABLE_ERROR_CODES, at=at):
+                skipped.append((record, "its state changed meanwhile"))
+                continue
+            self._queue.send_upload(self._settings.bucket, key)
+            retried.append(record)
+        log.info("job %s: %d file(s) queued again, %d skipped", job_id, len(retried), len(skipped))
+        return RetryOutcome(job=job, retried=retried, skipped=skipped)
 
 
 def _basename(name: str) -> str:

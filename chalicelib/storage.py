@@ -115,6 +115,20 @@ class S3Storage:
             content_type=content_type, metadata=metadata,
         )
 
+    def exists(self, key: str) -> bool:
+        """Whether the object is there (one HEAD)."""
+        try:
+            self._s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                return False
+            raise
+        return True
+
+    def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
+        """Write a small object in one request (dead letters kept for an operator)."""
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self.bucket, Key=key)
 

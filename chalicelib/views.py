@@ -5,7 +5,7 @@ from typing import Any
 
 from . import SERVICE_NAME, __version__
 from .domain import OPEN_FILE_STATES, FileRecord, Job, JobSummary
-from .service import CreatedJob, JobPage, JobStatus
+from .service import CreatedJob, JobPage, JobStatus, RetryOutcome
 
 
 def index() -> dict[str, Any]:
@@ -18,6 +18,7 @@ def index() -> dict[str, Any]:
             "job_status": {"method": "GET", "href": "/jobs/{job_id}"},
             "job_summary": {"method": "GET", "href": "/jobs/{job_id}/summary"},
             "cancel_job": {"method": "DELETE", "href": "/jobs/{job_id}"},
+            "retry_job": {"method": "POST", "href": "/jobs/{job_id}/retry"},
         },
     }
 
@@ -77,6 +78,14 @@ def job_summary(job: Job, summary: JobSummary) -> dict[str, Any]:
             "ratio": summary.ratio,
         },
         "finished_at": summary.finished_at,
+    }
+
+
+def retry_outcome(outcome: RetryOutcome) -> dict[str, Any]:
+    return {
+        "job_id": outcome.job.job_id,
+        "retried": [{"file_id": r.file_id, "name": r.name} for r in outcome.retried],
+        "skipped": [{"file_id": r.file_id, "name": r.name, "reason": why} for r, why in outcome.skipped],
     }
 
 

@@ -9,7 +9,7 @@ import functools
 
 from .aws import AwsClients
 from .jobstore import DynamoJobStore
-from .queue import SqsRetryQueue
+from .queue import SqsWorkQueue
 from .service import JobService
 from .settings import Settings
 from .storage import S3Storage
@@ -36,15 +36,21 @@ def _storage() -> S3Storage:
     return S3Storage(get_clients().s3, settings.bucket, part_size=settings.part_size)
 
 
+def _queue(name: str) -> SqsWorkQueue:
+    return SqsWorkQueue(get_clients().sqs, name)
+
+
 @functools.lru_cache(maxsize=1)
 def get_service() -> JobService:
-    return JobService(_store(), _storage(), get_settings())
+    settings = get_settings()
+    return JobService(_store(), _storage(), settings, queue=_queue(settings.queue_name))
 
 
 @functools.lru_cache(maxsize=1)
 def get_worker() -> Worker:
     settings = get_settings()
-    return Worker(_store(), _storage(), SqsRetryQueue(get_clients().sqs, settings.queue_name), settings)
+    return Worker(_store(), _storage(), _queue(settings.queue_name), settings,
+                  dead_letter_queue=_queue(settings.dead_letter_queue_name))
 
 
 def reset() -> None:

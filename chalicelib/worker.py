@@ -1,62 +1,187 @@
 """The compression worker: S3 upload events from SQS -> compressed results.
 
-One SQS message holds one S3 event notification (one or more records). For
-every uploaded object the worker claims its file with a conditional write,
-streams the object through the codec into a result object while checking the
-declared size, the optional sha256 and a crc32 of the decoded output, then
-records the outcome. Failed messages are reported individually
-(``batchItemFailures``) so the rest of the batch is not run again.
+One SQS message holds one S3 event notification. ``Worker.handle_batch``
+parses every record on its own (``events.py``), and for each upload of ours
+``FileProcessor`` claims the file for this one delivery, compresses it with
+a heartbeat running (``heartbeat.py``), and records the outcome. Failed
+messages are reported one by one (``batchItemFailures``).
+
+Exactly-once effect: a claim belongs to one delivery (a fresh token, not the
+SQS message id) and carries an expiry that the heartbeat keeps pushing out.
+Each delivery writes its result under a key of its own; the conditional
+completion write makes one of them final. A delivery that loses its claim
+stops, and removes only the object it wrote itself, so a result the job
+store records as completed is never deleted or replaced.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import logging
+import math
 import random
 import time
-import urllib.parse
 import uuid
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .codecs import CHUNK_SIZE, CodecError, HashingReader, VerifyingSink, compress_stream
 from .domain import FileError, FileRecord, FileState, now
 from .errors import PermanentError, TransientError
-from .keys import FileRef, ObjectKeys
-from .ports import JobStore, ObjectStorage, RetryQueue
+from .events import Delivery, Malformed, Parsed, Upload, parse_records
+from .heartbeat import Heartbeat, Interrupted, StopReason
+from .keys import ObjectKeys
+from .ports import JobStore, ObjectStorage, WorkQueue
 from .settings import Settings
 from .streams import ReadAhead
 
 log = logging.getLogger("squeezer.worker")
 
-# S3 error codes that mean "try again later"; anything else from S3 or
-# DynamoDB is treated as transient too unless listed as permanent here.
+RemainingMs = Callable[[], float]
+
+# S3 error codes that retrying cannot fix; any other AWS error is transient.
 _PERMANENT_S3_CODES = {"NoSuchKey": "object_missing", "NoSuchBucket": "bucket_missing"}
 
 
-@dataclass(frozen=True)
-class Upload:
-    """One S3 ObjectCreated record that belongs to a file of ours."""
-
-    ref: FileRef
-    key: str
-
-
-@dataclass(frozen=True)
-class Message:
-    message_id: str
-    receipt_handle: str
-    receive_count: int
-    uploads: tuple[Upload, ...]
-
-
 class Worker:
+    """The two SQS handlers: the jobs queue and its dead-letter queue."""
+
     def __init__(
         self,
         store: JobStore,
         storage: ObjectStorage,
-        retry_queue: RetryQueue,
+        queue: WorkQueue | None,
+        settings: Settings,
+        *,
+        dead_letter_queue: WorkQueue | None = None,
+        clock: Callable[[], float] = now,
+        token_factory: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self._store = store
+        self._storage = storage
+        self._queue = queue
+        self._dead_letter_queue = dead_letter_queue
+        self._settings = settings
+        self._keys = ObjectKeys(settings.uploads_prefix, settings.results_prefix)
+        self._clock = clock
+        self.files = FileProcessor(store, storage, queue, settings, clock=clock, token_factory=token_factory)
+
+    # -- the jobs queue -----------------------------------------------------------
+    def handle_batch(self, records: Iterable[dict], remaining_ms: RemainingMs | None = None) -> dict:
+        """Process an SQS batch; returns the Lambda partial-batch response."""
+        parsed = parse_records(records, self._keys)
+        deliveries = [item for item in parsed if isinstance(item, Delivery)]
+        self._mark_queued(deliveries)
+        failures: list[Parsed] = []
+        handed_back: list[Delivery] = []
+        for item in parsed:
+            if isinstance(item, Malformed):
+                # Its own failure: after maxReceiveCount it reaches the
+                # dead-letter queue, whose handler keeps it for an operator.
+                log.error("message %s is malformed (%s); reported as failed", item.message_id, item.reason)
+                failures.append(item)
+                self._hand_back(self._queue, item, self._backoff(item.receive_count))
+                continue
+            if self._out_of_time(remaining_ms):
+                handed_back.append(item)
+                failures.append(item)
+                self._hand_back(self._queue, item, 0)  # visible again at once, untouched
+                continue
+            delay = self._deliver(item, remaining_ms)
+            if delay is not None:
+                failures.append(item)
+                self._hand_back(self._queue, item, delay)
+        if handed_back:
+            left = remaining_ms() if remaining_ms is not None else 0
+            log.warning("time is short (%d ms left, margin %d ms): handed back %d message(s) untouched: %s",
+                        left, self._settings.stop_margin_ms, len(handed_back),
+                        ", ".join(d.message_id for d in handed_back))
+        return _batch_response(failures)
+
+    def _mark_queued(self, deliveries: list[Delivery]) -> None:
+        """pending -> queued for every upload seen: the status shows it has arrived."""
+        for delivery in deliveries:
+            for upload in delivery.uploads:
+                try:
+                    self._store.mark_queued(upload.ref.job_id, upload.ref.file_id, self._clock())
+                except Exception:  # noqa: BLE001 - the claim records queued_at too
+                    log.warning("could not mark %s queued", upload.key, exc_info=True)
+
+    def _out_of_time(self, remaining_ms: RemainingMs | None) -> bool:
+        margin = self._settings.stop_margin_ms
+        return margin > 0 and remaining_ms is not None and remaining_ms() < margin
+
+    def _deliver(self, delivery: Delivery, remaining_ms: RemainingMs | None) -> int | None:
+        """Every upload of one message; None when the message is done, else the delay before it comes back."""
+        delay: int | None = None
+        for upload in delivery.uploads:
+            try:
+                wait = self.files.process(upload, delivery, remaining_ms)
+            except TransientError:
+                wait = self._backoff(delivery.receive_count)
+            except Exception:  # noqa: BLE001 - reported and retried, never swallowed
+                # e.g. DynamoDB unreachable before the file was claimed.
+                log.exception("message %s failed unexpectedly on %s", delivery.message_id, upload.key)
+                wait = self._backoff(delivery.receive_count)
+            if wait is not None:
+                delay = max(delay or 0, wait)
+        return delay
+
+    # -- the dead-letter queue -------------------------------------------------------
+    def handle_dead_letters(self, records: Iterable[dict]) -> dict:
+        """Messages that ran out of retries. Never raises: a malformed one is kept and let go."""
+        failures: list[Parsed] = []
+        for item in parse_records(records, self._keys):
+            try:
+                delay = self._dead_letter(item)
+            except Exception:  # noqa: BLE001 - it comes back after the visibility timeout
+                log.exception("dead letter %s could not be handled; it will come back", item.message_id)
+                failures.append(item)
+                continue
+            if delay is not None:
+                failures.append(item)
+                self._hand_back(self._dead_letter_queue, item, delay)
+        return _batch_response(failures)
+
+    def _dead_letter(self, item: Parsed) -> int | None:
+        if isinstance(item, Malformed):
+            day = datetime.datetime.fromtimestamp(self._clock(), datetime.timezone.utc).strftime("%Y/%m/%d")
+            key = self._keys.dead_letter(day, item.message_id or uuid.uuid4().hex)
+            body = json.dumps({"reason": item.reason, "record": item.raw}, default=str, indent=1)
+            self._storage.put_bytes(key, body.encode(), content_type="application/json")
+            log.error("dead letter %s is malformed (%s); kept as s3://%s and dropped",
+                      item.message_id, item.reason, key)
+            return None
+        delay: int | None = None
+        for upload in item.uploads:
+            wait = self.files.give_up(upload, item.receive_count)
+            if wait is not None:
+                delay = max(delay or 0, wait)
+        return delay
+
+    # -- plumbing -------------------------------------------------------------------
+    def _backoff(self, receive_count: int) -> int:
+        return backoff_seconds(receive_count, self._settings.retry_base_delay, self._settings.retry_max_delay)
+
+    @staticmethod
+    def _hand_back(queue: WorkQueue | None, item: Parsed, delay: int) -> None:
+        if queue is None or not item.receipt_handle:
+            return
+        try:
+            queue.delay(item.receipt_handle, delay)
+        except Exception:  # noqa: BLE001 - it still comes back, after the visibility timeout
+            log.warning("could not set the visibility of %s", item.message_id, exc_info=True)
+
+
+class FileProcessor:
+    """One upload, one delivery: claim, compress with a heartbeat, record."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        storage: ObjectStorage,
+        queue: WorkQueue | None,
         settings: Settings,
         *,
         clock: Callable[[], float] = now,
@@ -64,112 +189,132 @@ class Worker:
     ) -> None:
         self._store = store
         self._storage = storage
-        self._retry_queue = retry_queue
+        self._queue = queue
         self._settings = settings
         self._keys = ObjectKeys(settings.uploads_prefix, settings.results_prefix)
         self._clock = clock
         self._token = token_factory
 
-    # -- entry points ---------------------------------------------------------
-    def handle_batch(self, records: Iterable[dict], remaining_ms: Callable[[], int] | None = None) -> dict:
-        """Process an SQS batch; returns the Lambda partial-batch response."""
-        messages = self._parse(records)
-        failures: list[str] = []
-        for message in messages:  # the uploads are in: pending -> queued
-            for upload in message.uploads:
-                self._store.mark_queued(upload.ref.job_id, upload.ref.file_id, self._clock())
-        for message in messages:
-            if remaining_ms is not None and remaining_ms() < self._settings.stop_margin_ms:
-                # Not enough time left to finish safely: hand it back untouched,
-                # visible at once for the next invocation.
-                failures.append(message.message_id)
-                self._hand_back(message)
-                continue
-            try:
-                for upload in message.uploads:
-                    self.process(upload, attempt=message.receive_count, token=message.message_id or None)
-            except TransientError:
-                failures.append(message.message_id)
-                self._delay(message)
-            except Exception:  # noqa: BLE001 - reported and retried, never swallowed
-                # e.g. DynamoDB unreachable before a file was claimed.
-                log.exception("message %s failed unexpectedly", message.message_id)
-                failures.append(message.message_id)
-                self._delay(message)
-        return {"batchItemFailures": [{"itemIdentifier": mid} for mid in failures]}
+    def process(self, upload: Upload, delivery: Delivery | None = None,
+                remaining_ms: RemainingMs | None = None) -> int | None:
+        """Compress one uploaded file.
 
-    def handle_dead_letters(self, records: Iterable[dict]) -> dict:
-        """Messages that ran out of retries: fail their files with the last error."""
-        messages = self._parse(records)
-        failures: list[str] = []
-        for message in messages:
-            try:
-                for upload in message.uploads:
-                    self._give_up(upload.ref, message.receive_count)
-            except Exception:  # noqa: BLE001 - retried by SQS, never swallowed
-                log.exception("dead letter %s could not be recorded", message.message_id)
-                failures.append(message.message_id)
-        return {"batchItemFailures": [{"itemIdentifier": mid} for mid in failures]}
-
-    # -- one file ----------------------------------------------------------------
-    def process(self, upload: Upload, *, attempt: int = 1, token: str | None = None) -> None:
-        """Compress one uploaded file. Raises TransientError to ask for a retry.
-
-        ``token`` names the claim: the SQS message id, so that a redelivery of
-        the same message can take back a claim it could not release.
+        Returns None when this delivery is done with it (completed, failed
+        for good, cancelled, a duplicate), or the seconds after which the
+        message should come back (another delivery holds a live claim, or
+        time ran out). Raises TransientError to ask for a retry with backoff.
         """
         ref = upload.ref
-        token = token or self._token()
+        token = self._token()
         started = self._clock()
-        claimed = self._store.claim_file(
+        claim = self._store.claim_file(
             ref.job_id, ref.file_id, token=token, at=started,
             lease_until=started + self._settings.lease_seconds,
         )
-        if claimed is None:
-            self._not_claimed(upload)
-            return
+        if not claim.won or claim.record is None:
+            return self._not_claimed(upload, claim.record, started)
+        record = claim.record
+        attempt = delivery.receive_count if delivery else 1
+        result_key = self._keys.result(ref.job_id, ref.file_id, token, record.algorithm)
+        heartbeat = Heartbeat(
+            self._store, self._queue, ref, token=token,
+            receipt_handle=delivery.receipt_handle if delivery else None,
+            interval=self._settings.heartbeat_seconds, lease_seconds=self._settings.lease_seconds,
+            remaining_ms=remaining_ms, stop_margin_ms=self._settings.stop_margin_ms, clock=self._clock,
+        )
         try:
-            compressed_size, crc, seconds = self._compress(claimed)
+            with heartbeat:
+                compressed_size, crc, seconds = self._compress(record, result_key, heartbeat)
+        except Interrupted as stop:
+            return self._interrupted(record, token, stop.reason)
         except Exception as exc:  # noqa: BLE001 - classified: failed now, or re-raised for a retry
-            error = _classify(exc)
+            error = classify(exc)
             if isinstance(error, PermanentError):
                 log.warning("file %s/%s failed: %s", ref.job_id, ref.file_id, error.code)
                 self._store.fail_file(ref.job_id, ref.file_id, token=token,
                                       error=FileError(error.code, error.message), at=self._clock())
-                return
+                return None
             log.warning("file %s/%s attempt %d: %s", ref.job_id, ref.file_id, attempt, error.message)
             self._store.release_file(ref.job_id, ref.file_id, token=token,
                                      error=FileError(error.code, error.message), at=self._clock())
             raise error from exc
-        result_key = self._keys.result(ref.job_id, ref.file_id, claimed.algorithm)
+        self._record(upload, token, result_key, compressed_size, crc, seconds)
+        return None
+
+    def _record(self, upload: Upload, token: str, result_key: str, size: int, crc: int, seconds: float) -> None:
+        ref = upload.ref
         try:
             done = self._store.complete_file(
                 ref.job_id, ref.file_id, token=token, at=self._clock(),
-                compressed_size=compressed_size, crc32=crc, result_key=result_key,
-                compress_seconds=seconds,
+                compressed_size=size, crc32=crc, result_key=result_key, compress_seconds=seconds,
             )
-        except Exception as exc:  # noqa: BLE001 - retried: this message may re-claim with its token
+        except Exception as exc:  # noqa: BLE001 - the outcome is unknown: keep our object, retry later
+            # Not deleted: the write may have landed. If it did not, the claim
+            # expires and another delivery compresses the file again; this
+            # object is then an orphan that the bucket's lifecycle removes.
             raise TransientError(f"could not record the result: {exc}", code="aws_error") from exc
         if done:
             self._storage.delete(upload.key)  # the result is safe; stop paying for the upload
-        else:
-            log.info("file %s/%s was cancelled while compressing; result removed", ref.job_id, ref.file_id)
-            self._storage.delete(result_key)
+            return
+        # The claim was lost meanwhile (cancelled, or taken over after it
+        # expired): the object is ours alone and no record points at it.
+        log.info("file %s/%s: claim lost before completing; removed this delivery's result %s",
+                 ref.job_id, ref.file_id, result_key)
+        self._storage.delete(result_key)
 
-    def _not_claimed(self, upload: Upload) -> None:
-        """Why the claim failed: unknown file, cancelled, final, or held by another delivery."""
+    def _interrupted(self, record: FileRecord, token: str, reason: StopReason) -> int | None:
+        if reason is StopReason.CLAIM_LOST:
+            # Cancelled or taken over: the writer was aborted, nothing of ours remains.
+            log.info("file %s/%s: claim lost (cancelled or taken over); stopped", record.job_id, record.file_id)
+            return None
+        error = FileError("worker_timeout", "the invocation ran out of time while compressing; retried")
+        self._store.release_file(record.job_id, record.file_id, token=token, error=error, at=self._clock())
+        log.warning("file %s/%s: the invocation is about to time out; released and handed back",
+                    record.job_id, record.file_id)
+        return 0
+
+    def _not_claimed(self, upload: Upload, record: FileRecord | None, at: float) -> int | None:
+        """Why the claim failed (the store answered with the file as it is)."""
         ref = upload.ref
-        record = self._store.get_file(ref.job_id, ref.file_id)
         if record is None:
             log.warning("upload %s belongs to no known file; ignored", upload.key)
-        elif record.state is FileState.CANCELLED:
+            return None
+        if record.state is FileState.CANCELLED:
             self._storage.delete(upload.key)  # arrived after the job was cancelled
-        else:
-            # Final already, or another delivery holds a live lease: that
-            # delivery's own message stays in flight until it finishes.
-            log.info("file %s/%s is %s; duplicate delivery skipped", ref.job_id, ref.file_id, record.state.value)
+            return None
+        if record.state.is_final:
+            log.info("file %s/%s is %s; duplicate delivery dropped", ref.job_id, ref.file_id, record.state.value)
+            return None
+        if record.held_at(at):
+            # Another delivery is compressing it. Look again once its claim
+            # could have expired: by then it is final, or its holder died.
+            wait = max(1, math.ceil((record.lease_until or at) - at) + 1)
+            log.info("file %s/%s is held by another delivery; this message comes back in %d s",
+                     ref.job_id, ref.file_id, wait)
+            return wait
+        return 1  # the state changed between the claim and now: look again soon
 
-    def _compress(self, record: FileRecord) -> tuple[int, int, float]:
+    def give_up(self, upload: Upload, receive_count: int) -> int | None:
+        """Dead-letter side: fail the file with the last error, unless it is final or held."""
+        ref = upload.ref
+        at = self._clock()
+        record = self._store.get_file(ref.job_id, ref.file_id)
+        if record is None or record.state.is_final:
+            return None
+        if record.held_at(at):
+            return max(1, math.ceil((record.lease_until or at) - at) + 1)
+        last = record.error
+        detail = f"; last error: {last.code}: {last.message}" if last else ""
+        error = FileError(
+            "retries_exhausted",
+            f"gave up after {record.attempts} attempt(s) and {receive_count} deliveries{detail}",
+        )
+        if self._store.fail_file(ref.job_id, ref.file_id, error=error, at=at):
+            log.warning("file %s/%s failed for good: %s", ref.job_id, ref.file_id, error.message)
+            return None
+        return 1  # claimed or changed meanwhile: look again
+
+    def _compress(self, record: FileRecord, result_key: str, heartbeat: Heartbeat) -> tuple[int, int, float]:
         upload_key = self._keys.upload(record.job_id, record.file_id)
         stream = self._storage.open_read(upload_key)
         if stream is None:
@@ -184,7 +329,7 @@ class Worker:
                 code="size_mismatch",
             )
         body = ReadAhead(stream, chunk_size=CHUNK_SIZE)
-        reader = HashingReader(body, sha256=bool(record.sha256))
+        reader = HashingReader(heartbeat.guard(body), sha256=bool(record.sha256))
         metadata = {
             "original-size": str(record.size),
             "algorithm": record.algorithm.value,
@@ -195,8 +340,7 @@ class Worker:
         if record.sha256:
             metadata["original-sha256"] = record.sha256
         writer = self._storage.open_writer(
-            self._keys.result(record.job_id, record.file_id, record.algorithm),
-            content_type="application/" + record.algorithm.value, metadata=metadata,
+            result_key, content_type="application/" + record.algorithm.value, metadata=metadata,
         )
         threads = self._settings.compress_threads
         use_threads = threads if threads > 1 and record.size >= self._settings.threads_min_size else 0
@@ -206,6 +350,7 @@ class Worker:
             compress_stream(reader, verifier, record.algorithm, record.level, threads=use_threads)
             verifier.finish()
             self._check(record, reader, verifier)
+            heartbeat.check()  # a cancel seen after the last read: do not finish the object
             size = writer.close(tags={"original-crc32": f"{reader.crc32:08x}"})
         except BaseException:
             writer.abort()
@@ -233,62 +378,9 @@ class Worker:
                 code="verification_failed",
             )
 
-    def _give_up(self, ref: FileRef, receive_count: int) -> None:
-        record = self._store.get_file(ref.job_id, ref.file_id)
-        if record is None or record.state.is_final:
-            return
-        last = record.error
-        detail = f"; last error: {last.code}: {last.message}" if last else ""
-        error = FileError(
-            "retries_exhausted",
-            f"gave up after {record.attempts} attempt(s) and {receive_count} deliveries{detail}",
-        )
-        if self._store.fail_file(ref.job_id, ref.file_id, error=error, at=self._clock()):
-            log.warning("file %s/%s failed for good: %s", ref.job_id, ref.file_id, error.message)
 
-    # -- plumbing ---------------------------------------------------------------
-    def _delay(self, message: Message) -> None:
-        self._hand_back(message, backoff_seconds(
-            message.receive_count, self._settings.retry_base_delay, self._settings.retry_max_delay))
-
-    def _hand_back(self, message: Message, delay: int = 0) -> None:
-        try:
-            self._retry_queue.delay(message.receipt_handle, delay)
-        except (ClientError, BotoCoreError):
-            # The message still comes back, after the queue's visibility timeout.
-            log.exception("could not set the visibility of %s", message.message_id)
-
-    def _parse(self, records: Iterable[dict]) -> list[Message]:
-        messages = []
-        for raw in records:
-            message_id = raw.get("messageId", "")
-            try:
-                body = json.loads(raw.get("body") or "{}")
-            except ValueError:
-                log.error("message %s is not JSON; dropped", message_id)
-                continue  # retrying cannot fix it
-            uploads = tuple(self._uploads(body))
-            messages.append(Message(
-                message_id=message_id,
-                receipt_handle=raw.get("receiptHandle", ""),
-                receive_count=int(raw.get("attributes", {}).get("ApproximateReceiveCount", 1)),
-                uploads=uploads,
-            ))
-        return messages
-
-    def _uploads(self, body: Any) -> Iterable[Upload]:
-        if not isinstance(body, dict):
-            return
-        for record in body.get("Records", []) or []:
-            if not str(record.get("eventName", "")).startswith("ObjectCreated"):
-                continue
-            obj = record.get("s3", {}).get("object", {})
-            key = urllib.parse.unquote_plus(obj.get("key", ""))
-            ref = self._keys.parse_upload(key)
-            if ref is None:
-                log.warning("object %r is not an upload of ours; ignored", key)
-                continue
-            yield Upload(ref=ref, key=key)
+def _batch_response(failures: list[Parsed]) -> dict:
+    return {"batchItemFailures": [{"itemIdentifier": item.message_id} for item in failures]}
 
 
 def backoff_seconds(receive_count: int, base: int, maximum: int) -> int:
@@ -298,7 +390,7 @@ def backoff_seconds(receive_count: int, base: int, maximum: int) -> int:
     return int(min(43_200, delay + random.uniform(0, base)))
 
 
-def _classify(exc: BaseException) -> PermanentError | TransientError:
+def classify(exc: BaseException) -> PermanentError | TransientError:
     if isinstance(exc, (PermanentError, TransientError)):
         return exc
     if isinstance(exc, CodecError):

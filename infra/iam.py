@@ -110,7 +110,7 @@ def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dic
     if function == API_FUNCTION:
         return [
             logs,
-            # create (batch write), status and list (query, also on the owner index), cancel (update)
+            # create (batch write), status and list (query, also on the owner index), cancel and retry (update)
             _statement(
                 "JobsTable",
                 ["dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem",
@@ -118,13 +118,14 @@ def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dic
                 [arns.table, join(arns.table, "/index/*")],
             ),
             # A presigned URL carries its signer's permissions: PUT to uploads/,
-            # GET of results/. Cancel deletes both prefixes of a job.
-            _statement("PresignUploads", ["s3:PutObject", "s3:DeleteObject"], [uploads]),
-            _statement("PresignResults", ["s3:GetObject", "s3:DeleteObject"], [results]),
-            _statement(
-                "ListJobObjects", ["s3:ListBucket"], [arns.bucket],
-                {"StringLike": {"s3:prefix": [f"{cfg.uploads_prefix}*", f"{cfg.results_prefix}*"]}},
-            ),
+            # GET of results/. Cancel deletes the uploads of the files it
+            # cancels (never a result); retry and status HEAD uploads.
+            _statement("PresignUploads", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], [uploads]),
+            _statement("PresignResults", ["s3:GetObject"], [results]),
+            # Without ListBucket, HeadObject of a missing upload answers 403, not 404.
+            _statement("HeadMissingUploads", ["s3:ListBucket"], [arns.bucket]),
+            # retry and a lost notification send the upload to the worker again
+            _statement("JobsQueue", ["sqs:GetQueueUrl", "sqs:SendMessage"], [arns.queue]),
         ]
     if function == WORKER_FUNCTION:
         return [
@@ -154,9 +155,13 @@ def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dic
         return [
             logs,
             _statement("JobsTable", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [arns.table]),
+            # malformed dead letters are kept for an operator
+            _statement("KeepDeadLetters", ["s3:PutObject"], [join(arns.bucket, f"/{cfg.dead_letters_prefix}*")]),
+            # a file still being compressed: its dead letter comes back later
             _statement(
                 "DeadLetterQueue",
-                ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+                ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                 "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
                 [arns.dead_letter_queue],
             ),
         ]

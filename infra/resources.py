@@ -38,6 +38,7 @@ class StageConfig:
     expire_days: int = 30
     uploads_prefix: str = "uploads/"
     results_prefix: str = "results/"
+    dead_letters_prefix: str = "dead-letters/"
 
     @property
     def visibility_timeout(self) -> int:
@@ -178,6 +179,14 @@ def lifecycle_rules(cfg: StageConfig) -> list[dict[str, Any]]:
             "Status": "Enabled",
             "Filter": {"Prefix": cfg.results_prefix},
             "Expiration": {"Days": cfg.expire_days},
+        },
+        {
+            # malformed dead letters, kept for an operator as long as the
+            # dead-letter queue keeps its messages
+            "ID": "expire-dead-letters",
+            "Status": "Enabled",
+            "Filter": {"Prefix": cfg.dead_letters_prefix},
+            "Expiration": {"Days": 14},
         },
     ]
 

@@ -28,7 +28,7 @@ from chalicelib.codecs import Algorithm, HashingReader, VerifyingSink, compress_
 from chalicelib.domain import FileState
 from chalicelib.jobstore import DynamoJobStore
 from chalicelib.keys import ObjectKeys
-from chalicelib.queue import SqsRetryQueue
+from chalicelib.queue import SqsWorkQueue
 from chalicelib.service import JobService
 from chalicelib.storage import S3Storage
 from chalicelib.worker import Worker
@@ -99,7 +99,7 @@ def _run(endpoint: str, path: Path, rounds: int) -> list[Figure]:
         timings.wrap(store, {}, "DynamoDB"),
         timings.wrap(storage, {"head": "S3 HEAD", "delete": "S3 delete upload", "open_read": "S3 GET (request)",
                                "open_writer": "S3 result upload (parts, put, tagging)"}, "S3 other"),
-        SqsRetryQueue(clients.sqs, settings.queue_name), settings,
+        SqsWorkQueue(clients.sqs, settings.queue_name), settings,
     )
     keys = ObjectKeys(settings.uploads_prefix, settings.results_prefix)
     size = path.stat().st_size

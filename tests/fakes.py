@@ -5,7 +5,7 @@ import io
 import threading
 from dataclasses import replace
 
-from chalicelib.domain import FileError, FileRecord, FileState, Job
+from chalicelib.domain import Claim, FileError, FileRecord, FileState, Job
 from chalicelib.storage import ObjectStream, PresignedRequest
 
 _OPEN = {FileState.PENDING, FileState.QUEUED, FileState.PROCESSING}
@@ -59,7 +59,7 @@ class InMemoryJobStore:
             record = self.files.get(key)
             if record is None or record.state not in allowed:
                 return None
-            if token is not None and self.leases.get(key, ("", 0))[0] != token:
+            if token is not None and self.leases.get(key) != token:
                 return None
             self.files[key] = record = replace(record, **changes)
             return record
@@ -72,40 +72,60 @@ class InMemoryJobStore:
             key = (job_id, file_id)
             record = self.files.get(key)
             if record is None:
-                return None
-            holder, until = self.leases.get(key, ("", 0))
-            retakable = record.state is FileState.PROCESSING and (until < at or holder == token)
-            if record.state not in (FileState.PENDING, FileState.QUEUED) and not retakable:
-                return None
-            self.leases[key] = (token, lease_until)
+                return Claim(False, None)
+            expired = record.state is FileState.PROCESSING and (record.lease_until or 0) < at
+            if record.state not in (FileState.PENDING, FileState.QUEUED) and not expired:
+                return Claim(False, record)
+            self.leases[key] = token
             self.files[key] = record = replace(record, state=FileState.PROCESSING, started_at=at,
-                                               queued_at=record.queued_at or at, attempts=record.attempts + 1)
-            return record
+                                               queued_at=record.queued_at or at, attempts=record.attempts + 1,
+                                               lease_until=lease_until)
+            return Claim(True, record)
+
+    def renew_claim(self, job_id, file_id, *, token, lease_until):
+        return self._change(job_id, file_id, {FileState.PROCESSING}, token=token, lease_until=lease_until) is not None
+
+    def _drop_lease(self, job_id, file_id, done):
+        if done is not None:
+            self.leases.pop((job_id, file_id), None)
+        return done is not None
 
     def complete_file(self, job_id, file_id, *, token, at, compressed_size, crc32, result_key, compress_seconds):
         done = self._change(job_id, file_id, {FileState.PROCESSING}, token=token, state=FileState.COMPLETED,
                             compressed_size=compressed_size, crc32=crc32, result_key=result_key,
-                            finished_at=at, compress_seconds=compress_seconds, error=None)
-        self.leases.pop((job_id, file_id), None) if done else None
-        return done is not None
+                            finished_at=at, compress_seconds=compress_seconds, error=None, lease_until=None)
+        if done is None:  # a retried write that had landed: same answer as the first
+            current = self.files.get((job_id, file_id))
+            return current is not None and current.state is FileState.COMPLETED and current.result_key == result_key
+        return self._drop_lease(job_id, file_id, done)
 
     def release_file(self, job_id, file_id, *, token, error, at):
-        done = self._change(job_id, file_id, {FileState.PROCESSING}, token=token, state=FileState.QUEUED,
-                            error=error, queued_at=at)
-        self.leases.pop((job_id, file_id), None) if done else None
-        return done is not None
+        return self._drop_lease(job_id, file_id, self._change(
+            job_id, file_id, {FileState.PROCESSING}, token=token, state=FileState.QUEUED,
+            error=error, queued_at=at, lease_until=None))
 
     def fail_file(self, job_id, file_id, *, error, at, token=None):
+        if token is None:
+            current = self.files.get((job_id, file_id))
+            if current is not None and current.held_at(at):
+                return False
         allowed = {FileState.PROCESSING} if token is not None else _OPEN
-        done = self._change(job_id, file_id, allowed, token=token, state=FileState.FAILED, error=error,
-                            finished_at=at)
-        self.leases.pop((job_id, file_id), None) if done else None
-        return done is not None
+        return self._drop_lease(job_id, file_id, self._change(
+            job_id, file_id, allowed, token=token, state=FileState.FAILED, error=error,
+            finished_at=at, lease_until=None))
 
     def cancel_file(self, job_id, file_id, at):
-        done = self._change(job_id, file_id, _OPEN, state=FileState.CANCELLED, finished_at=at)
-        self.leases.pop((job_id, file_id), None) if done else None
-        return done is not None
+        return self._drop_lease(job_id, file_id, self._change(
+            job_id, file_id, _OPEN, state=FileState.CANCELLED, finished_at=at, lease_until=None))
+
+    def requeue_file(self, job_id, file_id, *, error_codes, at):
+        with self._lock:
+            record = self.files.get((job_id, file_id))
+            if record is None or record.state is not FileState.FAILED or record.error is None \
+                    or record.error.code not in set(error_codes):
+                return False
+            self.files[(job_id, file_id)] = replace(record, state=FileState.QUEUED, queued_at=at, finished_at=None)
+            return True
 
 
 class FakeWriter:
@@ -174,6 +194,13 @@ class InMemoryStorage:
     def open_writer(self, key, *, content_type, metadata):
         return FakeWriter(self, key, metadata)
 
+    def exists(self, key):
+        return key in self.objects
+
+    def put_bytes(self, key, data, *, content_type):
+        self.objects[key] = bytes(data)
+        self.metadata[key] = {"content-type": content_type}
+
     def delete(self, key):
         self.objects.pop(key, None)
 
@@ -184,9 +211,13 @@ class InMemoryStorage:
         return len(keys)
 
 
-class FakeRetryQueue:
+class FakeWorkQueue:
     def __init__(self) -> None:
         self.delays: list[tuple[str, int]] = []
+        self.sent: list[tuple[str, str]] = []
 
     def delay(self, receipt_handle, seconds):
         self.delays.append((receipt_handle, seconds))
+
+    def send_upload(self, bucket, key):
+        self.sent.append((bucket, key))

@@ -42,35 +42,67 @@ def test_state_machine_is_conditional(store):
     make(store)
     assert store.mark_queued("j1", "f0", 1.0)
     assert not store.mark_queued("j1", "f0", 2.0)
-    claimed = store.claim_file("j1", "f0", token="A", at=10.0, lease_until=20.0)
-    assert claimed.state is FileState.PROCESSING and claimed.attempts == 1
-    assert store.claim_file("j1", "f0", token="B", at=15.0, lease_until=25.0) is None  # live lease
+    claim = store.claim_file("j1", "f0", token="A", at=10.0, lease_until=20.0)
+    assert claim.won and claim.record.state is FileState.PROCESSING and claim.record.attempts == 1
+    refused = store.claim_file("j1", "f0", token="B", at=15.0, lease_until=25.0)  # live lease
+    assert not refused.won
+    assert (refused.record.state, refused.record.lease_until) == (FileState.PROCESSING, 20.0)  # ALL_OLD
+    assert refused.record.held_at(15.0) and not refused.record.held_at(21.0)
     assert not store.complete_file("j1", "f0", token="B", at=16.0, compressed_size=1, crc32=1,
                                    result_key="k", compress_seconds=0.1)
     retaken = store.claim_file("j1", "f0", token="B", at=21.0, lease_until=30.0)  # expired lease
-    assert retaken.attempts == 2
+    assert retaken.won and retaken.record.attempts == 2
+    assert not store.renew_claim("j1", "f0", token="A", lease_until=99.0)  # A lost it
+    assert store.renew_claim("j1", "f0", token="B", lease_until=35.0)
+    assert store.get_file("j1", "f0").lease_until == 35.0
     assert not store.release_file("j1", "f0", token="A", error=FileError("x", "y"), at=22.0)
     assert store.release_file("j1", "f0", token="B", error=FileError("slow", "later"), at=22.0)
     released = store.get_file("j1", "f0")
     assert released.state is FileState.QUEUED and released.error == FileError("slow", "later")
     store.claim_file("j1", "f0", token="C", at=23.0, lease_until=40.0)
     assert store.complete_file("j1", "f0", token="C", at=24.0, compressed_size=4, crc32=7,
-                               result_key="results/j1/f0.br", compress_seconds=0.5)
+                               result_key="results/j1/f0/C.br", compress_seconds=0.5)
     done = store.get_file("j1", "f0")
     assert (done.state, done.compressed_size, done.error, done.attempts) == (FileState.COMPLETED, 4, None, 3)
+    # a retried completion that had landed gets the same answer; another result does not
+    assert store.complete_file("j1", "f0", token="C", at=25.0, compressed_size=4, crc32=7,
+                               result_key="results/j1/f0/C.br", compress_seconds=0.5)
+    assert not store.complete_file("j1", "f0", token="D", at=25.0, compressed_size=4, crc32=7,
+                                   result_key="results/j1/f0/D.br", compress_seconds=0.5)
     # final states are final
-    assert store.claim_file("j1", "f0", token="D", at=1e12, lease_until=2e12) is None
+    final = store.claim_file("j1", "f0", token="D", at=1e12, lease_until=2e12)
+    assert not final.won and final.record.state is FileState.COMPLETED
+    assert not store.renew_claim("j1", "f0", token="C", lease_until=2e12)
     assert not store.fail_file("j1", "f0", error=FileError("x", "y"), at=25.0)
     assert not store.cancel_file("j1", "f0", 25.0)
+    unknown = store.claim_file("j1", "nope", token="E", at=1.0, lease_until=2.0)
+    assert not unknown.won and unknown.record is None
 
 
 def test_fail_with_a_token_needs_the_lease(store):
     make(store)
     store.claim_file("j1", "f1", token="A", at=1.0, lease_until=100.0)
     assert not store.fail_file("j1", "f1", error=FileError("e", "m"), at=2.0, token="B")
+    assert not store.fail_file("j1", "f1", error=FileError("e", "m"), at=2.0)  # no token: not while held
     assert store.fail_file("j1", "f1", error=FileError("e", "m"), at=2.0, token="A")
     assert store.get_file("j1", "f1").state is FileState.FAILED
-    assert store.fail_file("j1", "f2", error=FileError("e", "m"), at=2.0)  # no token: any open file
+    assert store.fail_file("j1", "f2", error=FileError("e", "m"), at=2.0)  # no token: an open file
+    store.claim_file("j1", "f0", token="A", at=1.0, lease_until=10.0)
+    assert store.fail_file("j1", "f0", error=FileError("e", "m"), at=11.0)  # ...or an expired claim
+
+
+def test_requeue_only_retryable_failures(store):
+    make(store)
+    store.fail_file("j1", "f0", error=FileError("retries_exhausted", "m"), at=2.0)
+    store.fail_file("j1", "f1", error=FileError("checksum_mismatch", "m"), at=2.0)
+    codes = {"retries_exhausted", "aws_error"}
+    assert store.requeue_file("j1", "f0", error_codes=codes, at=3.0)
+    assert not store.requeue_file("j1", "f0", error_codes=codes, at=3.0)  # queued now
+    assert not store.requeue_file("j1", "f1", error_codes=codes, at=3.0)
+    assert not store.requeue_file("j1", "f2", error_codes=codes, at=3.0)  # pending
+    requeued = store.get_file("j1", "f0")
+    assert (requeued.state, requeued.finished_at) == (FileState.QUEUED, None)
+    assert store.claim_file("j1", "f0", token="A", at=4.0, lease_until=9.0).won
 
 
 def test_cancel_job_once(store):
@@ -119,9 +151,9 @@ def test_file_states_are_a_projection_of_the_files(store):
     assert states["f1"].state is FileState.PENDING
 
 
-def test_the_same_token_may_take_back_its_own_claim(store):
+def test_a_live_claim_is_never_taken_over_even_by_the_same_message(store):
+    """A claim belongs to one delivery: nothing, not even a token it used before, takes it while live."""
     make(store)
-    store.claim_file("j1", "f0", token="message-1", at=1.0, lease_until=100.0)
-    assert store.claim_file("j1", "f0", token="message-2", at=2.0, lease_until=100.0) is None
-    again = store.claim_file("j1", "f0", token="message-1", at=3.0, lease_until=100.0)
-    assert again is not None and again.attempts == 2
+    store.claim_file("j1", "f0", token="delivery-1", at=1.0, lease_until=100.0)
+    assert not store.claim_file("j1", "f0", token="delivery-1", at=3.0, lease_until=100.0).won
+    assert not store.claim_file("j1", "f0", token="delivery-2", at=99.0, lease_until=200.0).won

@@ -66,7 +66,9 @@ def test_upload_event_to_completed_status_with_download(client, aws, algorithm):
         assert entry["download_name"] == entry["name"].rsplit("/", 1)[-1] + algorithm.extension
         assert entry["timings"]["finished_at"] >= entry["timings"]["started_at"]
         file_id = entry["file_id"]
-        obj = s3.get_object(Bucket=BUCKET, Key=f"results/{job['job_id']}/{file_id}{algorithm.extension}")
+        listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"results/{job['job_id']}/{file_id}/")["Contents"]
+        assert len(listed) == 1 and listed[0]["Key"].endswith(algorithm.extension)  # one result per file
+        obj = s3.get_object(Bucket=BUCKET, Key=listed[0]["Key"])
         assert obj["Metadata"]["algorithm"] == algorithm.value
         plain = io.BytesIO()
         decompress_stream(obj["Body"], plain, algorithm)

@@ -28,7 +28,7 @@ def test_stage_policy_names_only_the_stage_resources(stage):
             assert resource != "*"
             assert any(name in resource for name in (cfg.bucket, cfg.table, cfg.queue, f"squeezer-{stage}")), resource
         s3_objects = [r for r in statement["Resource"] if r.startswith("arn:aws:s3:::") and "/" in r]
-        assert all(r.endswith(("/uploads/*", "/results/*")) for r in s3_objects)
+        assert all(r.endswith(("/uploads/*", "/results/*", "/dead-letters/*")) for r in s3_objects)
 
 
 def test_static_arns_can_be_pinned_to_an_account():

@@ -199,13 +199,18 @@ def test_each_role_reaches_only_what_its_function_uses(template):
     assert api["PresignUploads"]["Resource"] == [uploads]
     assert api["PresignResults"]["Resource"] == [results]
     assert {"Fn::Sub": "${JobsTable.Arn}/index/*"} in api["JobsTable"]["Resource"]
-    assert not any(a.startswith("sqs:") for s in api.values() for a in s["Action"])
+    # the API only sends (retry, lost notifications), to the jobs queue
+    api_sqs = {a for s in api.values() for a in s["Action"] if a.startswith("sqs:")}
+    assert api_sqs == {"sqs:GetQueueUrl", "sqs:SendMessage"}
+    assert api["JobsQueue"]["Resource"] == [{"Fn::GetAtt": ["JobsQueue", "Arn"]}]
     assert worker["JobsQueue"]["Resource"] == [{"Fn::GetAtt": ["JobsQueue", "Arn"]}]
     assert "sqs:ChangeMessageVisibility" in worker["JobsQueue"]["Action"]
     assert worker["WriteResults"]["Resource"] == [results]
     assert worker["ReadUploads"]["Resource"] == [uploads]
     assert dead["DeadLetterQueue"]["Resource"] == [{"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}]
-    assert not any(a.startswith("s3:") for s in dead.values() for a in s["Action"])
+    # the dead-letter handler writes only malformed dead letters, under their prefix
+    assert [(a, s["Resource"]) for s in dead.values() for a in s["Action"] if a.startswith("s3:")] == [
+        ("s3:PutObject", [{"Fn::Sub": "${FilesBucket.Arn}/dead-letters/*"}])]
     names = function_names(PACKAGED_STAGE)
     logs = worker["WriteOwnLogs"]["Resource"]
     assert all(names["compress"] in r["Fn::Sub"] for r in logs)

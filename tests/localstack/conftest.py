@@ -19,7 +19,7 @@ import requests
 
 from chalicelib.aws import AwsClients
 from chalicelib.jobstore import DynamoJobStore
-from chalicelib.queue import SqsRetryQueue
+from chalicelib.queue import SqsWorkQueue
 from chalicelib.service import JobService
 from chalicelib.settings import Settings
 from chalicelib.storage import S3Storage
@@ -96,7 +96,7 @@ def stack() -> Stack:
     stack = Stack(
         cfg=cfg, created=created, settings=settings, clients=clients, s3=clients.s3, sqs=clients.sqs, storage=storage,
         service=JobService(store, storage, settings),
-        worker=Worker(store, storage, SqsRetryQueue(clients.sqs, cfg.queue), settings),
+        worker=Worker(store, storage, SqsWorkQueue(clients.sqs, cfg.queue), settings),
     )
     yield stack
     delete_resources(cfg, **raw)

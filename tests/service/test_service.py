@@ -1,9 +1,9 @@
 import pytest
 
-from chalicelib.domain import FileState, JobState
+from chalicelib.domain import FileError, FileState, JobState
 from chalicelib.errors import JobConflict, JobNotFound, ValidationError
 from chalicelib.service import JobService
-from fakes import InMemoryJobStore, InMemoryStorage
+from fakes import FakeWorkQueue, InMemoryJobStore, InMemoryStorage
 
 
 @pytest.fixture
@@ -78,39 +78,78 @@ def test_list_jobs_newest_first_and_only_own(service):
         service.list_jobs(owner="alice", limit="0", cursor=None)
 
 
-def test_cancel_stops_open_files_and_deletes_objects(service, store, storage):
+def test_cancel_stops_open_files_keeps_completed_results_and_is_idempotent(service, store, storage):
     created = service.create_job(BODY, owner="alice")
     job_id = created.job.job_id
-    storage.objects[f"uploads/{job_id}/{created.files[0][0].file_id}"] = b"data"
-    storage.objects[f"results/{job_id}/x.gz"] = b"zz"
+    done, open_file = (record for record, _ in created.files)
+    store.claim_file(job_id, done.file_id, token="t", at=1.0, lease_until=1e12)
+    result_key = f"results/{job_id}/{done.file_id}/t.gz"
+    storage.objects[result_key] = b"zz"
+    store.complete_file(job_id, done.file_id, token="t", at=2.0, compressed_size=2, crc32=1,
+                        result_key=result_key, compress_seconds=0.1)
+    storage.objects[f"uploads/{job_id}/{open_file.file_id}"] = b"data"
     storage.objects["uploads/other/f"] = b"keep"
     status = service.cancel_job(job_id, owner="alice")
     assert status.summary.state is JobState.CANCELLED
-    assert {f.state for f in status.files} == {FileState.CANCELLED}
-    assert list(storage.objects) == ["uploads/other/f"]
-    with pytest.raises(JobConflict):
-        service.cancel_job(job_id, owner="alice")
+    states = {f.file_id: f.state for f in status.files}
+    assert states == {done.file_id: FileState.COMPLETED, open_file.file_id: FileState.CANCELLED}
+    assert sorted(storage.objects) == sorted([result_key, "uploads/other/f"])  # the result stays
+    assert list(status.download_urls) == [done.file_id]
+    again = service.cancel_job(job_id, owner="alice")  # the same answer, not an error
+    assert (again.summary, again.job.cancelled_at) == (status.summary, status.job.cancelled_at)
     with pytest.raises(JobNotFound):
         service.cancel_job(job_id, owner="bob")
 
 
-def test_files_never_uploaded_fail_once_their_upload_url_expired(store, storage, settings):
-    clock = [1000.0]
-    service = JobService(store, storage, settings, clock=lambda: clock[0])
+def test_cancel_of_a_finished_job_is_a_conflict(service, store):
     created = service.create_job(BODY, owner="alice")
     job_id = created.job.job_id
-    uploaded = created.files[0][0]
-    store.mark_queued(job_id, uploaded.file_id, 1001.0)
+    for record, _ in created.files:
+        store.fail_file(job_id, record.file_id, error=FileError("codec_error", "x"), at=2.0)
+    with pytest.raises(JobConflict) as raised:
+        service.cancel_job(job_id, owner="alice")
+    assert raised.value.code == "job_finished"
+
+
+def test_pending_files_settle_once_their_upload_url_expired(store, storage, settings):
+    clock = [1000.0]
+    queue = FakeWorkQueue()
+    service = JobService(store, storage, settings, queue=queue, clock=lambda: clock[0])
+    created = service.create_job(BODY, owner="alice")
+    job_id = created.job.job_id
+    first, second = (record for record, _ in created.files)
+    store.mark_queued(job_id, first.file_id, 1001.0)
     assert service.get_status(job_id, owner="alice").summary.state is JobState.PROCESSING
-    clock[0] += settings.upload_url_ttl + 1
+    clock[0] += settings.upload_url_ttl + 1  # within the grace period: nothing is decided yet
+    assert service.get_status(job_id, owner="alice").summary.state is JobState.PROCESSING
+    assert store.get_file(job_id, second.file_id).state is FileState.PENDING
+    clock[0] += settings.upload_grace_seconds
     status = service.get_status(job_id, owner="alice")
-    expired = next(f for f in status.files if f.file_id != uploaded.file_id)
+    expired = next(f for f in status.files if f.file_id == second.file_id)
     assert expired.state is FileState.FAILED and expired.error.code == "upload_expired"
-    assert next(f for f in status.files if f.file_id == uploaded.file_id).state is FileState.QUEUED
-    assert status.summary.state is JobState.PROCESSING  # the uploaded one is still open
-    assert store.get_file(job_id, expired.file_id).state is FileState.PENDING  # derived, not written
+    assert store.get_file(job_id, second.file_id).state is FileState.FAILED  # written once
+    assert next(f for f in status.files if f.file_id == first.file_id).state is FileState.QUEUED
     _, summary = service.get_summary(job_id, owner="alice")
     assert summary == status.summary
+
+
+def test_an_upload_that_arrived_is_never_shown_as_expired(store, storage, settings):
+    """Its notification was lost (e.g. a batch that failed as a whole): it is queued again."""
+    clock = [1000.0]
+    queue = FakeWorkQueue()
+    service = JobService(store, storage, settings, queue=queue, clock=lambda: clock[0])
+    created = service.create_job(BODY, owner="alice")
+    job_id = created.job.job_id
+    arrived = created.files[0][0]
+    key = f"uploads/{job_id}/{arrived.file_id}"
+    storage.objects[key] = b"data"
+    clock[0] += settings.upload_url_ttl + settings.upload_grace_seconds + 1
+    _, summary = service.get_summary(job_id, owner="alice")
+    assert summary.counts["queued"] == 1 and summary.counts["failed"] == 1
+    assert store.get_file(job_id, arrived.file_id).state is FileState.QUEUED
+    assert queue.sent == [(settings.bucket, key)]
+    service.get_status(job_id, owner="alice")
+    assert len(queue.sent) == 1  # decided once
 
 
 def test_summary_hides_other_owners_jobs(service, store):

@@ -1,5 +1,7 @@
+import dataclasses
 import hashlib
 import io
+import logging
 import os
 
 import pytest
@@ -10,14 +12,14 @@ from chalicelib.domain import FileState
 from chalicelib.service import JobService
 from chalicelib.worker import Worker, backoff_seconds
 from events import s3_notification, sqs_record
-from fakes import FakeRetryQueue, InMemoryJobStore, InMemoryStorage
+from fakes import FakeWorkQueue, InMemoryJobStore, InMemoryStorage
 
 BUCKET = "squeezer-test-files"
 
 
 @pytest.fixture
 def env(settings):
-    store, storage, queue = InMemoryJobStore(), InMemoryStorage(), FakeRetryQueue()
+    store, storage, queue = InMemoryJobStore(), InMemoryStorage(), FakeWorkQueue()
     service = JobService(store, storage, settings)
     worker = Worker(store, storage, queue, settings)
     return service, worker, store, storage, queue
@@ -79,16 +81,19 @@ def test_duplicate_delivery_does_not_compress_twice(env):
 
 
 def test_live_lease_blocks_a_concurrent_duplicate_but_an_expired_one_does_not(env):
-    service, worker, store, storage, _ = env
+    service, worker, store, storage, queue = env
     job_id, keys = make_job(service, storage, {"a": b"x" * 100})
     file_id = keys["a"].rsplit("/", 1)[1]
-    other = store.claim_file(job_id, file_id, token="someone-else", at=worker._clock(),
-                             lease_until=worker._clock() + 600)
-    assert other is not None
-    worker.handle_batch([record_for(keys["a"], 100)])
-    assert state(service, job_id)["a"].state is FileState.PROCESSING  # left to the holder
-    store.leases[(job_id, file_id)] = ("someone-else", 0.0)  # the holder died
-    worker.handle_batch([record_for(keys["a"], 100, receive_count=2)])
+    at = worker._clock()
+    assert store.claim_file(job_id, file_id, token="someone-else", at=at, lease_until=at + 600).won
+    duplicate = record_for(keys["a"], 100)
+    response = worker.handle_batch([duplicate])
+    # left to the holder; the message comes back once the claim could have expired
+    assert response == {"batchItemFailures": [{"itemIdentifier": duplicate["messageId"]}]}
+    assert queue.delays[-1][0] == duplicate["receiptHandle"] and 600 <= queue.delays[-1][1] <= 602
+    assert state(service, job_id)["a"].state is FileState.PROCESSING
+    store.files[(job_id, file_id)] = store.files[(job_id, file_id)].evolve(lease_until=0.0)  # the holder died
+    assert worker.handle_batch([record_for(keys["a"], 100, receive_count=2)]) == {"batchItemFailures": []}
     assert state(service, job_id)["a"].state is FileState.COMPLETED
 
 
@@ -98,7 +103,7 @@ def test_a_final_file_never_moves_back(env):
     worker.handle_batch([record_for(keys["a"], 3)])
     file_id = keys["a"].rsplit("/", 1)[1]
     assert not store.mark_queued(job_id, file_id, 1.0)
-    assert store.claim_file(job_id, file_id, token="t", at=1e12, lease_until=2e12) is None
+    assert not store.claim_file(job_id, file_id, token="t", at=1e12, lease_until=2e12).won
     assert not store.fail_file(job_id, file_id, error=None, at=1.0)
 
 
@@ -176,25 +181,31 @@ def test_cancelled_job_ignores_late_uploads_and_drops_them(env):
     assert state(service, job_id)["a"].state is FileState.CANCELLED
 
 
-def test_foreign_keys_test_events_and_garbage_are_acknowledged(env):
+def test_foreign_keys_and_test_events_are_acknowledged_garbage_is_reported(env):
     _, worker, *_ = env
+    garbage = sqs_record("not json")
     records = [
         sqs_record({"Service": "Amazon S3", "Event": "s3:TestEvent"}),
         sqs_record(s3_notification(BUCKET, "elsewhere/file", 3)),
         sqs_record(s3_notification(BUCKET, "uploads/j_unknown/f_unknown", 3)),
-        sqs_record("not json"),
+        garbage,
     ]
-    assert worker.handle_batch(records) == {"batchItemFailures": []}
+    assert worker.handle_batch(records) == {"batchItemFailures": [{"itemIdentifier": garbage["messageId"]}]}
 
 
-def test_records_are_handed_back_when_time_runs_out(env, settings):
-    service, worker, store, storage, queue = env
+def test_records_are_handed_back_when_time_runs_out(env, settings, caplog):
+    service, _, store, storage, queue = env
+    settings = dataclasses.replace(settings, stop_margin_ms=30_000)
+    worker = Worker(store, storage, queue, settings)
     job_id, keys = make_job(service, storage, {"a": b"abc"})
     record = record_for(keys["a"], 3)
-    response = worker.handle_batch([record], remaining_ms=lambda: settings.stop_margin_ms - 1)
+    with caplog.at_level(logging.WARNING, logger="squeezer.worker"):
+        response = worker.handle_batch([record], remaining_ms=lambda: settings.stop_margin_ms - 1)
     assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
     assert state(service, job_id)["a"].state is FileState.QUEUED
     assert queue.delays == [(record["receiptHandle"], 0)]  # visible again at once
+    # the hand-back is logged with the message ids and the time left
+    assert record["messageId"] in caplog.text and "29999 ms left" in caplog.text
 
 
 def test_backoff_grows_and_is_capped():
@@ -202,19 +213,23 @@ def test_backoff_grows_and_is_capped():
     assert delays[0] < 11 and delays[3] >= 40 and max(delays) <= 305
 
 
-def test_a_redelivery_of_the_same_message_takes_back_a_claim_it_could_not_release(env):
-    service, worker, store, storage, _ = env
+def test_a_result_that_could_not_be_recorded_is_kept_and_the_file_is_retaken_after_its_claim_expires(env):
+    service, worker, store, storage, queue = env
     job_id, keys = make_job(service, storage, {"a": b"abc" * 100})
+    file_id = keys["a"].rsplit("/", 1)[1]
     message = record_for(keys["a"], 300)
     real_complete = store.complete_file
     store.complete_file = lambda *a, **k: (_ for _ in ()).throw(ConnectionError("DynamoDB went away"))
     assert worker.handle_batch([message])["batchItemFailures"]  # the result could not be recorded
-    assert state(service, job_id)["a"].state is FileState.PROCESSING  # its lease is still live
+    first = [k for k in storage.objects if k.startswith("results/")]
+    assert len(first) == 1  # kept: the write may have landed
+    assert state(service, job_id)["a"].state is FileState.PROCESSING  # its claim is still live
     store.complete_file = real_complete
-    other = record_for(keys["a"], 300)  # a duplicate S3 event may not take it...
-    assert worker.handle_batch([other]) == {"batchItemFailures": []}
+    again = dict(message, attributes={"ApproximateReceiveCount": "2"})  # not even the same message...
+    assert worker.handle_batch([again])["batchItemFailures"]
     assert state(service, job_id)["a"].state is FileState.PROCESSING
-    again = dict(message, attributes={"ApproximateReceiveCount": "2"})  # ...the same message may
-    assert worker.handle_batch([again]) == {"batchItemFailures": []}
+    store.files[(job_id, file_id)] = store.files[(job_id, file_id)].evolve(lease_until=0.0)  # ...until it expires
+    assert worker.handle_batch([dict(message, attributes={"ApproximateReceiveCount": "3"})]) == {"batchItemFailures": []}
     record = state(service, job_id)["a"]
     assert record.state is FileState.COMPLETED and record.attempts == 2
+    assert record.result_key not in first and storage.objects[record.result_key]
