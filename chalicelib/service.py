@@ -205,6 +205,8 @@ class JobService:
         at = self._clock()
         if self._store.cancel_job(job_id, at):
             log.info("cancelled job %s", job_id)
+        else:  # cancelled already (maybe this very moment): the first cancel's time is the time
+            at = job.cancelled_at or self._cancelled_at(job_id) or at
         for record in open_files:
             # A worker holding the file notices at its next heartbeat, stops
             # and removes its own partial result; a later upload is deleted
@@ -212,6 +214,10 @@ class JobService:
             if self._store.cancel_file(job_id, record.file_id, at):
                 self._storage.delete(self._keys.upload(job_id, record.file_id))
         return self.get_status(job_id, owner=owner)
+
+    def _cancelled_at(self, job_id: str) -> float | None:
+        job = self._store.get_job(job_id)
+        return job.cancelled_at if job else None
 
     def retry_failed(self, job_id: str, *, owner: str) -> RetryOutcome:
         """Queue again the failed files a retry can fix, whose uploads still exist."""

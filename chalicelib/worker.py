@@ -150,7 +150,7 @@ class Worker:
             key = self._keys.dead_letter(day, item.message_id or uuid.uuid4().hex)
             body = json.dumps({"reason": item.reason, "record": item.raw}, default=str, indent=1)
             self._storage.put_bytes(key, body.encode(), content_type="application/json")
-            log.error("dead letter %s is malformed (%s); kept as s3://%s and dropped",
+            log.error("dead letter %s is malformed (%s); kept under the key %s and dropped",
                       item.message_id, item.reason, key)
             return None
         delay: int | None = None

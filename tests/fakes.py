@@ -26,11 +26,12 @@ class InMemoryJobStore:
             self.files[(job.job_id, record.file_id)] = record
 
     def cancel_job(self, job_id, at):
-        job = self.jobs.get(job_id)
-        if job is None or job.cancelled_at is not None:
-            return False
-        self.jobs[job_id] = replace(job, cancelled_at=at)
-        return True
+        with self._lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.cancelled_at is not None:
+                return False
+            self.jobs[job_id] = replace(job, cancelled_at=at)
+            return True
 
     def get_job(self, job_id):
         return self.jobs.get(job_id)
