@@ -39,9 +39,14 @@ class StageConfig:
     uploads_prefix: str = "uploads/"
     results_prefix: str = "results/"
     dead_letters_prefix: str = "dead-letters/"
+    # None: derived from the worker's timeout. Set only by the local stack's
+    # fault tests (a short lease to expire on purpose); deployments derive it.
+    visibility_timeout_override: int | None = None
 
     @property
     def visibility_timeout(self) -> int:
+        if self.visibility_timeout_override is not None:
+            return self.visibility_timeout_override
         # AWS: at least 6x the function timeout when Lambda polls the queue.
         return 6 * self.worker_timeout
 

@@ -29,7 +29,7 @@ class UserError(click.ClickException):
 @click.group()
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=STATE_DIR,
               show_default=True, envvar="SQUEEZER_LOCAL_STATE_DIR",
-              help="Logs and the pid file (env SQUEEZER_LOCAL_STATE_DIR).")
+              help="Logs, the pid file and the saved data (env SQUEEZER_LOCAL_STATE_DIR).")
 @click.pass_context
 def cli(ctx: click.Context, state_dir: Path) -> None:
     """Squeezer on one machine: emulator, API and worker on 127.0.0.1."""
@@ -66,15 +66,22 @@ def bridge_flags(func):
               help="Port of the AWS emulator (env SQUEEZER_MOTO_PORT).")
 @click.option("--autoreload/--no-autoreload", default=False, show_default=True,
               help="Restart the API when code changes (the bridge is not restarted).")
+@click.option("--fresh", is_flag=True,
+              help="Forget the jobs and files saved by earlier runs before starting.")
 @bridge_flags
 @click.pass_obj
-def up(obj, api_port, moto_port, autoreload, batch_size, window, concurrency, executor) -> None:
-    """Start the stack and stay in the foreground; Ctrl-C stops everything."""
+def up(obj, api_port, moto_port, autoreload, fresh, batch_size, window, concurrency, executor) -> None:
+    """Start the stack and stay in the foreground; Ctrl-C stops everything.
+
+    Jobs, files and queued work are saved in the state directory and come
+    back at the next start (--fresh starts empty).
+    """
     from .stack import LocalStack
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     stack = LocalStack(api_port=api_port, moto_port=moto_port, state_dir=obj["state_dir"],
-                       bridge=_bridge_options(batch_size, window, concurrency, executor), autoreload=autoreload)
+                       bridge=_bridge_options(batch_size, window, concurrency, executor), autoreload=autoreload,
+                       keep_state=True, fresh=fresh)
     stopping = threading.Event()
 
     def interrupt(*_):
@@ -91,6 +98,8 @@ def up(obj, api_port, moto_port, autoreload, batch_size, window, concurrency, ex
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     click.echo(stack.api_url)  # stdout: the one thing a script wants
     click.echo(f"emulator {stack.endpoint_url}, logs in {stack.state_dir}; Ctrl-C stops everything", err=True)
+    click.echo(f"jobs and files are kept in {stack.saved_state} across restarts; "
+               "start empty with: python -m infra.local up --fresh (or make clean)", err=True)
     try:
         died = stack.wait(stopping.is_set)
     finally:

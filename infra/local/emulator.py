@@ -1,18 +1,28 @@
 """The AWS emulator of the local stack: moto's server, one process.
 
-Run as ``python -m infra.local.emulator PORT``. Differences from
-``python -m moto.server``: it stops cleanly on SIGTERM, and its access log
-drops query strings, so presigned URLs (signatures) never reach a log file.
+Run as ``python -m infra.local.emulator PORT [--save-to DIR]``. Differences
+from ``python -m moto.server``: it stops cleanly on SIGTERM, its access log
+drops query strings, so presigned URLs (signatures) never reach a log file,
+and with ``--save-to`` it saves its data there every few seconds and when it
+stops (see :mod:`infra.local.persistence`). Saving starts only once the
+runner sends SIGUSR1 (after it restored the previous data): a save before
+that would replace the saved data with a partial copy.
 """
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import re
 import signal
 import sys
 import threading
+import time
+
+from .persistence import SNAPSHOT_SECONDS
 
 _QUERY = re.compile(r"\?\S*")
+log = logging.getLogger("infra.local.emulator")
 
 
 class _NoQueryStrings(logging.Filter):
@@ -23,20 +33,56 @@ class _NoQueryStrings(logging.Filter):
         return True
 
 
+def _saver(folder: str, port: int):
+    import boto3
+    from botocore.config import Config
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    from .persistence import Saver
+
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    session = boto3.session.Session(region_name=region)
+    config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+    endpoint = f"http://127.0.0.1:{port}"
+    return Saver(folder, s3=session.client("s3", endpoint_url=endpoint, config=config),
+                 dynamodb=session.client("dynamodb", endpoint_url=endpoint, config=config),
+                 account_id=DEFAULT_ACCOUNT_ID, region=region)
+
+
+def _save(saver, why: str) -> None:
+    began = time.monotonic()
+    try:
+        if saver.save():
+            log.info("state saved to %s (%s, %.2fs)", saver.folder, why, time.monotonic() - began)
+    except Exception:  # noqa: BLE001 - the previous snapshot stays whole; try again next time
+        log.exception("saving the state to %s failed (%s)", saver.folder, why)
+
+
 def main(argv: list[str] | None = None) -> int:
     from moto.server import ThreadedMotoServer
 
-    port = int((argv or sys.argv[1:])[0])
+    parser = argparse.ArgumentParser(prog="python -m infra.local.emulator")
+    parser.add_argument("port", type=int)
+    parser.add_argument("--save-to", help="folder to save the data to (every few seconds and at stop)")
+    parser.add_argument("--save-every", type=float, default=SNAPSHOT_SECONDS, help="seconds between saves")
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("werkzeug").addFilter(_NoQueryStrings())
     stopping = threading.Event()
+    armed = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda *_: armed.set())
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()
-    print(f"moto server listening on 127.0.0.1:{port}", flush=True)
-    while not stopping.wait(0.5):
-        pass
+    print(f"moto server listening on 127.0.0.1:{args.port}", flush=True)
+    saver = _saver(args.save_to, args.port) if args.save_to else None
+    wait = args.save_every if saver else 0.5
+    while not stopping.wait(wait):
+        if saver and armed.is_set():
+            _save(saver, "periodic")
+    if saver and armed.is_set():
+        _save(saver, "stopping")  # still serving: the save talks to this server
     server.stop()
     return 0
 

@@ -3,11 +3,15 @@
 Every process runs in its own session (so a terminal's Ctrl-C reaches the
 runner only, which then stops them in order) and, on Linux, dies with the
 runner if the runner is killed. Logs and the pid file live in the state
-directory (``<repo>/.state/local`` unless told otherwise).
+directory (``<repo>/.state/local`` unless told otherwise); a process's
+previous log is rotated to ``<name>.log.1`` (up to ``.log.3``), never
+overwritten. With ``keep_state=True`` the emulator's data is saved there too
+and restored at the next start (:mod:`infra.local.persistence`).
 """
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import logging
 import os
@@ -27,17 +31,30 @@ import boto3
 
 from infra.resources import ROOT, CreatedResources, create_resources, stage_config
 
+from . import persistence
 from .config import FAKE_AWS, HOST, REGION, BridgeOptions, LocalConfig
 from .errors import AlreadyRunning, PortInUse, StartupFailed
 
 log = logging.getLogger("infra.local")
 
 PID_FILE = "pids.json"
-# `chalice` with this interpreter (the package has no __main__ module).
-_CHALICE = "import sys; from chalice.cli import main; sys.argv[0] = 'chalice'; sys.exit(main())"
 # Seconds each process gets to exit after SIGTERM before its group is killed.
-# The bridge lets running invocations finish first.
-GRACE = {"bridge": 30.0, "api": 5.0, "emulator": 5.0}
+# The bridge lets running invocations finish first; the emulator saves its
+# data (only what changed since its last save, every few seconds).
+GRACE = {"bridge": 30.0, "api": 5.0, "emulator": 120.0}
+# Logs of earlier runs kept: <name>.log.1 (the previous run) to <name>.log.<N>.
+LOG_GENERATIONS = 3
+
+
+def rotate_log(path: Path, generations: int = LOG_GENERATIONS) -> None:
+    """``x.log`` -> ``x.log.1`` -> ... -> ``x.log.<generations>`` (the oldest is dropped)."""
+    if not path.exists():
+        return
+    for n in range(generations - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{n}")
+        if older.exists():
+            os.replace(older, path.with_name(f"{path.name}.{n + 1}"))
+    os.replace(path, path.with_name(f"{path.name}.1"))
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
@@ -87,6 +104,7 @@ class ManagedProcess:
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     def start(self, env: Mapping[str, str], cwd: Path) -> None:
+        rotate_log(self.log_path)
         self._log = open(self.log_path, "wb")
         self.popen = subprocess.Popen(
             self.argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=self._log,
@@ -134,6 +152,13 @@ class LocalStack:
     starts the emulator, creates the resources from infra.resources, starts
     ``chalice local`` and the bridge, and returns once ``GET /`` answers.
     Leaving the block stops every process it started.
+
+    ``keep_state=True`` restores the data saved in ``state_dir`` by an earlier
+    run (jobs, files, queued messages) and saves it while running and at
+    stop; ``fresh=True`` discards what was saved first. ``env`` overrides
+    variables of every process's environment, the stage's included (also
+    inside ``chalice local``); ``visibility_timeout`` (seconds) replaces the
+    jobs queue's visibility timeout, otherwise 6x the worker's timeout.
     """
 
     def __init__(
@@ -146,6 +171,9 @@ class LocalStack:
         autoreload: bool = False,
         env: Mapping[str, str] | None = None,
         base_env: Mapping[str, str] | None = None,
+        visibility_timeout: int | None = None,
+        keep_state: bool = False,
+        fresh: bool = False,
         startup_timeout: float = 60.0,
         python: str = sys.executable,
     ) -> None:
@@ -153,8 +181,12 @@ class LocalStack:
             base_env, api_port=api_port, moto_port=moto_port,
             state_dir=Path(state_dir) if state_dir else None, bridge=bridge,
         )
-        self._extra_env = dict(env or {})
+        self._extra_env = {name: str(value) for name, value in (env or {}).items()}
         self._base_env = base_env
+        self.visibility_timeout = visibility_timeout
+        self.keep_state = keep_state
+        self._fresh = fresh
+        self.restored: dict[str, int] | None = None
         self._autoreload = autoreload
         self._timeout = startup_timeout
         self._python = python
@@ -174,6 +206,11 @@ class LocalStack:
     @property
     def state_dir(self) -> Path:
         return self.config.state_dir
+
+    @property
+    def saved_state(self) -> Path:
+        """Where the emulator's data is saved (``keep_state=True``)."""
+        return persistence.state_path(self.state_dir)
 
     @property
     def environment(self) -> dict[str, str]:
@@ -199,11 +236,13 @@ class LocalStack:
     def start(self) -> "LocalStack":
         began = time.monotonic()
         cfg = self.config
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self._check_not_running()  # first: leftovers of a killed runner may hold the ports
         for port, variable in ((cfg.moto_port, "SQUEEZER_MOTO_PORT"), (cfg.api_port, "SQUEEZER_API_PORT")):
             if not port_is_free(port):
                 raise PortInUse(port, variable)
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        self._check_not_running()
+        if self._fresh:
+            persistence.discard(cfg.state_dir)
         atexit.register(self.stop)
         env = self.environment
         try:
@@ -211,11 +250,15 @@ class LocalStack:
             spill = cfg.state_dir / "emulator-tmp"
             shutil.rmtree(spill, ignore_errors=True)
             spill.mkdir()
-            emulator = self._spawn("emulator", ["-m", "infra.local.emulator", str(cfg.moto_port)],
-                                   {**env, "TMPDIR": str(spill)})
+            emulator_args = ["-m", "infra.local.emulator", str(cfg.moto_port)]
+            if self.keep_state:
+                emulator_args += ["--save-to", str(self.saved_state)]
+            emulator = self._spawn("emulator", emulator_args, {**env, "TMPDIR": str(spill)})
             self._wait_for_port(emulator, cfg.moto_port)
             self.resources = self._create_resources()
-            api = ["-c", _CHALICE, "--project-dir", str(ROOT), "local",
+            if self.keep_state:
+                self._restore_state(emulator)
+            api = ["-m", "infra.local.api", "--project-dir", str(ROOT), "local",
                    "--stage", cfg.stage, "--host", HOST, "--port", str(cfg.api_port)]
             api += ["--autoreload"] if self._autoreload else ["--no-autoreload"]
             api_process = self._spawn("api", api, env)
@@ -260,10 +303,24 @@ class LocalStack:
         return process
 
     def _create_resources(self) -> CreatedResources:
+        cfg = stage_config(self.config.stage)
+        if self.visibility_timeout is not None:
+            cfg = dataclasses.replace(cfg, visibility_timeout_override=int(self.visibility_timeout))
         return create_resources(
-            stage_config(self.config.stage), s3=self.client("s3"), sqs=self.client("sqs"),
-            dynamodb=self.client("dynamodb"), region=REGION,
+            cfg, s3=self.client("s3"), sqs=self.client("sqs"), dynamodb=self.client("dynamodb"), region=REGION,
         )
+
+    def _restore_state(self, emulator: ManagedProcess) -> None:
+        """Put back what the last run saved, then let the emulator save again."""
+        began = time.monotonic()
+        self.restored = persistence.restore(
+            self.saved_state, s3=self.client("s3"), sqs=self.client("sqs"), dynamodb=self.client("dynamodb"),
+        )
+        if self.restored is not None:
+            log.info("restored %d item(s), %d object(s), %d message(s) from %s in %.1fs",
+                     self.restored["items"], self.restored["objects"], self.restored["messages"],
+                     self.saved_state, time.monotonic() - began)
+        emulator.popen.send_signal(signal.SIGUSR1)  # saving on: see infra.local.emulator
 
     def _deadline_check(self, process: ManagedProcess, deadline: float, what: str) -> None:
         if not process.alive:
