@@ -313,9 +313,15 @@ class LocalStack:
     def _restore_state(self, emulator: ManagedProcess) -> None:
         """Put back what the last run saved, then let the emulator save again."""
         began = time.monotonic()
-        self.restored = persistence.restore(
-            self.saved_state, s3=self.client("s3"), sqs=self.client("sqs"), dynamodb=self.client("dynamodb"),
-        )
+        try:
+            self.restored = persistence.restore(
+                self.saved_state, s3=self.client("s3"), sqs=self.client("sqs"), dynamodb=self.client("dynamodb"),
+            )
+        except (OSError, ValueError, KeyError) as exc:  # unreadable or incomplete: say so, keep it for a look
+            raise StartupFailed(
+                f"could not restore the saved state in {self.saved_state} ({exc!r}); "
+                "start empty with: python -m infra.local up --fresh"
+            ) from exc
         if self.restored is not None:
             log.info("restored %d item(s), %d object(s), %d message(s) from %s in %.1fs",
                      self.restored["items"], self.restored["objects"], self.restored["messages"],
