@@ -184,6 +184,8 @@ class Saver:
         for path in (self.folder / BLOBS).glob("*"):
             if path.name not in kept:
                 path.unlink(missing_ok=True)
+        # A key deleted and written again with the same ETag must not name a deleted blob.
+        self._known = {where: entry for where, entry in self._known.items() if entry["blob"] in kept}
 
 
 def _write_atomically(path: Path, text: str) -> None:
