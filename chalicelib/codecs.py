@@ -11,13 +11,14 @@ source or sink (see :class:`HashingReader`), not inside the codecs.
 """
 from __future__ import annotations
 
-import enum
 import zlib as _stdlib_zlib
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Callable, ClassVar, Iterator, Protocol
 
 import brotli
 import zstandard
+
+from .domain import Algorithm
 
 try:  # zlib-ng: same output format, 1.6-2x the speed of the stdlib zlib
     from zlib_ng import zlib_ng as _zlib
@@ -27,10 +28,7 @@ except ImportError:  # pragma: no cover - the wheel exists for all our targets
 CHUNK_SIZE = 1024 * 1024
 """Read size. zstandard's copy_stream is fastest with 1 MiB reads."""
 
-_ZSTD_SLICE = 64 * 1024
 _GZIP_WBITS = 31  # deflate with a gzip header and trailer
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 class Source(Protocol):
@@ -39,47 +37,6 @@ class Source(Protocol):
 
 class Sink(Protocol):
     def write(self, data: bytes, /) -> object: ...
-
-
-class Algorithm(str, enum.Enum):
-    """A compression format the service can produce."""
-
-    ZSTD = "zstd"
-    BROTLI = "brotli"
-    GZIP = "gzip"
-
-    @property
-    def level_range(self) -> tuple[int, int]:
-        return _LEVEL_RANGES[self]
-
-    @property
-    def default_level(self) -> int:
-        return _DEFAULT_LEVELS[self]
-
-    @property
-    def extension(self) -> str:
-        """File name suffix of results, with the dot."""
-        return _EXTENSIONS[self]
-
-    @property
-    def content_encoding(self) -> str:
-        return {"zstd": "zstd", "brotli": "br", "gzip": "gzip"}[self.value]
-
-    def check_level(self, level: int) -> None:
-        low, high = self.level_range
-        if not low <= level <= high:
-            raise ValueError(
-                f"level {level} is out of range for {self.value}: use {low}-{high}"
-            )
-
-
-_LEVEL_RANGES = {
-    Algorithm.ZSTD: (1, 22),
-    Algorithm.BROTLI: (0, 11),
-    Algorithm.GZIP: (1, 9),
-}
-_DEFAULT_LEVELS = {Algorithm.ZSTD: 3, Algorithm.BROTLI: 5, Algorithm.GZIP: 6}
-_EXTENSIONS = {Algorithm.ZSTD: ".zst", Algorithm.BROTLI: ".br", Algorithm.GZIP: ".gz"}
 
 
 class CodecError(Exception):
@@ -133,30 +90,144 @@ def compress_stream(
     output is still a standard zstd stream); other codecs ignore it.
     """
     algorithm = Algorithm(algorithm)
-    level = algorithm.default_level if level is None else level
-    algorithm.check_level(level)
+    level = algorithm.default_level if level is None else algorithm.check_level(level)
     src, dst = _CountingSource(source), _CountingSink(sink)
-    if algorithm is Algorithm.ZSTD:
-        compressor = zstandard.ZstdCompressor(
-            level=level, threads=threads if threads > 1 else 0, write_checksum=True
-        )
-        # copy_stream with 1 MiB reads and its default write size is the fast path.
-        compressor.copy_stream(src, dst, read_size=chunk_size)
-    elif algorithm is Algorithm.BROTLI:
-        compressor = brotli.Compressor(quality=level)
-        while chunk := src.read(chunk_size):
-            out = compressor.process(chunk)
-            if out:
-                dst.write(out)
-        dst.write(compressor.finish())
-    else:
-        compressor = _zlib.compressobj(level, _zlib.DEFLATED, _GZIP_WBITS)
+    CODECS[algorithm].compress(src, dst, level, threads=threads, chunk_size=chunk_size)
+    return StreamStats(bytes_in=src.count, bytes_out=dst.count)
+
+
+# -- the codecs: one class each, registered in CODECS ---------------------------------
+
+class Codec:
+    """One compression format: how to compress a stream and how to decode one."""
+
+    algorithm: ClassVar[Algorithm]
+    magic: ClassVar[bytes | None] = None  # first bytes of a stream, when the format has any
+    # Decoder input per step: output per step is capped by the decoder for
+    # brotli and gzip; zstd's is not, so its input goes in small slices.
+    feed_size: ClassVar[int] = CHUNK_SIZE
+
+    def compress(self, src: Source, dst: Sink, level: int, *, threads: int, chunk_size: int) -> None:
+        compressor = self.compressor(level)
         while chunk := src.read(chunk_size):
             out = compressor.compress(chunk)
             if out:
                 dst.write(out)
         dst.write(compressor.flush())
-    return StreamStats(bytes_in=src.count, bytes_out=dst.count)
+
+    def compressor(self, level: int) -> Any:
+        """An object with ``compress(bytes) -> bytes`` and ``flush() -> bytes``."""
+        raise NotImplementedError
+
+    def decoder(self, max_output: int) -> "_StreamDecoder":
+        raise NotImplementedError
+
+
+class ZstdCodec(Codec):
+    algorithm = Algorithm.ZSTD
+    magic = b"\x28\xb5\x2f\xfd"
+    feed_size = 64 * 1024
+
+    def compress(self, src: Source, dst: Sink, level: int, *, threads: int, chunk_size: int) -> None:
+        compressor = zstandard.ZstdCompressor(level=level, threads=threads if threads > 1 else 0, write_checksum=True)
+        # copy_stream with 1 MiB reads and its default write size is the fast path.
+        compressor.copy_stream(src, dst, read_size=chunk_size)
+
+    def decoder(self, max_output: int) -> "_StreamDecoder":
+        return _MemberDecoder(lambda: zstandard.ZstdDecompressor().decompressobj(), max_output=None)
+
+
+class BrotliCodec(Codec):
+    algorithm = Algorithm.BROTLI
+
+    def compressor(self, level: int) -> Any:
+        return _BrotliCompressor(level)
+
+    def decoder(self, max_output: int) -> "_StreamDecoder":
+        return _BrotliDecoder(max_output)
+
+
+class GzipCodec(Codec):
+    algorithm = Algorithm.GZIP
+    magic = b"\x1f\x8b"
+
+    def compressor(self, level: int) -> Any:
+        return _zlib.compressobj(level, _zlib.DEFLATED, _GZIP_WBITS)
+
+    def decoder(self, max_output: int) -> "_StreamDecoder":
+        return _MemberDecoder(lambda: _zlib.decompressobj(_GZIP_WBITS), max_output=max_output)
+
+
+CODECS: dict[Algorithm, Codec] = {codec.algorithm: codec for codec in (ZstdCodec(), BrotliCodec(), GzipCodec())}
+_CODEC_ERRORS = (zstandard.ZstdError, brotli.error, _zlib.error, _stdlib_zlib.error)
+
+
+class _BrotliCompressor:
+    def __init__(self, level: int) -> None:
+        self._obj = brotli.Compressor(quality=level)
+
+    def compress(self, data: bytes) -> bytes:
+        return self._obj.process(data)
+
+    def flush(self) -> bytes:
+        return self._obj.finish()
+
+
+class _StreamDecoder(Protocol):
+    at_boundary: bool
+
+    def feed(self, data: bytes) -> Iterator[bytes]: ...
+
+
+class _BrotliDecoder:
+    """One brotli stream (concatenated brotli streams are not a valid stream)."""
+
+    def __init__(self, max_output: int) -> None:
+        self._obj = brotli.Decompressor()
+        self._max = max_output
+        self.at_boundary = True
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._obj.is_finished():
+            raise CodecError("not valid brotli data: bytes after the end of the stream")
+        self.at_boundary = False
+        out = self._obj.process(data, output_buffer_limit=self._max)
+        # With a limit, output can stay pending even when the decoder says it
+        # accepts more input: drain until it hands back nothing.
+        while out:
+            yield out
+            out = self._obj.process(b"", output_buffer_limit=self._max)
+        self.at_boundary = self._obj.is_finished()
+
+
+class _MemberDecoder:
+    """zstd frames or gzip members, one after another (both formats allow it)."""
+
+    def __init__(self, factory: Callable[[], Any], *, max_output: int | None) -> None:
+        self._factory = factory
+        self._obj = factory()
+        self._max = max_output
+        self.at_boundary = True
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        while data:
+            self.at_boundary = False
+            if self._max is not None:
+                out = self._obj.decompress(data, self._max)
+                if out:
+                    yield out
+                data = self._obj.unconsumed_tail
+            else:
+                out = self._obj.decompress(data)
+                if out:
+                    yield out
+                data = b""
+            if self._obj.eof:
+                # At a member's end zlib reports the rest in unused_data (and
+                # may repeat it in unconsumed_tail): take it once.
+                data = self._obj.unused_data
+                self._obj = self._factory()
+                self.at_boundary = True
 
 
 class Decoder:
@@ -171,69 +242,24 @@ class Decoder:
 
     def __init__(self, algorithm: Algorithm, *, max_output: int = CHUNK_SIZE) -> None:
         self.algorithm = Algorithm(algorithm)
-        self._max = max_output
-        self._obj = self._new_member()
+        self._stream = CODECS[self.algorithm].decoder(max_output)
         self._fed = False  # any input at all
-        self._at_boundary = True  # no member/frame is half-read
 
-    def _new_member(self):
-        if self.algorithm is Algorithm.ZSTD:
-            return zstandard.ZstdDecompressor().decompressobj()
-        if self.algorithm is Algorithm.BROTLI:
-            return brotli.Decompressor()
-        return _zlib.decompressobj(_GZIP_WBITS)
-
-    def feed(self, data: bytes):
+    def feed(self, data: bytes) -> Iterator[bytes]:
         """Yield the plain bytes that ``data`` decodes to."""
         if not data:
             return
         self._fed = True
         try:
-            if self.algorithm is Algorithm.BROTLI:
-                yield from self._feed_brotli(data)
-            else:
-                yield from self._feed_members(data)
-        except (zstandard.ZstdError, brotli.error, _zlib.error, _stdlib_zlib.error) as exc:
+            yield from self._stream.feed(data)
+        except _CODEC_ERRORS as exc:
             raise CodecError(f"not valid {self.algorithm.value} data: {exc}") from exc
-
-    def _feed_brotli(self, data: bytes):
-        if self._obj.is_finished():
-            raise CodecError("not valid brotli data: bytes after the end of the stream")
-        self._at_boundary = False
-        out = self._obj.process(data, output_buffer_limit=self._max)
-        # With a limit, output can stay pending even when the decoder says it
-        # accepts more input: drain until it hands back nothing.
-        while out:
-            yield out
-            out = self._obj.process(b"", output_buffer_limit=self._max)
-        self._at_boundary = self._obj.is_finished()
-
-    def _feed_members(self, data: bytes):
-        gzip = self.algorithm is Algorithm.GZIP
-        while data:
-            self._at_boundary = False
-            if gzip:
-                out = self._obj.decompress(data, self._max)
-                if out:
-                    yield out
-                data = self._obj.unconsumed_tail
-            else:
-                out = self._obj.decompress(data)
-                if out:
-                    yield out
-                data = b""
-            if self._obj.eof:
-                # At a member's end zlib reports the rest in unused_data (and
-                # may repeat it in unconsumed_tail): take it once.
-                data = self._obj.unused_data
-                self._obj = self._new_member()
-                self._at_boundary = True
 
     def finish(self) -> None:
         """Raise CodecError unless the stream ended cleanly."""
         if not self._fed:
             raise CodecError(f"empty input is not a {self.algorithm.value} stream")
-        if not self._at_boundary:
+        if not self._stream.at_boundary:
             raise CodecError(f"truncated {self.algorithm.value} data")
 
 
@@ -252,7 +278,7 @@ def decompress_stream(
     """
     src, dst = _CountingSource(source), _CountingSink(sink)
     decoder = Decoder(algorithm, max_output=chunk_size)
-    step = _ZSTD_SLICE if decoder.algorithm is Algorithm.ZSTD else chunk_size
+    step = min(CODECS[decoder.algorithm].feed_size, chunk_size)
     while chunk := src.read(step):
         for out in decoder.feed(chunk):
             dst.write(out)
@@ -266,14 +292,12 @@ def detect_algorithm(head: bytes, filename: str = "") -> Algorithm:
     for algorithm in Algorithm:
         if lowered.endswith(algorithm.extension):
             return algorithm
-    if head.startswith(_ZSTD_MAGIC):
-        return Algorithm.ZSTD
-    if head.startswith(_GZIP_MAGIC):
-        return Algorithm.GZIP
-    raise CodecError(
-        "cannot tell the format: name the file .zst, .br or .gz "
-        "(brotli streams have no magic bytes)"
-    )
+    for codec in CODECS.values():
+        if codec.magic and head.startswith(codec.magic):
+            return codec.algorithm
+    names = ", ".join(a.extension for a in Algorithm)
+    without = ", ".join(a.value for a in Algorithm if not CODECS[a].magic)
+    raise CodecError(f"cannot tell the format: name the file {names} ({without} streams have no magic bytes)")
 
 
 class HashingReader:
@@ -327,8 +351,3 @@ class VerifyingSink:
 
     def finish(self) -> None:
         self._decoder.finish()
-
-
-def crc32(data: bytes, value: int = 0) -> int:
-    return _zlib.crc32(data, value)
-

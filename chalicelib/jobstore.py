@@ -22,7 +22,7 @@ from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from .codecs import Algorithm
+from .domain import Algorithm
 from .domain import Claim, FileError, FileRecord, FileState, Job
 from .errors import ValidationError
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .codecs import Algorithm
+from .domain import Algorithm
 
 
 @dataclass(frozen=True)

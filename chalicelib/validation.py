@@ -5,7 +5,7 @@ import re
 import unicodedata
 from typing import Any
 
-from .codecs import Algorithm
+from .domain import Algorithm
 from .domain import FileSpec, JobRequest
 from .errors import ValidationError
 

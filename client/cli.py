@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from chalicelib import __version__
-from chalicelib.codecs import Algorithm
+from chalicelib.domain import Algorithm
 
 from . import jobs, offline, output
 from .api import ApiClient, Timeouts

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
 
-from chalicelib.codecs import Algorithm
+from chalicelib.domain import Algorithm
 
 from .api import ApiClient
 from .errors import ApiError, FilesFailed

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Callable
 
 from chalicelib.codecs import (
-    Algorithm,
     CodecError,
     StreamStats,
     compress_stream,
     decompress_stream,
     detect_algorithm,
 )
+from chalicelib.domain import Algorithm
 
 from .errors import InputError
 from .transfer import NEW_FILE_MODE

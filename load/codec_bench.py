@@ -17,7 +17,9 @@ import brotli
 import zstandard
 from zlib_ng import zlib_ng
 
-from chalicelib.codecs import Algorithm, compress_stream
+from chalicelib.codecs import compress_stream
+
+from chalicelib.domain import Algorithm
 
 from .measure import Figure, MiB, NullSink, alternate, median_ratio, say, timed
 

@@ -111,7 +111,7 @@ class FakeStorage:
 def _child(args) -> None:
     import psutil
 
-    from chalicelib.codecs import Algorithm
+    from chalicelib.domain import Algorithm
     from chalicelib.domain import FileRecord
     from chalicelib.keys import ObjectKeys
     from chalicelib.worker import Worker

@@ -24,7 +24,8 @@ import uuid
 from pathlib import Path
 
 from chalicelib.aws import AwsClients
-from chalicelib.codecs import Algorithm, HashingReader, VerifyingSink, compress_stream
+from chalicelib.codecs import HashingReader, VerifyingSink, compress_stream
+from chalicelib.domain import Algorithm
 from chalicelib.domain import FileState
 from chalicelib.jobstore import DynamoJobStore
 from chalicelib.keys import ObjectKeys

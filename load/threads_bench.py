@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from chalicelib.codecs import Algorithm, compress_stream
+from chalicelib.codecs import compress_stream
+
+from chalicelib.domain import Algorithm
 
 from .measure import Figure, MiB, NullSink, alternate, median_ratio, say
 

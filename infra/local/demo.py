@@ -17,7 +17,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib.codecs import Algorithm, decompress_stream
+from chalicelib.codecs import decompress_stream
+
+from chalicelib.domain import Algorithm
 
 from .config import STATE_DIR
 from .stack import LocalStack

@@ -2,7 +2,7 @@
 import boto3
 import pytest
 
-from chalicelib.codecs import Algorithm
+from chalicelib.domain import Algorithm
 from chalicelib.domain import FileError, FileRecord, FileState, Job
 from chalicelib.errors import ValidationError
 from chalicelib.jobstore import DynamoJobStore

@@ -12,7 +12,8 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from chalicelib import wiring
-from chalicelib.codecs import Algorithm, decompress_stream
+from chalicelib.codecs import decompress_stream
+from chalicelib.domain import Algorithm
 from events import receive_records, s3_notification, sqs_event, sqs_record
 
 BUCKET = "squeezer-test-files"

@@ -126,7 +126,7 @@ def test_an_input_that_fails_while_reading_is_one_clear_line(tmp_path: Path) -> 
     # Works as root too: reading a folder's file handle fails with EISDIR.
     from client.errors import InputError
     from client.offline import compress_file
-    from chalicelib.codecs import Algorithm
+    from chalicelib.domain import Algorithm
 
     with pytest.raises(InputError, match="cannot read"):
         compress_file(tmp_path, tmp_path / "out.zst", Algorithm.ZSTD, None)

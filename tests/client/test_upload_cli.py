@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from chalicelib.codecs import Algorithm, compress_stream, decompress_stream
+from chalicelib.codecs import compress_stream, decompress_stream
+
+from chalicelib.domain import Algorithm
 from client.cli import cli
 
 from .conftest import Reply, Seen

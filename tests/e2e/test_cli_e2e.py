@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from chalicelib.codecs import Algorithm, decompress_stream
+from chalicelib.codecs import decompress_stream
+
+from chalicelib.domain import Algorithm
 from client.cli import cli
 
 pytestmark = pytest.mark.integration

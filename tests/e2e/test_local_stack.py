@@ -15,7 +15,9 @@ import uuid
 import pytest
 import requests
 
-from chalicelib.codecs import Algorithm, decompress_stream
+from chalicelib.codecs import decompress_stream
+
+from chalicelib.domain import Algorithm
 from infra.local.bridge import Bridge, EventSource
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,8 @@ import requests
 from chalice.test import Client
 
 import app as squeezer_app
-from chalicelib.codecs import Algorithm, decompress_stream
+from chalicelib.codecs import decompress_stream
+from chalicelib.domain import Algorithm
 from chalicelib.domain import FileState
 from chalicelib.service import JobService
 from chalicelib.storage import ObjectStream

@@ -21,7 +21,9 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from chalicelib.codecs import Algorithm, decompress_stream
+from chalicelib.codecs import decompress_stream
+
+from chalicelib.domain import Algorithm
 from infra.resources import create_resources, stage_config
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,9 @@ import time
 import pytest
 import requests
 
-from chalicelib.codecs import Algorithm, decompress_stream
+from chalicelib.codecs import decompress_stream
+
+from chalicelib.domain import Algorithm
 from infra.local import LocalStack, free_ports
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,9 @@ import time
 import boto3
 import pytest
 
-from chalicelib.codecs import Algorithm, decompress_stream
+from chalicelib.codecs import decompress_stream
+
+from chalicelib.domain import Algorithm
 from chalicelib.domain import FileState
 from chalicelib.jobstore import DynamoJobStore
 from chalicelib.service import JobService

@@ -10,7 +10,8 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from chalicelib import wiring
-from chalicelib.codecs import Algorithm, decompress_stream
+from chalicelib.codecs import decompress_stream
+from chalicelib.domain import Algorithm
 from chalicelib.domain import FileState
 
 from events import receive_records

@@ -15,7 +15,9 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from chalicelib.codecs import Algorithm, decompress_stream
+from chalicelib.codecs import decompress_stream
+
+from chalicelib.domain import Algorithm
 from chalicelib.domain import FileState
 from chalicelib.keys import ObjectKeys
 

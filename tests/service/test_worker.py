@@ -7,7 +7,9 @@ import os
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from chalicelib.codecs import Algorithm, decompress_stream
+from chalicelib.codecs import decompress_stream
+
+from chalicelib.domain import Algorithm
 from chalicelib.domain import FileState
 from chalicelib.service import JobService
 from chalicelib.worker import Worker, backoff_seconds

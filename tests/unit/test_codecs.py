@@ -4,10 +4,12 @@ import os
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from zlib import crc32
+
 from chalicelib.codecs import (
-    Algorithm, CodecError, Decoder, HashingReader, VerifyingSink,
-    compress_stream, crc32, decompress_stream, detect_algorithm,
+    CodecError, Decoder, HashingReader, VerifyingSink, compress_stream, decompress_stream, detect_algorithm,
 )
+from chalicelib.domain import Algorithm
 
 LEVELS = [(a, level) for a in Algorithm for level in range(a.level_range[0], a.level_range[1] + 1)
           if not (a is Algorithm.ZSTD and level > 19)]  # 20-22 need >100 MB windows; covered below
@@ -51,7 +53,7 @@ def test_round_trip_property(data, algorithm, chunk):
 @pytest.mark.parametrize("algorithm", list(Algorithm))
 def test_level_out_of_range_is_refused(algorithm):
     low, high = algorithm.level_range
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(ValueError, match="from 1 to 22|from 0 to 11|from 1 to 9"):
         compress_stream(io.BytesIO(b"x"), io.BytesIO(), algorithm, high + 1)
     with pytest.raises(ValueError):
         compress_stream(io.BytesIO(b"x"), io.BytesIO(), algorithm, low - 1)

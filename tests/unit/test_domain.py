@@ -1,4 +1,4 @@
-from chalicelib.codecs import Algorithm
+from chalicelib.domain import Algorithm
 from chalicelib.domain import FileError, FileRecord, FileState, Job, JobState, new_job_id, summarize
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from chalicelib.codecs import Algorithm
+from chalicelib.domain import Algorithm
 from chalicelib.errors import ValidationError
 from chalicelib.validation import check_name, parse_job_request
 
