@@ -9,10 +9,11 @@ import os
 from chalice import Chalice, Response
 
 from chalicelib import views
-from chalicelib.http import JSON_BODY_TYPES, json_errors, parse_json
+from chalicelib.http import JSON_BODY_TYPES, chalice_errors, json_errors, parse_json
 from chalicelib.wiring import get_service, get_settings, get_worker
 
 app = Chalice(app_name="squeezer")
+app.register_middleware(chalice_errors, "http")
 logging.getLogger("squeezer").setLevel(os.environ.get("SQUEEZER_LOG_LEVEL", "INFO"))
 
 # Chalice needs the queue names when it loads the app; they come from the

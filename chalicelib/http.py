@@ -1,10 +1,17 @@
-"""HTTP helpers for app.py: JSON bodies in, one error shape out."""
+"""HTTP helpers for app.py: JSON bodies in, one error shape out.
+
+Every error the API gives is ``{"error": {"code", "message"}}``: the routes'
+own (``json_errors``), Chalice's (405, 415: ``chalice_errors`` middleware),
+and API Gateway's own answers before the app runs (unknown routes, bodies
+over its limit), through the GatewayResponses in ``GATEWAY_ERRORS``, which
+the packaged template configures and the local stack emulates.
+"""
 from __future__ import annotations
 
 import functools
 import json
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from chalice import Response
 
@@ -20,9 +27,20 @@ JSON_BODY_TYPES = ["application/json", "text/plain", "application/x-www-form-url
                    "multipart/form-data"]
 
 
+# A 1,000-file job is about 250 KB of JSON; API Gateway itself stops at 10 MB.
+MAX_BODY_BYTES = 1024 * 1024
+# The deepest a valid request nests is 4 (body, files, file, value).
+MAX_JSON_DEPTH = 32
+
+
 class UnsupportedMediaType(SqueezerError):
     status = 415
     code = "unsupported_media_type"
+
+
+class BodyTooLarge(SqueezerError):
+    status = 413
+    code = "body_too_large"
 
 
 def parse_json(raw: bytes | None, content_type: str | None = "application/json") -> Any:
@@ -31,10 +49,80 @@ def parse_json(raw: bytes | None, content_type: str | None = "application/json")
         raise UnsupportedMediaType(f"send the body as application/json, not {content_type}")
     if not raw:
         raise ValidationError("the request body is empty: send a JSON object", code="invalid_json")
+    if len(raw) > MAX_BODY_BYTES:
+        raise BodyTooLarge(f"the request body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
+    except RecursionError:
+        value = None  # nested far too deeply for the parser: the depth check below says so
+        depth = MAX_JSON_DEPTH + 1
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError(f"the request body is not valid JSON: {exc}", code="invalid_json") from None
+    else:
+        depth = json_depth(value, MAX_JSON_DEPTH + 1)
+    if depth > MAX_JSON_DEPTH:
+        raise ValidationError(f"the request body nests deeper than {MAX_JSON_DEPTH} levels", code="json_too_deep")
+    return value
+
+
+def json_depth(value: Any, stop: int) -> int:
+    """How deeply lists and objects nest in ``value`` (iteratively; gives up counting at ``stop``)."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest >= stop:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+class GatewayError(NamedTuple):
+    status: int | None  # None: keep API Gateway's own status
+    code: str
+    message: str | None  # None: API Gateway's own message
+
+
+# API Gateway's own answers (its GatewayResponse types), in our shape.
+GATEWAY_ERRORS: dict[str, GatewayError] = {
+    # an unknown path, or a method a path does not have (API Gateway cannot
+    # tell the two apart; the app itself answers 405 for a known path)
+    "MISSING_AUTHENTICATION_TOKEN": GatewayError(
+        404, "not_found", "no route matches this method and path: GET / lists the routes"),
+    "UNSUPPORTED_MEDIA_TYPE": GatewayError(415, "unsupported_media_type", "send the body as application/json"),
+    "REQUEST_TOO_LARGE": GatewayError(413, "body_too_large", "the request body is larger than API Gateway accepts"),
+    "THROTTLED": GatewayError(429, "throttled", "too many requests: slow down and retry"),
+    "DEFAULT_4XX": GatewayError(None, "bad_request", None),
+    "DEFAULT_5XX": GatewayError(None, "gateway_error", None),
+}
+
+# Chalice's own error responses ({"Code", "Message"}) and the codes we give them.
+_CHALICE_CODES = {
+    "MethodNotAllowedError": "method_not_allowed",
+    "UnsupportedMediaType": "unsupported_media_type",
+    "BadRequestError": "bad_request",
+    "BadRequest": "bad_request",
+    "NotFoundError": "not_found",
+    "InternalServerError": "internal_error",
+}
+
+
+def chalice_errors(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """HTTP middleware: Chalice's own error bodies (405, 415, ...) in our shape."""
+    response = get_response(event)
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
+        code = _CHALICE_CODES.get(body["Code"], "internal_error" if response.status_code >= 500 else "bad_request")
+        message = str(body["Message"])
+        if code == "method_not_allowed":
+            allowed = response.headers.get("Allow", "")
+            message = f"{message}; this route allows {allowed}" if allowed else message
+        response.body = {"error": {"code": code, "message": message}}
+        response.headers["Content-Type"] = "application/json"
+    return response
 
 
 def error_response(status: int, code: str, message: str) -> Response:

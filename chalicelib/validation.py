@@ -5,16 +5,23 @@ import re
 import unicodedata
 from typing import Any
 
-from .domain import Algorithm
-from .domain import FileSpec, JobRequest
+from .domain import Algorithm, FileSpec, InvalidLevel, JobRequest
 from .errors import ValidationError
 
 MAX_NAME_BYTES = 1024
 _JOB_FIELDS = {"files", "algorithm", "level"}
 _FILE_FIELDS = {"name", "size", "content_type", "sha256"}
-_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-# type/subtype with optional parameters; no control characters.
-_CONTENT_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+\-\"]+)*$")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+# RFC 9110 section 8.3.1: media-type = type "/" subtype parameters, where
+# parameters = *( OWS ";" OWS [ token "=" ( token / quoted-string ) ] ).
+# Visible ASCII only: no CR, LF, tab in values, nothing outside Latin-1's
+# ASCII part (a header value S3 and HTTP clients will send as signed).
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED = r'"(?:[\x21\x23-\x5b\x5d-\x7e ]|\\[\x21-\x7e ])*"'
+_CONTENT_TYPE = re.compile(
+    rf"{_TOKEN}/{_TOKEN}(?: *; *(?:{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))?)*"
+)
+MAX_CONTENT_TYPE = 255
 
 
 def parse_job_request(body: Any, *, max_files: int, max_file_size: int) -> JobRequest:
@@ -56,13 +63,10 @@ def _parse_algorithm(value: Any) -> Algorithm:
 
 
 def _parse_level(value: Any, algorithm: Algorithm) -> int:
-    low, high = algorithm.level_range
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValidationError(
-            f"level must be an integer from {low} to {high} for {algorithm.value}, got {value!r}",
-            code="invalid_level",
-        )
-    return value
+    try:
+        return algorithm.check_level(value)
+    except InvalidLevel as exc:
+        raise ValidationError(str(exc), code="invalid_level") from None
 
 
 def _parse_file(index: int, item: Any, max_file_size: int) -> FileSpec:
@@ -85,23 +89,24 @@ def _parse_file(index: int, item: Any, max_file_size: int) -> FileSpec:
             code="invalid_size",
         )
     content_type = item.get("content_type")
-    if content_type is not None and (
-        not isinstance(content_type, str)
-        or len(content_type) > 255
-        or not _CONTENT_TYPE.match(content_type)
-    ):
+    if content_type is not None and not is_media_type(content_type):
         raise ValidationError(
             f"{where} ({name}): content_type must look like 'type/subtype', got {content_type!r}",
             code="invalid_content_type",
         )
     sha256 = item.get("sha256")
     if sha256 is not None:
-        if not isinstance(sha256, str) or not _SHA256.match(sha256):
+        if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
             raise ValidationError(
                 f"{where} ({name}): sha256 must be 64 hex digits", code="invalid_sha256"
             )
         sha256 = sha256.lower()
     return FileSpec(name=name, size=size, content_type=content_type, sha256=sha256)
+
+
+def is_media_type(value: Any) -> bool:
+    """A Content-Type value by RFC 9110's grammar, visible ASCII only, at most 255 characters."""
+    return isinstance(value, str) and len(value) <= MAX_CONTENT_TYPE and bool(_CONTENT_TYPE.fullmatch(value))
 
 
 def check_name(name: Any, where: str = "name") -> str:

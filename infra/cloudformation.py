@@ -28,6 +28,8 @@ from typing import Any, Mapping
 
 from chalice.utils import to_cfn_resource_name
 
+from chalicelib.http import GATEWAY_ERRORS
+
 from . import iam
 from .resources import (
     API_FUNCTION,
@@ -314,6 +316,29 @@ def function_overrides(cfg: StageConfig, config: Mapping[str, Any]) -> dict[str,
     return resources
 
 
+REST_API = "RestAPI"  # the logical id `chalice package` gives the API
+
+
+def gateway_responses() -> dict[str, Any]:
+    """API Gateway's own errors (unknown route, body too large, ...) in the API's error shape."""
+    resources = {}
+    for kind, error in GATEWAY_ERRORS.items():
+        message = "$context.error.messageString" if error.message is None else json.dumps(error.message)
+        properties: dict[str, Any] = {
+            "RestApiId": ref(REST_API),
+            "ResponseType": kind,
+            "ResponseTemplates": {
+                "application/json": f'{{"error": {{"code": {json.dumps(error.code)}, "message": {message}}}}}'
+            },
+            "ResponseParameters": {"gatewayresponse.header.Content-Type": "'application/json'"},
+        }
+        if error.status is not None:
+            properties["StatusCode"] = str(error.status)
+        logical_id = "GatewayResponse" + "".join(part.title() for part in kind.split("_"))
+        resources[logical_id] = {"Type": "AWS::ApiGateway::GatewayResponse", "Properties": properties}
+    return resources
+
+
 def merge_template(stage: str, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The template to pass to ``chalice package --merge-template``."""
     config = load_chalice_config() if config is None else config
@@ -327,7 +352,7 @@ def merge_template(stage: str, config: Mapping[str, Any] | None = None) -> dict[
             }
         },
         "Conditions": {HAS_ALARM_TOPIC: {"Fn::Not": [{"Fn::Equals": [ref(ALARM_TOPIC_PARAMETER), ""]}]}},
-        "Resources": {**stage_resources(cfg), **function_overrides(cfg, config)},
+        "Resources": {**stage_resources(cfg), **function_overrides(cfg, config), **gateway_responses()},
         "Outputs": {
             "BucketName": {"Value": ref(BUCKET)},
             "TableName": {"Value": ref(TABLE)},

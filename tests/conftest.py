@@ -32,6 +32,10 @@ for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
 os.environ.update(TEST_ENV)
 
 from chalicelib import wiring  # noqa: E402
+from infra.local import gateway  # noqa: E402
+
+# chalice.test.Client answers unknown routes as the deployed API Gateway does.
+gateway.install()
 from chalicelib.settings import Settings  # noqa: E402
 from infra.resources import create_resources  # noqa: E402
 

@@ -6,7 +6,8 @@ Run as ``python -m infra.local.api local --stage ... --port ...`` (any
 when it loads the app, over what the process was started with. The runner
 has already put those variables in the environment, plus the overrides given
 to ``LocalStack(env=...)``; here values already in the environment are kept,
-so an override reaches the API as it reaches the bridge.
+so an override reaches the API as it reaches the bridge. It also answers
+unknown routes as the deployed API Gateway does (``gateway.py``).
 """
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ import sys
 def main(argv: list[str]) -> int:
     from chalice.cli import cli
     from chalice.cli.factory import CLIFactory
+
+    from infra.local import gateway
+
+    gateway.install()
 
     load_app = CLIFactory.load_chalice_app
 

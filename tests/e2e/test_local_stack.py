@@ -227,3 +227,19 @@ def test_message_that_always_fails_reaches_the_dead_letter_handler(local_stack):
     [record] = dead_letters.deliveries("poison")
     assert record["eventSourceARN"] == dlq_arn
     assert _depth(sqs, url) == 0 and _depth(sqs, dlq_url) == 0  # handled dead letters are deleted
+
+
+def test_errors_over_real_http_come_in_the_error_shape(local_stack):
+    """chalice local answers as the deployed API does: unknown route, wrong method, wrong type, too deep."""
+    api = local_stack.api_url
+    cases = [
+        (requests.get(f"{api}/nope", timeout=10), 404, "not_found"),
+        (requests.put(f"{api}/jobs", json={}, timeout=10), 405, "method_not_allowed"),
+        (requests.post(f"{api}/jobs", data="<a/>", headers={"Content-Type": "application/xml"}, timeout=10),
+         415, "unsupported_media_type"),
+        (requests.post(f"{api}/jobs", data="[" * 5000 + "]" * 5000, headers={"Content-Type": "application/json"},
+                       timeout=10), 400, "json_too_deep"),
+    ]
+    for response, status, code in cases:
+        assert response.status_code == status, response.text
+        assert response.json()["error"]["code"] == code

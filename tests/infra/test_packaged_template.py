@@ -249,3 +249,18 @@ def test_check_packaged_catches_autogen_policy():
     problems = cf.check_packaged(chalice_like)
     assert any("autogen_policy" in p for p in problems)
     assert any("APIHandler" in p for p in problems)
+
+
+def test_api_gateways_own_errors_come_in_the_error_shape(template):
+    """Unknown routes, oversized bodies, throttling: answered by API Gateway before the app runs."""
+    responses = {props(template, name)["ResponseType"]: props(template, name)
+                 for name, resource in template["Resources"].items()
+                 if resource["Type"] == "AWS::ApiGateway::GatewayResponse"}
+    assert {"MISSING_AUTHENTICATION_TOKEN", "REQUEST_TOO_LARGE", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+    assert template["Resources"]["RestAPI"]["Type"] == "AWS::Serverless::Api"  # what RestApiId refers to
+    unknown = responses["MISSING_AUTHENTICATION_TOKEN"]
+    assert unknown["RestApiId"] == {"Ref": "RestAPI"} and unknown["StatusCode"] == "404"
+    assert json.loads(unknown["ResponseTemplates"]["application/json"])["error"]["code"] == "not_found"
+    default = responses["DEFAULT_4XX"]["ResponseTemplates"]["application/json"]
+    assert "StatusCode" not in responses["DEFAULT_4XX"]  # keeps API Gateway's status
+    assert default == '{"error": {"code": "bad_request", "message": $context.error.messageString}}'
