@@ -13,6 +13,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
 
 from chalicelib.domain import Algorithm
+from chalicelib.errors import ValidationError
+from chalicelib.validation import check_name
 
 from .api import ApiClient
 from .errors import ApiError, FilesFailed
@@ -135,12 +137,38 @@ def open_files(status: dict[str, Any]) -> list[str]:
 
 
 def result_path(out_dir: Path, f: dict[str, Any]) -> Path:
-    """Where a file's result goes: its relative name plus .zst/.br/.gz, under ``out_dir``."""
-    name = PurePosixPath(f["name"])
-    if name.is_absolute() or any(part in ("", ".", "..") for part in name.parts):
-        # The API refuses such names; never let a bad answer write outside out_dir.
-        raise TransferFailed("unsafe_name", f"refusing to write {f['name']!r} outside the output folder")
-    return out_dir.joinpath(*name.parts[:-1], name.name + Algorithm(f["algorithm"]).extension)
+    """Where a file's result goes: its relative name plus .zst/.br/.gz, under ``out_dir``.
+
+    The name comes from the server: it is checked with the API's own rules
+    (no absolute path, no '..', no control characters or NUL) so that a bad
+    answer can never write outside ``out_dir``.
+    """
+    try:
+        name = PurePosixPath(check_name(f.get("name")))
+        extension = Algorithm(f.get("algorithm")).extension
+    except (ValidationError, ValueError) as exc:
+        raise TransferFailed("unsafe_name", f"refusing to save {f.get('name')!r}: {exc}") from None
+    return out_dir.joinpath(*name.parts[:-1], name.name + extension)
+
+
+def _plan(out_dir: Path, files: list[dict[str, Any]]) -> dict[int, Path | TransferFailed]:
+    """Each file's target, or why it cannot be saved (unsafe, or the same target as an earlier file)."""
+    plan: dict[int, Path | TransferFailed] = {}
+    taken: dict[str, str] = {}
+    for index, f in enumerate(files):
+        try:
+            path = result_path(out_dir, f)
+        except TransferFailed as exc:
+            plan[index] = exc
+            continue
+        key = str(path)
+        if key in taken:
+            plan[index] = TransferFailed(
+                "duplicate_name", f"{f['name']!r} would be saved as {path}, like {taken[key]!r}; not overwritten")
+            continue
+        taken[key] = f["name"]
+        plan[index] = path
+    return plan
 
 
 @dataclass(frozen=True)
@@ -162,14 +190,17 @@ def download_results(
 ) -> list[Downloaded]:
     """Download every completed file of ``status`` under ``out_dir``, in parallel."""
     ready = [f for f in status.get("files", []) if f["state"] == "completed" and f.get("download_url")]
+    plan = _plan(out_dir, ready)
     sessions = ThreadSessions()
     cancel = threading.Event()
     done: list[Downloaded] = []
     with progress.bytes("download", sum(f.get("compressed_size") or 0 for f in ready)) as task:
 
-        def fetch(f: dict[str, Any]) -> Downloaded:
+        def fetch(index: int, f: dict[str, Any]) -> Downloaded:
+            path = plan[index]
+            if isinstance(path, TransferFailed):
+                return Downloaded(str(f.get("name")), out_dir, path.code, path.message)
             try:
-                path = result_path(out_dir, f)
                 download_to(
                     sessions.get(), f["download_url"], path, policy=policy, timeout=timeout,
                     expected_size=f.get("compressed_size"), on_bytes=task.advance, cancel=cancel,
@@ -183,7 +214,7 @@ def download_results(
 
         pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="squeezer-download")
         try:
-            for future in as_completed([pool.submit(fetch, f) for f in ready]):
+            for future in as_completed([pool.submit(fetch, i, f) for i, f in enumerate(ready)]):
                 result = future.result()
                 done.append(result)
                 if result.error_code:
@@ -197,8 +228,8 @@ def download_results(
         finally:
             pool.shutdown(wait=True)
             sessions.close()
-    order = {f["name"]: i for i, f in enumerate(ready)}
-    return sorted(done, key=lambda d: order[d.name])
+    order = {str(f.get("name")): i for i, f in enumerate(ready)}
+    return sorted(done, key=lambda d: order.get(d.name, len(order)))
 
 
 def raise_if_failed(problems: list[tuple[str, str, str]], total: int) -> None:
