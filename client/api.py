@@ -83,6 +83,10 @@ class ApiClient:
     def cancel_job(self, job_id: str) -> dict[str, Any]:
         return self._request("DELETE", f"/jobs/{_segment(job_id)}")
 
+    def retry_job(self, job_id: str) -> dict[str, Any]:
+        """POST /jobs/{id}/retry: queue again the failed files a retry can fix."""
+        return self._request("POST", f"/jobs/{_segment(job_id)}/retry", json={})
+
     def close(self) -> None:
         self._session.close()
 

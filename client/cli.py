@@ -18,6 +18,7 @@ from chalicelib import __version__
 from chalicelib.domain import Algorithm
 
 from . import jobs, offline, output
+from .admin import admin
 from .api import ApiClient, Timeouts
 from .errors import EXIT_INTERNAL, SqueezerCliError
 from .progress import Progress
@@ -181,13 +182,38 @@ def download(app: AppContext, job_id: str, out_dir: Path, wait: bool, parallel: 
 @json_option
 @click.pass_obj
 def cancel(app: AppContext, job_id: str, as_json: bool) -> None:
-    """Cancel a job: unprocessed files are dropped and its objects deleted."""
+    """Cancel a job's unfinished files; completed results stay downloadable."""
     result = app.api.cancel_job(job_id)
     if as_json:
         output.emit_json(result)
     else:
         click.echo(f"cancelled {job_id}", err=True)
         click.echo(output.status_text(result))
+
+
+cli.add_command(admin)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--wait", is_flag=True, help="Wait until the re-queued files are final.")
+@json_option
+@click.pass_obj
+def retry(app: AppContext, job_id: str, wait: bool, as_json: bool) -> None:
+    """Queue again a job's failed files that a retry can fix (their uploads must still exist)."""
+    outcome = app.api.retry_job(job_id)
+    retried = [f["file_id"] for f in outcome.get("retried", [])]
+    progress = app.progress()
+    progress.note(f"job {job_id}: {len(retried)} file(s) queued again")
+    for skipped in outcome.get("skipped", []):
+        progress.note(f"not retried {skipped['name']}: {skipped['reason']}")
+    status = jobs.wait_for_job(app.api, job_id, progress=progress, file_ids=retried) if wait and retried else None
+    if as_json:
+        output.emit_json({**outcome, **({"status": status} if status else {})})
+    elif status is not None:
+        click.echo(output.status_text(status))
+    if status is not None:
+        jobs.raise_if_failed(jobs.failures(status, retried), len(retried))
 
 
 @cli.command(name="jobs")
