@@ -14,13 +14,15 @@ from .domain import (
     FileRecord,
     FileState,
     Job,
+    JobRequest,
     JobSummary,
     new_file_id,
     new_job_id,
     now,
     summarize,
 )
-from .errors import JobConflict, JobNotFound
+from . import throughput
+from .errors import JobConflict, JobNotFound, ValidationError
 from .keys import ObjectKeys
 from .ports import JobStore, ObjectStorage, WorkQueue
 from .settings import Settings
@@ -83,6 +85,7 @@ class JobService:
             max_files=self._settings.max_files_per_job,
             max_file_size=self._settings.max_file_size,
         )
+        self._check_time_budget(request)
         created = self._clock()
         job = Job(
             job_id=new_job_id(),
@@ -121,6 +124,19 @@ class JobService:
         self._store.create_job(job, records)
         log.info("created job %s with %d files", job.job_id, len(records))
         return CreatedJob(job=job, files=list(zip(records, uploads)))
+
+    def _check_time_budget(self, request: JobRequest) -> None:
+        """Refuse a file the worker could not compress before its timeout (chalicelib/throughput.py)."""
+        budget = throughput.budget_seconds(self._settings.worker_timeout_seconds, self._settings.stop_margin_ms)
+        for spec in request.files:
+            too_slow = throughput.check(request.algorithm, request.level, spec.size, budget)
+            if too_slow is not None:
+                raise ValidationError(
+                    f"{spec.name!r} ({spec.size / 2**20:,.1f} MiB) would take about {too_slow.seconds:,.0f} s to "
+                    f"compress with {request.algorithm.value} level {request.level}, more than the worker's budget "
+                    f"of {budget:,.0f} s; {too_slow.advice(request.algorithm)}",
+                    code="exceeds_time_budget",
+                )
 
     def get_status(self, job_id: str, *, owner: str) -> JobStatus:
         job, files = self._store.get_job_with_files(job_id)

@@ -18,12 +18,22 @@ import sys
 import time
 from dataclasses import dataclass
 
-from . import api_bench, codec_bench, corpus, e2e_bench, memory_bench, pipeline_bench, threads_bench, upload_bench
+from . import (
+    api_bench,
+    budget_bench,
+    codec_bench,
+    corpus,
+    e2e_bench,
+    memory_bench,
+    pipeline_bench,
+    threads_bench,
+    upload_bench,
+)
 from .chart import latency_chart, throughput_chart
 from .measure import Figure, MiB, say
 
 GiB = 1024 * MiB
-BENCHES = ("codec", "pipeline", "memory", "threads", "upload", "e2e", "api")
+BENCHES = ("codec", "pipeline", "memory", "threads", "budget", "upload", "e2e", "api")
 STACK_BENCHES = ("upload", "e2e", "api")  # these share one local stack
 
 
@@ -47,13 +57,14 @@ class Mode:
     e2e_timeout: float
     api_users: int
     api_seconds: int
+    budget_sample: int = 2 * 1024 * 1024  # bytes per data kind for benchmark 8
 
 
 KiB = 1024
 FULL = Mode("full", 100 * MiB, 3, 16 * MiB, 5, 100 * MiB, 2 * GiB, (100 * MiB,), 100 * MiB, 5,
             (1000, 4 * KiB), (4, 256 * MiB), 3, (1000, 4 * KiB, 16 * KiB), (10, 100 * MiB), 600.0, 10, 30)
 QUICK = Mode("quick", 4 * MiB, 3, 4 * MiB, 3, 8 * MiB, 128 * MiB, (), 72 * MiB, 5,
-             (100, 4 * KiB), (2, 8 * MiB), 3, (50, 4 * KiB, 16 * KiB), (2, 4 * MiB), 120.0, 10, 5)
+             (100, 4 * KiB), (2, 8 * MiB), 3, (50, 4 * KiB, 16 * KiB), (2, 4 * MiB), 120.0, 10, 5, 1 * MiB)
 
 
 def figure_names(only: str | None = None) -> list[str]:
@@ -63,6 +74,7 @@ def figure_names(only: str | None = None) -> list[str]:
         "pipeline": pipeline_bench.FIGURES,
         "memory": memory_bench.figure_names(),
         "threads": threads_bench.FIGURES,
+        "budget": budget_bench.FIGURES,
         "upload": upload_bench.FIGURES,
         "e2e": e2e_bench.FIGURES,
         "api": api_bench.FIGURES,
@@ -198,11 +210,17 @@ def main(argv: list[str] | None = None) -> int:
         section("2. whole worker path vs the codec alone (zstd-3, logs file, moto server on 127.0.0.1)",
                 lambda: pipeline_bench.run(files["logs"], mode.pipeline_rounds))
     if args.only in (None, "memory"):
-        section("3. memory: peak RSS of Worker._compress, fresh process per size",
+        section("3. memory: peak RSS of FileProcessor._compress, fresh process per size",
                 lambda: memory_bench.run(mode.memory_small, mode.memory_large, files["logs"], mode.memory_moto))
     if args.only in (None, "threads"):
         section("4. two cores: zstd threads=2 vs single-thread",
                 lambda: threads_bench.run(files["logs"], mode.threads_size, mode.threads_rounds))
+
+    if args.only in (None, "budget"):
+        section(f"8. the speed table behind POST /jobs's time budget vs measured (compress + verify, one core, "
+                f"slowest of {len(budget_bench.KINDS)} data kinds, {mode.budget_sample / MiB:g} MiB each; "
+                f"value = measured / table)",
+                lambda: budget_bench.run(mode.budget_sample))
 
     if any(_selected(args.only, b) for b in STACK_BENCHES):
         run_stack_benches(mode, args.only, files, section)

@@ -1,7 +1,7 @@
 """Item 3: peak RSS of the worker's ``_compress`` path, each size in a fresh process.
 
 The measured child (``python -m load.memory_bench child ...``) runs only the
-worker: ``Worker._compress`` with HashingReader, the codec, VerifyingSink and
+worker: ``FileProcessor._compress`` with HashingReader, the codec, VerifyingSink and
 the real ``MultipartWriter``. Its storage is either
 
 * ``moto``: S3Storage (boto3) against the moto server in another process,
@@ -111,8 +111,7 @@ class FakeStorage:
 def _child(args) -> None:
     import psutil
 
-    from chalicelib.domain import Algorithm
-    from chalicelib.domain import FileRecord
+    from chalicelib.domain import Algorithm, FileRecord
     from chalicelib.keys import ObjectKeys
     from chalicelib.worker import Worker
 
@@ -142,7 +141,15 @@ def _child(args) -> None:
                         algorithm=Algorithm.ZSTD, level=3)
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     baseline = psutil.Process().memory_info().rss
-    compressed, _crc, seconds = worker._compress(record)
+    from chalicelib.heartbeat import Heartbeat
+    from chalicelib.keys import FileRef
+
+    # a heartbeat that is never started: the compression path's checks, no store
+    idle = Heartbeat(None, None, FileRef(job_id, file_id), token="bench", receipt_handle=None,  # type: ignore[arg-type]
+                     interval=5.0, lease_seconds=60)
+    result_key = ObjectKeys(settings.uploads_prefix, settings.results_prefix).result(
+        job_id, file_id, "bench", Algorithm.ZSTD)
+    compressed, _crc, seconds = worker.files._compress(record, result_key, idle)
     peak = _vm_hwm()
     print(json.dumps({"baseline": baseline, "peak": peak, "seconds": seconds, "compressed": compressed,
                       "threads": settings.compress_threads if args.size >= settings.threads_min_size else 0}))

@@ -109,3 +109,15 @@ def test_unknown_routes_wrong_methods_and_media_types_answer_in_the_error_shape(
     assert error_of(xml, 415) == "unsupported_media_type"
     form = client.http.post("/jobs", headers={"Content-Type": "text/plain"}, body="{}")
     assert error_of(form, 415) == "unsupported_media_type"
+
+
+def test_a_file_the_worker_cannot_compress_in_time_is_refused_at_the_door(client):
+    """Before, 5 GiB at brotli 9 (about 75 minutes against Lambda's 15) was accepted and failed hours later."""
+    # the test stage gives its worker 60 s (budget 30 s): 1 GiB at brotli 11 needs hours, at level 1 about 14 s
+    body = {"files": [{"name": "dump.sql", "size": 1024**3}], "algorithm": "brotli", "level": 11}
+    response = client.http.post("/jobs", headers=JSON, body=json.dumps(body))
+    assert error_of(response, 400) == "exceeds_time_budget"
+    message = json.loads(response.body)["error"]["message"]
+    assert "dump.sql" in message and "brotli level 11" in message and "or lower" in message
+    body["level"] = 1
+    assert client.http.post("/jobs", headers=JSON, body=json.dumps(body)).status_code == 201
