@@ -8,14 +8,17 @@
         +-- ApiUnreachable        exit 3: the API could not be reached
 
 Click's own usage errors exit with 2. Messages are one line (FilesFailed
-adds one line per failed file) and never contain a presigned URL: anyone
-holding one could use it.
+adds one line per failed file, with names from the server escaped if they
+hold control characters) and never contain a presigned URL: anyone holding
+one could use it.
 """
 from __future__ import annotations
 
 from typing import Iterable
 
 import click
+
+from .output import printable
 
 EXIT_FILES_FAILED = 1
 EXIT_API = 3
@@ -63,5 +66,5 @@ class FilesFailed(SqueezerCliError):
         """``failures``: (name, error code, message) per failed file."""
         self.failures = list(failures)
         lines = [f"{len(self.failures)} of {total} file(s) failed:"]
-        lines += [f"  {name}: {code}: {message}" for name, code, message in self.failures]
+        lines += [f"  {printable(name)}: {printable(code)}: {printable(message)}" for name, code, message in self.failures]
         super().__init__("\n".join(lines))

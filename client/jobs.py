@@ -18,7 +18,7 @@ from chalicelib.validation import check_name
 
 from .api import ApiClient
 from .errors import ApiError, FilesFailed
-from .output import human_size
+from .output import human_size, printable
 from .progress import Progress
 from .transfer import RetryPolicy, ThreadSessions, TransferFailed, download_to
 from .uploader import LocalFile
@@ -113,12 +113,13 @@ def _watched(status: dict[str, Any], wanted: set[str] | None) -> list[dict[str, 
 
 
 def _final_line(f: dict[str, Any]) -> str:
+    name = printable(f["name"])
     if f["state"] == "completed":
         ratio = f.get("ratio")
         share = f" ({ratio * 100:.1f}%)" if ratio is not None else ""
-        return f"compressed {f['name']}: {human_size(f['size'])} -> {human_size(f.get('compressed_size'))}{share}"
+        return f"compressed {name}: {human_size(f['size'])} -> {human_size(f.get('compressed_size'))}{share}"
     error = f.get("error") or {}
-    return f"{f['state']} {f['name']}: {error.get('code', f['state'])}: {error.get('message', '')}".rstrip(": ")
+    return f"{f['state']} {name}: {error.get('code', f['state'])}: {error.get('message', '')}".rstrip(": ")
 
 
 def failures(status: dict[str, Any], file_ids: Iterable[str] | None = None) -> list[tuple[str, str, str]]:
@@ -144,31 +145,59 @@ def result_path(out_dir: Path, f: dict[str, Any]) -> Path:
     answer can never write outside ``out_dir``.
     """
     try:
-        name = PurePosixPath(check_name(f.get("name")))
+        name = PurePosixPath(check_name(f.get("name"), where="not a safe file name"))
+    except ValidationError as exc:
+        raise TransferFailed("unsafe_name", str(exc)) from None
+    try:
         extension = Algorithm(f.get("algorithm")).extension
-    except (ValidationError, ValueError) as exc:
-        raise TransferFailed("unsafe_name", f"refusing to save {f.get('name')!r}: {exc}") from None
+    except ValueError:
+        raise TransferFailed("unknown_algorithm", f"the server names no known algorithm: {f.get('algorithm')!r}") from None
     return out_dir.joinpath(*name.parts[:-1], name.name + extension)
 
 
 def _plan(out_dir: Path, files: list[dict[str, Any]]) -> dict[int, Path | TransferFailed]:
-    """Each file's target, or why it cannot be saved (unsafe, or the same target as an earlier file)."""
+    """Each file's target, or why it cannot be saved.
+
+    A file cannot be saved if its name is unsafe, or if its target is taken
+    by an earlier file of the list: the same path (two equal names), or a
+    path that one file needs as a folder and another as a file (``a`` saved
+    as ``a.gz`` next to ``a.gz/b``). Deciding this before any download makes
+    the outcome the same whatever order the parallel downloads finish in.
+    """
     plan: dict[int, Path | TransferFailed] = {}
-    taken: dict[str, str] = {}
+    files_at: dict[tuple[str, ...], str] = {}  # target -> the name saved there
+    folders_at: dict[tuple[str, ...], str] = {}  # folder a target needs -> the first name needing it
     for index, f in enumerate(files):
         try:
             path = result_path(out_dir, f)
         except TransferFailed as exc:
             plan[index] = exc
             continue
-        key = str(path)
-        if key in taken:
+        parts = path.relative_to(out_dir).parts
+        folders = [parts[:n] for n in range(1, len(parts))]
+        clash = _clash(parts, folders, files_at, folders_at)
+        if clash is not None:
             plan[index] = TransferFailed(
-                "duplicate_name", f"{f['name']!r} would be saved as {path}, like {taken[key]!r}; not overwritten")
+                "duplicate_name", f"would be saved as {printable(str(path))}, {clash}; not overwritten")
             continue
-        taken[key] = f["name"]
+        files_at[parts] = f["name"]
+        for folder in folders:
+            folders_at.setdefault(folder, f["name"])
         plan[index] = path
     return plan
+
+
+def _clash(parts: tuple[str, ...], folders: list[tuple[str, ...]], files_at: dict[tuple[str, ...], str],
+           folders_at: dict[tuple[str, ...], str]) -> str | None:
+    """Why an earlier file of the download already has this target, or None."""
+    if parts in files_at:
+        return f"where {printable(files_at[parts])} is saved"
+    if parts in folders_at:
+        return f"a folder {printable(folders_at[parts])} is saved in"
+    for folder in folders:
+        if folder in files_at:
+            return f"inside {printable('/'.join(folder))}, where {printable(files_at[folder])} is saved as a file"
+    return None
 
 
 @dataclass(frozen=True)
@@ -189,7 +218,7 @@ def download_results(
     policy: RetryPolicy = RetryPolicy(),
 ) -> list[Downloaded]:
     """Download every completed file of ``status`` under ``out_dir``, in parallel."""
-    ready = [f for f in status.get("files", []) if f["state"] == "completed" and f.get("download_url")]
+    ready = [f for f in status.get("files", []) if f.get("state") == "completed" and f.get("download_url")]
     plan = _plan(out_dir, ready)
     sessions = ThreadSessions()
     cancel = threading.Event()
@@ -204,7 +233,7 @@ def download_results(
                 download_to(
                     sessions.get(), f["download_url"], path, policy=policy, timeout=timeout,
                     expected_size=f.get("compressed_size"), on_bytes=task.advance, cancel=cancel,
-                    on_retry=lambda n, exc, wait: progress.note(f"retrying {f['name']} in {wait:.1f}s: {exc.message}"),
+                    on_retry=lambda n, exc, wait: progress.note(f"retrying {printable(f['name'])} in {wait:.1f}s: {exc.message}"),
                 )
             except TransferFailed as exc:
                 return Downloaded(f["name"], out_dir, exc.code, exc.message)
@@ -218,7 +247,7 @@ def download_results(
                 result = future.result()
                 done.append(result)
                 if result.error_code:
-                    progress.note(f"download failed: {result.name}: {result.error_code}: {result.error_message}")
+                    progress.note(f"download failed: {printable(result.name)}: {result.error_code}: {result.error_message}")
                 else:
                     progress.note(f"saved {result.path}")
         except BaseException:

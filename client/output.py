@@ -12,6 +12,16 @@ def emit_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False))
 
 
+def printable(text: Any) -> str:
+    """``text`` fit for a terminal line: as it is, or quoted and escaped if it holds control characters.
+
+    Names and messages come from the server: a NUL, a newline or an escape
+    sequence in one must not garble, split or restyle what the user reads.
+    """
+    text = str(text)
+    return text if text.isprintable() else repr(text)
+
+
 def human_size(n: int | None) -> str:
     if n is None:
         return "-"
@@ -51,7 +61,7 @@ def _when(timestamp: float | None) -> str:
 
 
 def _error(error: dict[str, Any] | None) -> str:
-    return "" if not error else f"{error.get('code')}: {error.get('message')}"
+    return "" if not error else printable(f"{error.get('code')}: {error.get('message')}")
 
 
 def status_text(status: dict[str, Any]) -> str:
@@ -63,7 +73,7 @@ def status_text(status: dict[str, Any]) -> str:
     )
     rows = [
         (
-            f["name"], f["state"], human_size(f["size"]), human_size(f.get("compressed_size")),
+            printable(f["name"]), f["state"], human_size(f["size"]), human_size(f.get("compressed_size")),
             _ratio(f.get("ratio")), _seconds((f.get("timings") or {}).get("compress_seconds")),
             _error(f.get("error")),
         )

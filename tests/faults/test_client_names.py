@@ -2,7 +2,9 @@
 
 Before, a name with NUL crashed ``squeezer download`` (exit 70) and saved none
 of the other files, and two results with the same name overwrote each other
-silently. Now each such file fails alone, with a message; the rest download.
+silently. Now each such file fails alone, with a message (the name escaped),
+and the rest download; so does a file whose result path another file needs
+as a folder.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ def server():
     entries = [(name, data) for name, data in GOOD.items()]
     entries += [(name, b"bad " * 10) for name in BAD_NAMES]
     entries += [("b.txt", b"a second b.txt that must not overwrite the first\n")]  # a duplicate
+    entries += [("logs/a.log.gz/c.txt", b"needs the folder where logs/a.log is saved\n")]  # a file/folder clash
     for index, (name, data) in enumerate(entries):
         blob = packed(data)
         blobs[f"/blob/{index}"] = blob
@@ -94,5 +97,11 @@ def test_unsafe_and_duplicate_names_fail_alone_and_the_rest_download(server, tmp
         assert saved == packed(data), name
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert written == ["out/b.txt.gz", "out/logs/a.log.gz"]  # nothing else, nothing outside out/
-    assert result.output.count("unsafe_name") >= len(BAD_NAMES)
-    assert "duplicate_name" in result.output
+    assert not Path("/etc/passwd.gz").exists()
+    assert f"{len(BAD_NAMES) + 2} of {len(GOOD) + len(BAD_NAMES) + 2} file(s) failed" in result.stderr
+    for name in BAD_NAMES:  # each one listed, escaped: a NUL or BEL never reaches the terminal
+        shown = name if name.isprintable() else repr(name)
+        assert f"  {shown}: unsafe_name: not a safe file name" in result.stderr, name
+    assert "\x00" not in result.output and "\x07" not in result.output
+    assert "  b.txt: duplicate_name: " in result.stderr
+    assert "  logs/a.log.gz/c.txt: duplicate_name: " in result.stderr
