@@ -124,12 +124,14 @@ def down(obj) -> None:
 @click.option("--moto-port", type=int, envvar="SQUEEZER_MOTO_PORT", default=5000, show_default=True,
               help="Port of the AWS emulator (env SQUEEZER_MOTO_PORT).")
 def env(moto_port) -> None:
-    """Print `export` lines for the emulator's endpoint and fake credentials."""
+    """Print `export` lines for the emulator's endpoint, fake credentials and resource names."""
     import shlex
 
-    from .config import FAKE_AWS
+    from .config import FAKE_AWS, stage_environment
 
-    values = {**FAKE_AWS, "AWS_ENDPOINT_URL": LocalConfig(moto_port=moto_port).endpoint_url}
+    names = ("SQUEEZER_BUCKET", "SQUEEZER_TABLE", "SQUEEZER_QUEUE", "SQUEEZER_DLQ")
+    stage = {name: value for name, value in stage_environment().items() if name in names}
+    values = {**FAKE_AWS, "AWS_ENDPOINT_URL": LocalConfig(moto_port=moto_port).endpoint_url, **stage}
     for name, value in values.items():
         click.echo(f"export {name}={shlex.quote(value)}")
 
