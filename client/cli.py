@@ -203,10 +203,11 @@ def retry(app: AppContext, job_id: str, wait: bool, as_json: bool) -> None:
     """Queue again a job's failed files that a retry can fix (their uploads must still exist)."""
     outcome = app.api.retry_job(job_id)
     retried = [f["file_id"] for f in outcome.get("retried", [])]
+    skipped = outcome.get("skipped", [])
     progress = app.progress()
-    progress.note(f"job {job_id}: {len(retried)} file(s) queued again")
-    for skipped in outcome.get("skipped", []):
-        progress.note(f"not retried {skipped['name']}: {skipped['reason']}")
+    progress.note(f"job {job_id}: {len(retried)} file(s) queued again, {len(skipped)} not retried")
+    for f in skipped:
+        progress.note(f"not retried {output.printable(f.get('name'))}: {output.printable(f.get('reason'))}")
     status = jobs.wait_for_job(app.api, job_id, progress=progress, file_ids=retried) if wait and retried else None
     if as_json:
         output.emit_json({**outcome, **({"status": status} if status else {})})
