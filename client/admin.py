@@ -59,6 +59,8 @@ def sqs_client(queue: str, dlq: str) -> Any:
 
 @dataclass
 class Redriven:
+    """What one redrive did."""
+
     moved: int = 0
     # (message id, why) of each message whose send failed: it stays on the dead-letter queue.
     not_moved: list[tuple[str, str]] = field(default_factory=list)
@@ -214,7 +216,8 @@ def redrive_dead_letters(queue: str, dlq: str, limit: int | None, as_json: bool)
         queue_url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
         dlq_url = sqs.get_queue_url(QueueName=dlq)["QueueUrl"]
     except (BotoCoreError, ClientError) as exc:
-        raise AwsUnavailable(f"could not find the queues {queue!r} and {dlq!r}: {exc}") from None
+        raise AwsUnavailable(f"could not look up the queues {queue!r} and {dlq!r}: {exc} "
+                             "(check --queue/--dlq, AWS credentials, AWS_REGION and AWS_ENDPOINT_URL)") from None
     try:
         done = redrive(sqs, source_url=dlq_url, target_url=queue_url, limit=limit)
     except RedriveStopped as stopped:

@@ -156,7 +156,7 @@ def test_a_jobs_queue_that_refuses_everything_stops_the_run(queues, monkeypatch)
 
 def test_a_missing_queue_is_an_aws_error(queues) -> None:
     result = run("admin", "redrive-dead-letters", "--dlq", "no-such-dlq", expect=3)
-    assert "could not find the queues 'jobs-q' and 'no-such-dlq'" in result.stderr
+    assert "could not look up the queues 'jobs-q' and 'no-such-dlq'" in result.stderr
 
 
 def test_queue_names_are_required(monkeypatch) -> None:
