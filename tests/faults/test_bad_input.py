@@ -25,11 +25,12 @@ SHA = hashlib.sha256(b"x").hexdigest()
 def client():
     from moto import mock_aws
 
-    from chalicelib import wiring
-    from conftest import TEST_STAGE
-    from infra.resources import create_resources
-
     import boto3
+
+    from chalicelib import wiring
+    from infra.resources import create_resources, stage_config
+
+    TEST_STAGE = stage_config("test")
 
     with mock_aws():
         session = boto3.session.Session(region_name="us-east-1")
