@@ -7,12 +7,15 @@ local emulator; on AWS it is unset.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
+from .errors import AwsError, AwsUnreachable
 from .settings import Settings
 
 # Standard retry mode retries throttling and 5xx with backoff before our own
@@ -61,3 +64,19 @@ class AwsClients:
     @property
     def dynamodb(self) -> Any:
         return self._build("resource", "dynamodb")
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@contextlib.contextmanager
+def aws_errors(what: str) -> Iterator[None]:
+    """Turn botocore's exceptions raised inside into AwsError / AwsUnreachable."""
+    try:
+        yield
+    except ClientError as exc:
+        code = error_code(exc)
+        raise AwsError(f"{what}: AWS said {code or 'an error'}: {exc}", aws_code=code) from exc
+    except BotoCoreError as exc:  # no connection, a timeout, a broken stream
+        raise AwsUnreachable(f"{what}: {type(exc).__name__}: {exc}") from exc

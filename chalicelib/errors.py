@@ -5,10 +5,14 @@
     +-- JobNotFound               404
     +-- JobConflict               409: the job cannot do that in its state
     +-- ProcessingError           worker: one file could not be processed
-        +-- PermanentError        fail the file now, retrying cannot help
-        +-- TransientError        retry later with backoff
+    |   +-- PermanentError        fail the file now, retrying cannot help
+    |   +-- TransientError        retry later with backoff
+    +-- AwsError                  503: an AWS call failed; later may work
+        +-- AwsUnreachable        no connection, or it timed out
 
-Messages say what went wrong and, where it helps, what to do.
+The adapters (storage.py, jobstore.py, queue.py) turn botocore's errors
+into AwsError with ``chalicelib.aws.aws_errors``; nothing above them sees
+botocore. Messages say what went wrong and, where it helps, what to do.
 """
 from __future__ import annotations
 
@@ -22,9 +26,6 @@ class SqueezerError(Exception):
         self.message = message
         if code is not None:
             self.code = code
-
-    def to_body(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message}}
 
 
 class ValidationError(SqueezerError):
@@ -54,5 +55,18 @@ class TransientError(ProcessingError):
     code = "transient_error"
 
 
-class LeaseLost(Exception):
-    """Another delivery owns the file, or it reached a final state meanwhile."""
+class AwsError(SqueezerError):
+    """An AWS service answered with an error (throttling, 5xx, access, a missing resource)."""
+
+    status = 503
+    code = "aws_error"
+
+    def __init__(self, message: str, *, code: str | None = None, aws_code: str = "") -> None:
+        super().__init__(message, code=code)
+        self.aws_code = aws_code
+
+
+class AwsUnreachable(AwsError):
+    """No connection to the AWS endpoint, or a read timed out."""
+
+    code = "connection_error"

@@ -22,9 +22,9 @@ from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from .domain import Algorithm
-from .domain import Claim, FileError, FileRecord, FileState, Job
-from .errors import ValidationError
+from .aws import aws_errors
+from .domain import Algorithm, Claim, FileError, FileRecord, FileState, Job
+from .errors import AwsError, ValidationError
 
 OWNER_INDEX = "by_owner"
 _DESERIALIZER = TypeDeserializer()
@@ -59,7 +59,7 @@ class DynamoJobStore:
     def create_job(self, job: Job, files: Sequence[FileRecord]) -> None:
         """Write the job and all its files with batched writes (25 per call)."""
         expires = int(job.created_at) + self._ttl_seconds
-        with self._table.batch_writer() as batch:
+        with aws_errors("writing a job"), self._table.batch_writer() as batch:
             batch.put_item(Item=self._job_item(job, expires))
             for record in files:
                 batch.put_item(Item=self._file_item(record, expires))
@@ -75,7 +75,8 @@ class DynamoJobStore:
 
     # -- reads ----------------------------------------------------------------
     def get_job(self, job_id: str) -> Job | None:
-        item = self._table.get_item(Key={"pk": _job_pk(job_id), "sk": "META"}, ConsistentRead=True).get("Item")
+        with aws_errors("reading a job"):
+            item = self._table.get_item(Key={"pk": _job_pk(job_id), "sk": "META"}, ConsistentRead=True).get("Item")
         return self._to_job(item) if item else None
 
     def get_job_with_files(self, job_id: str) -> tuple[Job | None, list[FileRecord]]:
@@ -106,9 +107,10 @@ class DynamoJobStore:
         return records
 
     def get_file(self, job_id: str, file_id: str) -> FileRecord | None:
-        item = self._table.get_item(
-            Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)}, ConsistentRead=True
-        ).get("Item")
+        with aws_errors("reading a file"):
+            item = self._table.get_item(
+                Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)}, ConsistentRead=True
+            ).get("Item")
         return self._to_file(item) if item else None
 
     def list_jobs(self, owner: str, *, limit: int, cursor: str | None) -> tuple[list[Job], str | None]:
@@ -120,7 +122,8 @@ class DynamoJobStore:
         }
         if cursor:
             kwargs["ExclusiveStartKey"] = _decode_cursor(cursor, owner)
-        response = self._table.query(**kwargs)
+        with aws_errors("listing jobs"):
+            response = self._table.query(**kwargs)
         jobs = [self._to_job(item) for item in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
         return jobs, _encode_cursor(last) if last else None
@@ -145,7 +148,7 @@ class DynamoJobStore:
         same request.
         """
         try:
-            response = self._table.update_item(
+            response = self._write(
                 Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)},
                 UpdateExpression=(
                     "SET #s = :processing, lease_token = :token, lease_until = :until, started_at = :at, "
@@ -168,11 +171,8 @@ class DynamoJobStore:
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                item = _old_item(exc)
-                return Claim(won=False, record=self._to_file(item) if item else None)
-            raise
+        except _ConditionFailed as failed:
+            return Claim(won=False, record=self._to_file(failed.item) if failed.item else None)
         return Claim(won=True, record=self._to_file(response["Attributes"]))
 
     def renew_claim(self, job_id: str, file_id: str, *, token: str, lease_until: float) -> bool:
@@ -195,7 +195,7 @@ class DynamoJobStore:
         mistakes its own recorded result for a stray one.
         """
         try:
-            self._table.update_item(
+            self._write(
                 Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)},
                 UpdateExpression=(
                     "SET #s = :completed, compressed_size = :out, crc32 = :crc, result_key = :key, "
@@ -216,11 +216,9 @@ class DynamoJobStore:
                 },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                old = _old_item(exc) or {}
-                return old.get("state") == FileState.COMPLETED.value and old.get("result_key") == result_key
-            raise
+        except _ConditionFailed as failed:
+            old = failed.item or {}
+            return old.get("state") == FileState.COMPLETED.value and old.get("result_key") == result_key
         return True
 
     def release_file(self, job_id: str, file_id: str, *, token: str, error: FileError, at: float) -> bool:
@@ -306,12 +304,21 @@ class DynamoJobStore:
         if names:
             kwargs["ExpressionAttributeNames"] = names
         try:
-            self._table.update_item(**kwargs)
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
+            self._write(**kwargs)
+        except _ConditionFailed:
+            return False
         return True
+
+    def _write(self, **kwargs: Any) -> dict:
+        """One conditional UpdateItem; a failed condition raises _ConditionFailed with the old item."""
+        try:
+            with aws_errors("updating the job table"):
+                response: dict = self._table.update_item(**kwargs)
+        except AwsError as exc:
+            if exc.aws_code == "ConditionalCheckFailedException" and isinstance(exc.__cause__, ClientError):
+                raise _ConditionFailed(_old_item(exc.__cause__)) from None
+            raise
+        return response
 
     def _query(self, condition, *, projection: str | None = None, names: dict | None = None) -> Iterable[dict]:
         kwargs: dict[str, Any] = {"KeyConditionExpression": condition, "ConsistentRead": True}
@@ -319,7 +326,8 @@ class DynamoJobStore:
             kwargs["ProjectionExpression"] = projection
             kwargs["ExpressionAttributeNames"] = names or {}
         while True:
-            response = self._table.query(**kwargs)
+            with aws_errors("reading a job's files"):
+                response = self._table.query(**kwargs)
             yield from response.get("Items", [])
             if "LastEvaluatedKey" not in response:
                 return
@@ -419,8 +427,10 @@ def _old_item(exc: ClientError) -> dict | None:
     return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
 
 
-def _conditional_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+class _ConditionFailed(Exception):
+    def __init__(self, item: dict | None) -> None:
+        super().__init__("condition failed")
+        self.item = item
 
 
 def _encode_cursor(key: dict) -> str:

@@ -1,15 +1,42 @@
-"""What the service and worker need from storage, as Protocols.
+"""What the service and worker need from storage and queues: Protocols and the plain data they pass.
 
-DynamoJobStore/S3Storage/SqsWorkQueue implement these on AWS; tests use
-the in-memory fakes in tests/fakes.py.
+DynamoJobStore (jobstore.py), S3Storage (storage.py) and SqsWorkQueue
+(queue.py) implement these on AWS; tests use the in-memory fakes in
+tests/fakes.py, held to the same behaviour by contract tests. Adapters raise
+the project's errors (errors.py), never botocore's.
 """
 from __future__ import annotations
 
-from typing import Iterable, Protocol, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterable, Protocol, Sequence
 
 from .codecs import Sink
 from .domain import Claim, FileError, FileRecord, Job
-from .storage import ObjectStream, PresignedRequest
+
+
+@dataclass(frozen=True)
+class PresignedRequest:
+    """How to send one upload: the method, URL and headers to use exactly."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    expires_in: int
+
+
+@dataclass
+class ObjectStream:
+    """An object being read: its size (from the GET itself) and its body."""
+
+    body: Any
+    size: int
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self.body.read(size)
+        return data
+
+    def close(self) -> None:
+        self.body.close()
 
 
 class JobStore(Protocol):
@@ -45,7 +72,6 @@ class ObjectStorage(Protocol):
     def exists(self, key: str) -> bool: ...
     def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None: ...
     def delete(self, key: str) -> None: ...
-    def delete_prefix(self, prefix: str) -> int: ...
 
 
 class WorkQueue(Protocol):

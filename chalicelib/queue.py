@@ -5,6 +5,7 @@ import json
 import urllib.parse
 from typing import Any
 
+from .aws import aws_errors
 
 class SqsWorkQueue:
     """One queue: change the visibility of received messages, send work to it."""
@@ -17,18 +18,21 @@ class SqsWorkQueue:
     @property
     def url(self) -> str:
         if self._url is None:  # one lookup per container, only when it is needed
-            self._url = self._sqs.get_queue_url(QueueName=self._queue_name)["QueueUrl"]
+            with aws_errors(f"looking up queue {self._queue_name}"):
+                self._url = str(self._sqs.get_queue_url(QueueName=self._queue_name)["QueueUrl"])
         return self._url
 
     def delay(self, receipt_handle: str, seconds: int) -> None:
         """Make a received message visible again after ``seconds`` (also: keep it hidden that long)."""
-        self._sqs.change_message_visibility(
-            QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
-        )
+        with aws_errors("changing a message's visibility"):
+            self._sqs.change_message_visibility(
+                QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
 
     def send_upload(self, bucket: str, key: str) -> None:
         """Queue an uploaded object again, shaped as S3's own ObjectCreated notification."""
-        self._sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(upload_notification(bucket, key)))
+        with aws_errors("queueing an upload"):
+            self._sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(upload_notification(bucket, key)))
 
 
 def upload_notification(bucket: str, key: str) -> dict:

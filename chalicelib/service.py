@@ -26,7 +26,7 @@ from .errors import JobConflict, JobNotFound, ValidationError
 from .keys import ObjectKeys
 from .ports import JobStore, ObjectStorage, WorkQueue
 from .settings import Settings
-from .storage import PresignedRequest
+from .ports import PresignedRequest
 from .validation import parse_job_request, parse_limit
 
 log = logging.getLogger("squeezer.service")

@@ -4,37 +4,30 @@ from __future__ import annotations
 import base64
 import urllib.parse
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from .codecs import Source
+from .aws import aws_errors
+from .errors import AwsError
+from .ports import ObjectStream, PresignedRequest
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 
 
-@dataclass(frozen=True)
-class PresignedRequest:
-    method: str
-    url: str
-    headers: dict[str, str]
-    expires_in: int
+class _TranslatedBody:
+    """An S3 response body whose read errors come out as AwsError (see chalicelib.aws)."""
 
-
-@dataclass
-class ObjectStream:
-    """An object being read: its size and ETag (from the GET itself) and its body."""
-
-    body: Any
-    size: int
-    etag: str
+    def __init__(self, body: Any, key: str) -> None:
+        self._body = body
+        self._key = key
 
     def read(self, size: int = -1) -> bytes:
-        return self.body.read(size)
+        with aws_errors(f"reading s3 object {self._key}"):
+            return self._body.read(size)
 
     def close(self) -> None:
-        self.body.close()
+        self._body.close()
 
 
 def sha256_hex_to_b64(hex_digest: str) -> str:
@@ -81,31 +74,35 @@ class S3Storage:
         if sha256_hex:
             params["ChecksumSHA256"] = sha256_hex_to_b64(sha256_hex)
             headers["x-amz-checksum-sha256"] = params["ChecksumSHA256"]
-        url = self._s3.generate_presigned_url(
-            "put_object", Params=params, ExpiresIn=expires_in, HttpMethod="PUT"
-        )
+        with aws_errors(f"signing an upload of {key}"):
+            url = self._s3.generate_presigned_url(
+                "put_object", Params=params, ExpiresIn=expires_in, HttpMethod="PUT"
+            )
         return PresignedRequest(method="PUT", url=url, headers=headers, expires_in=expires_in)
 
     def presign_download(self, key: str, *, filename: str, expires_in: int) -> str:
-        return self._s3.generate_presigned_url(
-            "get_object",
-            Params={
-                "Bucket": self.bucket,
-                "Key": key,
-                "ResponseContentDisposition": content_disposition(filename),
-            },
-            ExpiresIn=expires_in,
-        )
+        with aws_errors(f"signing a download of {key}"):
+            url: str = self._s3.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": key,
+                    "ResponseContentDisposition": content_disposition(filename),
+                },
+                ExpiresIn=expires_in,
+            )
+        return url
 
     def open_read(self, key: str) -> ObjectStream | None:
         """Start reading an object, or None if there is none: one request, no HEAD."""
         try:
-            response = self._s3.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+            with aws_errors(f"reading s3 object {key}"):
+                response = self._s3.get_object(Bucket=self.bucket, Key=key)
+        except AwsError as exc:
+            if exc.aws_code in _NOT_FOUND:
                 return None
             raise
-        return ObjectStream(body=response["Body"], size=response["ContentLength"], etag=response.get("ETag", ""))
+        return ObjectStream(body=_TranslatedBody(response["Body"], key), size=response["ContentLength"])
 
     def open_writer(
         self, key: str, *, content_type: str, metadata: dict[str, str]
@@ -118,35 +115,22 @@ class S3Storage:
     def exists(self, key: str) -> bool:
         """Whether the object is there (one HEAD)."""
         try:
-            self._s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+            with aws_errors(f"looking for s3 object {key}"):
+                self._s3.head_object(Bucket=self.bucket, Key=key)
+        except AwsError as exc:
+            if exc.aws_code in _NOT_FOUND:
                 return False
             raise
         return True
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
         """Write a small object in one request (dead letters kept for an operator)."""
-        self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        with aws_errors(f"writing s3 object {key}"):
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
 
     def delete(self, key: str) -> None:
-        self._s3.delete_object(Bucket=self.bucket, Key=key)
-
-    def delete_prefix(self, prefix: str) -> int:
-        """Delete every object under ``prefix``; returns how many."""
-        deleted = 0
-        paginator = self._s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            for batch in _chunks(keys, 1000):
-                self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
-                deleted += len(batch)
-        return deleted
-
-
-def _chunks(items: list, size: int) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+        with aws_errors(f"deleting s3 object {key}"):
+            self._s3.delete_object(Bucket=self.bucket, Key=key)
 
 
 class MultipartWriter:
@@ -198,10 +182,11 @@ class MultipartWriter:
     def _send(self, body: bytearray) -> None:
         """Queue a part; waits for the previous one first (two parts in memory at most)."""
         if self._upload_id is None:
-            response = self._s3.create_multipart_upload(
-                Bucket=self._bucket, Key=self._key,
-                ContentType=self._content_type, Metadata=self._metadata,
-            )
+            with aws_errors(f"starting the upload of {self._key}"):
+                response = self._s3.create_multipart_upload(
+                    Bucket=self._bucket, Key=self._key,
+                    ContentType=self._content_type, Metadata=self._metadata,
+                )
             self._upload_id = response["UploadId"]
             self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="part-upload")
         self._wait_for_part()
@@ -210,10 +195,11 @@ class MultipartWriter:
         self._in_flight = self._sender.submit(self._upload_part, number, body)
 
     def _upload_part(self, number: int, body: bytearray) -> None:
-        response = self._s3.upload_part(
-            Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
-            PartNumber=number, Body=body,
-        )
+        with aws_errors(f"uploading part {number} of {self._key}"):
+            response = self._s3.upload_part(
+                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
+                PartNumber=number, Body=body,
+            )
         self._parts[number - 1]["ETag"] = response["ETag"]
 
     def _wait_for_part(self) -> None:
@@ -223,6 +209,10 @@ class MultipartWriter:
 
     def close(self, *, tags: dict[str, str] | None = None) -> int:
         """Finish the object; returns its size."""
+        with aws_errors(f"finishing {self._key}"):
+            return self._close(tags)
+
+    def _close(self, tags: dict[str, str] | None) -> int:
         try:
             if self._upload_id is None:
                 self._s3.put_object(
@@ -262,7 +252,7 @@ class MultipartWriter:
                 self._s3.abort_multipart_upload(
                     Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
                 )
-            except ClientError:
+            except (BotoCoreError, ClientError):
                 pass  # the lifecycle rule aborts leftovers after a day
         self._buffer = bytearray()
 

@@ -24,11 +24,9 @@ import time
 import uuid
 from typing import Callable, Iterable
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from .codecs import CHUNK_SIZE, CodecError, HashingReader, VerifyingSink, compress_stream
 from .domain import FileError, FileRecord, FileState, now
-from .errors import PermanentError, TransientError
+from .errors import AwsError, PermanentError, TransientError
 from .events import Delivery, Malformed, Parsed, Upload, parse_records
 from .heartbeat import Heartbeat, Interrupted, StopReason
 from .keys import ObjectKeys
@@ -39,9 +37,6 @@ from .streams import ReadAhead
 log = logging.getLogger("squeezer.worker")
 
 RemainingMs = Callable[[], float]
-
-# S3 error codes that retrying cannot fix; any other AWS error is transient.
-_PERMANENT_S3_CODES = {"NoSuchKey": "object_missing", "NoSuchBucket": "bucket_missing"}
 
 
 class Worker:
@@ -391,15 +386,16 @@ def backoff_seconds(receive_count: int, base: int, maximum: int) -> int:
 
 
 def classify(exc: BaseException) -> PermanentError | TransientError:
+    """What a failure means for the file: fail it now, or retry later.
+
+    Only the data can be permanently wrong (checked sizes and checksums,
+    undecodable output); AWS errors and anything unexpected are retried, and
+    after maxReceiveCount end in the dead-letter queue with their message.
+    """
     if isinstance(exc, (PermanentError, TransientError)):
         return exc
     if isinstance(exc, CodecError):
         return PermanentError(str(exc), code="codec_error")
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in _PERMANENT_S3_CODES:
-            return PermanentError(f"S3 said {code}: {exc}", code=_PERMANENT_S3_CODES[code])
-        return TransientError(f"AWS error {code}: {exc}", code="aws_error")
-    if isinstance(exc, BotoCoreError):
-        return TransientError(f"{type(exc).__name__}: {exc}", code="connection_error")
+    if isinstance(exc, AwsError):  # AwsUnreachable's code is connection_error
+        return TransientError(exc.message, code=exc.code)
     return TransientError(f"{type(exc).__name__}: {exc}", code="internal_error")

@@ -99,7 +99,7 @@ class FakeStorage:
     def open_read(self, key):
         from chalicelib.storage import ObjectStream
 
-        return ObjectStream(body=GeneratedSource(self._size), size=self._size, etag='"fake"')
+        return ObjectStream(body=GeneratedSource(self._size), size=self._size)
 
     def open_writer(self, key, *, content_type, metadata):
         from chalicelib.storage import MultipartWriter

@@ -190,7 +190,7 @@ class InMemoryStorage:
         data = self.objects[key]
         faults = self.read_faults.get(key)
         body = FaultyReader(data, faults.pop(0), after=1) if faults else io.BytesIO(data)
-        return ObjectStream(body=body, size=len(data), etag="etag")
+        return ObjectStream(body=body, size=len(data))
 
     def open_writer(self, key, *, content_type, metadata):
         return FakeWriter(self, key, metadata)

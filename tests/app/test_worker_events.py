@@ -9,7 +9,7 @@ import json
 import os
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from chalicelib.errors import AwsUnreachable
 
 from chalicelib import wiring
 from chalicelib.codecs import decompress_stream
@@ -102,7 +102,7 @@ def test_one_poison_record_is_the_only_failure_of_its_batch(client, aws, monkeyp
 
     def failing_open(key, **kw):
         if key == keys["poison"]:
-            raise EndpointConnectionError(endpoint_url="http://s3.invalid")
+            raise AwsUnreachable("EndpointConnectionError: could not connect to http://s3.invalid")
         return real_open(key, **kw)
 
     monkeypatch.setattr(storage, "open_read", failing_open)
@@ -127,7 +127,7 @@ def test_transient_failure_then_success(client, aws, monkeypatch):
     def flaky_open(key, **kw):
         calls.append(key)
         if len(calls) == 1:
-            raise EndpointConnectionError(endpoint_url="http://s3.invalid")
+            raise AwsUnreachable("EndpointConnectionError: could not connect to http://s3.invalid")
         return real_open(key, **kw)
 
     monkeypatch.setattr(storage, "open_read", flaky_open)
@@ -149,7 +149,7 @@ def test_repeated_failure_goes_to_the_dead_letter_handler_and_shows_on_status(cl
     storage = wiring.get_worker()._storage
     real_open = storage.open_read
     monkeypatch.setattr(storage, "open_read", lambda key, **kw: (_ for _ in ()).throw(
-        EndpointConnectionError(endpoint_url="http://s3.invalid")) if key == keys["doomed"] else real_open(key, **kw))
+        AwsUnreachable("EndpointConnectionError: could not connect to http://s3.invalid")) if key == keys["doomed"] else real_open(key, **kw))
     client.lambda_.invoke("compress", sqs_event(*records.values()))
     for count in (2, 3):  # the queue's maxReceiveCount in the test stage is 3
         again = dict(doomed, attributes={**doomed["attributes"], "ApproximateReceiveCount": str(count)})
@@ -186,7 +186,7 @@ def test_retry_delay_is_set_on_the_real_queue(client, aws, monkeypatch):
     records = upload_records(sqs, created.queue_url)
     storage = wiring.get_worker()._storage
     monkeypatch.setattr(storage, "open_read", lambda key, **kw: (_ for _ in ()).throw(
-        EndpointConnectionError(endpoint_url="http://s3.invalid")))
+        AwsUnreachable("EndpointConnectionError: could not connect to http://s3.invalid")))
     assert client.lambda_.invoke("compress", sqs_event(*records)).payload["batchItemFailures"]
     # The message is in flight with the backoff as its visibility timeout: not receivable now.
     assert receive_records(sqs, created.queue_url) == []

@@ -20,7 +20,7 @@ from chalicelib.domain import Algorithm
 from chalicelib.domain import FileState
 from chalicelib.jobstore import DynamoJobStore
 from chalicelib.service import JobService
-from chalicelib.storage import ObjectStream
+from chalicelib.ports import ObjectStream
 from chalicelib.worker import Worker
 from events import s3_notification, sqs_record
 from fakes import FakeWorkQueue, InMemoryJobStore, InMemoryStorage
@@ -44,7 +44,7 @@ class GatedStorage(InMemoryStorage):
         gate = threading.Event()
         self.gates.append(gate)
         self.reading.release()
-        return ObjectStream(body=_Gated(stream.body, gate), size=stream.size, etag="etag")
+        return ObjectStream(body=_Gated(stream.body, gate), size=stream.size)
 
 
 class _Gated:

@@ -5,7 +5,7 @@ import logging
 import os
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from chalicelib.errors import AwsError, AwsUnreachable
 
 from chalicelib.codecs import decompress_stream
 
@@ -112,7 +112,7 @@ def test_a_final_file_never_moves_back(env):
 def test_poison_record_is_the_only_one_reported(env):
     service, worker, store, storage, queue = env
     job_id, keys = make_job(service, storage, {"good1": b"1" * 100, "bad": b"2" * 100, "good2": b"3" * 100})
-    storage.read_faults[keys["bad"]] = [EndpointConnectionError(endpoint_url="http://s3")]
+    storage.read_faults[keys["bad"]] = [AwsUnreachable("EndpointConnectionError: could not connect to http://s3")]
     records = [record_for(keys[n], 100) for n in ("good1", "bad", "good2")]
     response = worker.handle_batch(records)
     assert response == {"batchItemFailures": [{"itemIdentifier": records[1]["messageId"]}]}
@@ -126,7 +126,7 @@ def test_poison_record_is_the_only_one_reported(env):
 def test_transient_failure_then_success(env):
     service, worker, store, storage, queue = env
     job_id, keys = make_job(service, storage, {"a": b"hello" * 1000})
-    throttled = ClientError({"Error": {"Code": "SlowDown", "Message": "slow"}}, "GetObject")
+    throttled = AwsError("reading: AWS said SlowDown", aws_code="SlowDown")
     storage.read_faults[keys["a"]] = [throttled]
     first = record_for(keys["a"], 5000)
     assert worker.handle_batch([first])["batchItemFailures"]
@@ -140,7 +140,7 @@ def test_transient_failure_then_success(env):
 def test_repeated_failure_then_dead_letter_marks_failed_with_the_error(env):
     service, worker, store, storage, queue = env
     job_id, keys = make_job(service, storage, {"a": b"data" * 100})
-    storage.read_faults[keys["a"]] = [EndpointConnectionError(endpoint_url="http://s3") for _ in range(3)]
+    storage.read_faults[keys["a"]] = [AwsUnreachable("EndpointConnectionError: could not connect to http://s3") for _ in range(3)]
     message = record_for(keys["a"], 400)
     for count in (1, 2, 3):
         redelivered = dict(message, attributes={"ApproximateReceiveCount": str(count)})
