@@ -45,8 +45,8 @@ class BodyTooLarge(SqueezerError):
 
 def parse_json(raw: bytes | None, content_type: str | None = "application/json") -> Any:
     """The request body as JSON, or a 4xx that says why not."""
-    if content_type and not content_type.lower().startswith("application/json"):
-        raise UnsupportedMediaType(f"send the body as application/json, not {content_type}")
+    if content_type and not _is_json_type(content_type):
+        raise UnsupportedMediaType(unsupported_media_type_message(content_type))
     if not raw:
         raise ValidationError("the request body is empty: send a JSON object", code="invalid_json")
     if len(raw) > MAX_BODY_BYTES:
@@ -54,15 +54,33 @@ def parse_json(raw: bytes | None, content_type: str | None = "application/json")
     try:
         value = json.loads(raw)
     except RecursionError:
-        value = None  # nested far too deeply for the parser: the depth check below says so
+        # nested far too deeply for the parser (a C-level recursion guard,
+        # no stack blown): the depth check below says so
+        value = None
         depth = MAX_JSON_DEPTH + 1
-    except (ValueError, UnicodeDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         raise ValidationError(f"the request body is not valid JSON: {exc}", code="invalid_json") from None
+    except UnicodeDecodeError:
+        raise ValidationError("the request body is not valid JSON: it is not UTF-8 text",
+                              code="invalid_json") from None
+    except ValueError:
+        # int() refuses a number of more than sys.get_int_max_str_digits() digits
+        raise ValidationError("the request body is not valid JSON: a number has too many digits",
+                              code="invalid_json") from None
     else:
         depth = json_depth(value, MAX_JSON_DEPTH + 1)
     if depth > MAX_JSON_DEPTH:
         raise ValidationError(f"the request body nests deeper than {MAX_JSON_DEPTH} levels", code="json_too_deep")
     return value
+
+
+def _is_json_type(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json"
+
+
+def unsupported_media_type_message(content_type: str) -> str:
+    return f"send the body as application/json, not {content_type!r}"
 
 
 def json_depth(value: Any, stop: int) -> int:
@@ -99,27 +117,48 @@ GATEWAY_ERRORS: dict[str, GatewayError] = {
     "DEFAULT_5XX": GatewayError(None, "gateway_error", None),
 }
 
-# Chalice's own error responses ({"Code", "Message"}) and the codes we give them.
+# Chalice's own error responses ({"Code", "Message"}): its view errors
+# (chalice.app.ChaliceViewError's subclasses, by class name), the 405 and 415
+# it answers before a view runs, and its catch-all 500.
 _CHALICE_CODES = {
-    "MethodNotAllowedError": "method_not_allowed",
-    "UnsupportedMediaType": "unsupported_media_type",
     "BadRequestError": "bad_request",
-    "BadRequest": "bad_request",
+    "BadRequest": "bad_request",  # a binary response without a matching Accept
+    "UnauthorizedError": "unauthorized",
+    "ForbiddenError": "forbidden",
     "NotFoundError": "not_found",
+    "MethodNotAllowedError": "method_not_allowed",
+    "RequestTimeoutError": "request_timeout",
+    "ConflictError": "conflict",
+    "UnprocessableEntityError": "unprocessable_entity",
+    "TooManyRequestsError": "throttled",
+    "UnsupportedMediaType": "unsupported_media_type",
     "InternalServerError": "internal_error",
+    "ChaliceViewError": "internal_error",
 }
 
 
 def chalice_errors(event: Any, get_response: Callable[[Any], Response]) -> Response:
-    """HTTP middleware: Chalice's own error bodies (405, 415, ...) in our shape."""
-    response = get_response(event)
+    """HTTP middleware: Chalice's own error bodies (405, 415, ...) in our shape.
+
+    Registered with ``app.register_middleware(chalice_errors, "http")``. It
+    also answers an exception that escapes the view (or a later middleware)
+    itself, so Chalice's own 500 body never goes out.
+    """
+    try:
+        response = get_response(event)
+    except Exception:  # noqa: BLE001 - logged, answered as a 500 in our shape
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "an internal error occurred; try again later")
     body = response.body
     if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
-        code = _CHALICE_CODES.get(body["Code"], "internal_error" if response.status_code >= 500 else "bad_request")
+        fallback = "internal_error" if response.status_code >= 500 else "bad_request"
+        code = _CHALICE_CODES.get(str(body["Code"]), fallback)
         message = str(body["Message"])
         if code == "method_not_allowed":
             allowed = response.headers.get("Allow", "")
             message = f"{message}; this route allows {allowed}" if allowed else message
+        elif code == "unsupported_media_type" and event is not None:
+            message = unsupported_media_type_message(event.headers.get("content-type", ""))
         response.body = {"error": {"code": code, "message": message}}
         response.headers["Content-Type"] = "application/json"
     return response

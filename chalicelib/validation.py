@@ -13,14 +13,15 @@ _JOB_FIELDS = {"files", "algorithm", "level"}
 _FILE_FIELDS = {"name", "size", "content_type", "sha256"}
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 # RFC 9110 section 8.3.1: media-type = type "/" subtype parameters, where
-# parameters = *( OWS ";" OWS [ token "=" ( token / quoted-string ) ] ).
-# Visible ASCII only: no CR, LF, tab in values, nothing outside Latin-1's
-# ASCII part (a header value S3 and HTTP clients will send as signed).
+# parameters = *( OWS ";" OWS [ parameter ] ) and
+# parameter = token "=" ( token / quoted-string ). Stricter than the RFC in
+# what reaches S3 as a signed header: visible ASCII and spaces only (no tab,
+# CR, LF, obs-text or other non-ASCII), and no trailing space, which is not
+# part of a field value (RFC 9110 section 5.5) and would not arrive as sent.
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _QUOTED = r'"(?:[\x21\x23-\x5b\x5d-\x7e ]|\\[\x21-\x7e ])*"'
-_CONTENT_TYPE = re.compile(
-    rf"{_TOKEN}/{_TOKEN}(?: *; *(?:{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))?)*"
-)
+_PARAMETER = rf"{_TOKEN}=(?:{_TOKEN}|{_QUOTED})"
+_CONTENT_TYPE = re.compile(rf"{_TOKEN}/{_TOKEN}(?: *;(?: *{_PARAMETER})?)*")
 MAX_CONTENT_TYPE = 255
 
 
@@ -91,7 +92,9 @@ def _parse_file(index: int, item: Any, max_file_size: int) -> FileSpec:
     content_type = item.get("content_type")
     if content_type is not None and not is_media_type(content_type):
         raise ValidationError(
-            f"{where} ({name}): content_type must look like 'type/subtype', got {content_type!r}",
+            f"{where} ({name}): content_type must be a media type such as "
+            f"'text/plain; charset=utf-8' (RFC 9110, visible ASCII, at most {MAX_CONTENT_TYPE} "
+            f"characters), got {content_type!r}",
             code="invalid_content_type",
         )
     sha256 = item.get("sha256")

@@ -14,7 +14,10 @@ overrides what Chalice cannot express:
   ignored and a partly failed batch retried in full);
 * each function's role: its own least-privilege policy from :mod:`infra.iam`;
 * the function names: Chalice's ``<app>-<stage>[-<function>]``, so log
-  groups and IAM scopes are known in advance.
+  groups and IAM scopes are known in advance;
+* API Gateway's own error answers (unknown route, body over its limit,
+  ...) in the API's ``{"error": {"code", "message"}}`` shape, added to the
+  ``RestAPI`` definition (``gateway_responses``).
 
 The bucket is named ``<SQUEEZER_BUCKET>-<account>-<region>`` (bucket names are
 global); queues and table keep the stage's names because Chalice reads the
@@ -317,26 +320,40 @@ def function_overrides(cfg: StageConfig, config: Mapping[str, Any]) -> dict[str,
 
 
 REST_API = "RestAPI"  # the logical id `chalice package` gives the API
+GATEWAY_RESPONSES_KEY = "x-amazon-apigateway-gateway-responses"
 
 
 def gateway_responses() -> dict[str, Any]:
-    """API Gateway's own errors (unknown route, body too large, ...) in the API's error shape."""
-    resources = {}
+    """API Gateway's own errors (unknown route, body too large, ...) in the API's error shape.
+
+    Keyed by GatewayResponse type, in the API definition's
+    ``x-amazon-apigateway-gateway-responses`` extension (what SAM's own
+    ``GatewayResponses`` property generates). Not separate
+    ``AWS::ApiGateway::GatewayResponse`` resources: those change the RestApi
+    but not the stage's deployment, so the first deployment does not serve
+    them and a later one, made by SAM from ``DefinitionBody`` alone, drops
+    them again (aws/serverless-application-model#390, #623, #3482). In the
+    definition they are part of what SAM hashes into its deployment, so
+    every change to them deploys.
+    """
+    responses = {}
     for kind, error in GATEWAY_ERRORS.items():
         message = "$context.error.messageString" if error.message is None else json.dumps(error.message)
-        properties: dict[str, Any] = {
-            "RestApiId": ref(REST_API),
-            "ResponseType": kind,
-            "ResponseTemplates": {
+        response: dict[str, Any] = {
+            "responseParameters": {"gatewayresponse.header.Content-Type": "'application/json'"},
+            "responseTemplates": {
                 "application/json": f'{{"error": {{"code": {json.dumps(error.code)}, "message": {message}}}}}'
             },
-            "ResponseParameters": {"gatewayresponse.header.Content-Type": "'application/json'"},
         }
         if error.status is not None:
-            properties["StatusCode"] = str(error.status)
-        logical_id = "GatewayResponse" + "".join(part.title() for part in kind.split("_"))
-        resources[logical_id] = {"Type": "AWS::ApiGateway::GatewayResponse", "Properties": properties}
-    return resources
+            response["statusCode"] = str(error.status)
+        responses[kind] = response
+    return responses
+
+
+def api_overrides() -> dict[str, Any]:
+    """What the merge adds to Chalice's ``RestAPI``: the gateway responses in its definition."""
+    return {REST_API: {"Properties": {"DefinitionBody": {GATEWAY_RESPONSES_KEY: gateway_responses()}}}}
 
 
 def merge_template(stage: str, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -352,7 +369,7 @@ def merge_template(stage: str, config: Mapping[str, Any] | None = None) -> dict[
             }
         },
         "Conditions": {HAS_ALARM_TOPIC: {"Fn::Not": [{"Fn::Equals": [ref(ALARM_TOPIC_PARAMETER), ""]}]}},
-        "Resources": {**stage_resources(cfg), **function_overrides(cfg, config), **gateway_responses()},
+        "Resources": {**stage_resources(cfg), **function_overrides(cfg, config), **api_overrides()},
         "Outputs": {
             "BucketName": {"Value": ref(BUCKET)},
             "TableName": {"Value": ref(TABLE)},
@@ -391,4 +408,7 @@ def check_packaged(template: Mapping[str, Any]) -> list[str]:
                                 f"{event['Properties'].get('Queue')}")
     if "DefaultRole" in resources:
         problems.append("the template still has Chalice's DefaultRole: set \"autogen_policy\": false")
+    api = resources.get(REST_API, {})
+    if api.get("Type") != "AWS::Serverless::Api" or "paths" not in api.get("Properties", {}).get("DefinitionBody", {}):
+        problems.append(f"Chalice generated no REST API {REST_API!r} with a DefinitionBody for the gateway responses")
     return problems

@@ -15,7 +15,7 @@ import pytest
 from chalice.test import Client
 
 import app as squeezer_app
-from chalicelib.http import MAX_BODY_BYTES
+from chalicelib.http import MAX_BODY_BYTES, MAX_JSON_DEPTH, chalice_errors
 
 JSON = {"Content-Type": "application/json"}
 SHA = hashlib.sha256(b"x").hexdigest()
@@ -67,6 +67,7 @@ def test_a_well_formed_sha256_is_accepted_in_either_case(client):
 @pytest.mark.parametrize("content_type", [
     "text/plain\r\nX-Evil: 1", "text/plain\n", "text/plain\t", "text/\tplain", "text/pläin", "text/plain; a=\"ü\"",
     "text/plain; a=\"\r\n\"", "text", "text/", "/plain", "text/plain;a", "text/plain; a=b c", "x" * 250 + "/plain",
+    "text/plain; ",  # a header value cannot end in a space: it would arrive trimmed
 ])
 def test_content_type_follows_rfc_9110_in_visible_ascii(client, content_type):
     assert error_of(post(client, {"content_type": content_type}), 400) == "invalid_content_type"
@@ -85,9 +86,25 @@ def test_valid_media_types_are_accepted_and_sent_back_as_the_upload_header(clien
 
 
 def test_deeply_nested_json_is_a_400(client):
-    for depth in (40, 1000, 100_000):
-        body = "[" * depth + "]" * depth
-        assert error_of(client.http.post("/jobs", headers=JSON, body=body), 400) == "json_too_deep"
+    for depth in (MAX_JSON_DEPTH + 1, 1000, 100_000):
+        for body in ("[" * depth + "]" * depth, '{"a":' * depth + "1" + "}" * depth):
+            assert error_of(client.http.post("/jobs", headers=JSON, body=body), 400) == "json_too_deep"
+    # never closed: too deep for the parser long before it finds the end
+    assert error_of(client.http.post("/jobs", headers=JSON, body="[" * 1000), 400) == "json_too_deep"
+
+
+def test_nesting_up_to_the_limit_is_only_a_shape_error(client):
+    body = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
+    assert error_of(client.http.post("/jobs", headers=JSON, body=body), 400) == "invalid_body"
+
+
+@pytest.mark.parametrize("body", [
+    b"{", b"not json", b'{"files": "\xff"}', b'{"files": [{"name": "a", "size": ' + b"9" * 5000 + b"}]}",
+])
+def test_malformed_json_is_invalid_json_without_python_internals(client, body):
+    response = client.http.post("/jobs", headers=JSON, body=body)
+    assert error_of(response, 400) == "invalid_json"
+    assert "sys." not in json.loads(response.body)["error"]["message"]
 
 
 def test_an_oversized_body_is_a_413(client):
@@ -110,6 +127,50 @@ def test_unknown_routes_wrong_methods_and_media_types_answer_in_the_error_shape(
     assert error_of(xml, 415) == "unsupported_media_type"
     form = client.http.post("/jobs", headers={"Content-Type": "text/plain"}, body="{}")
     assert error_of(form, 415) == "unsupported_media_type"
+    # the same message whether Chalice's route check or the handler refused the type
+    for response, sent in ((xml, "application/xml"), (form, "text/plain")):
+        assert json.loads(response.body)["error"]["message"] == f"send the body as application/json, not {sent!r}"
+    charset = client.http.post("/jobs", headers={"Content-Type": "application/json; charset=utf-8"},
+                               body=json.dumps({"files": [{"name": "a", "size": 1}]}))
+    assert charset.status_code == 201, charset.body
+
+
+def test_every_chalice_error_comes_out_in_the_error_shape():
+    """Chalice's view errors and an exception no handler caught: our shape, never Chalice's {Code, Message}."""
+    from chalice import Chalice, ConflictError, TooManyRequestsError
+
+    app = Chalice(app_name="shapes")
+    app.register_middleware(chalice_errors, "http")
+
+    @app.route("/conflict")
+    def conflict():
+        raise ConflictError("already there")
+
+    @app.route("/busy")
+    def busy():
+        raise TooManyRequestsError("slow down")
+
+    @app.route("/boom")
+    def boom():
+        raise RuntimeError("secret detail")
+
+    @app.middleware("http")
+    def failing_middleware(event, get_response):
+        if event.path == "/broken-middleware":
+            raise RuntimeError("secret detail")
+        return get_response(event)
+
+    @app.route("/broken-middleware")
+    def never():
+        return {}
+
+    with Client(app) as shapes:
+        assert error_of(shapes.http.get("/conflict"), 409) == "conflict"
+        assert error_of(shapes.http.get("/busy"), 429) == "throttled"
+        for path in ("/boom", "/broken-middleware"):
+            response = shapes.http.get(path)
+            assert error_of(response, 500) == "internal_error"
+            assert b"secret detail" not in response.body
 
 
 def test_a_file_the_worker_cannot_compress_in_time_is_refused_at_the_door(client):

@@ -253,14 +253,30 @@ def test_check_packaged_catches_autogen_policy():
 
 def test_api_gateways_own_errors_come_in_the_error_shape(template):
     """Unknown routes, oversized bodies, throttling: answered by API Gateway before the app runs."""
-    responses = {props(template, name)["ResponseType"]: props(template, name)
-                 for name, resource in template["Resources"].items()
-                 if resource["Type"] == "AWS::ApiGateway::GatewayResponse"}
-    assert {"MISSING_AUTHENTICATION_TOKEN", "REQUEST_TOO_LARGE", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
-    assert template["Resources"]["RestAPI"]["Type"] == "AWS::Serverless::Api"  # what RestApiId refers to
-    unknown = responses["MISSING_AUTHENTICATION_TOKEN"]
-    assert unknown["RestApiId"] == {"Ref": "RestAPI"} and unknown["StatusCode"] == "404"
-    assert json.loads(unknown["ResponseTemplates"]["application/json"])["error"]["code"] == "not_found"
-    default = responses["DEFAULT_4XX"]["ResponseTemplates"]["application/json"]
-    assert "StatusCode" not in responses["DEFAULT_4XX"]  # keeps API Gateway's status
-    assert default == '{"error": {"code": "bad_request", "message": $context.error.messageString}}'
+    api = template["Resources"]["RestAPI"]
+    assert api["Type"] == "AWS::Serverless::Api"
+    definition = api["Properties"]["DefinitionBody"]
+    assert "/jobs" in definition["paths"]  # merged into Chalice's definition, not a half resource of our own
+    responses = definition["x-amazon-apigateway-gateway-responses"]
+    assert {"MISSING_AUTHENTICATION_TOKEN", "UNSUPPORTED_MEDIA_TYPE", "REQUEST_TOO_LARGE", "THROTTLED",
+            "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+    # in the definition, where a change makes SAM deploy again; separate resources would not be served
+    assert not [r for r in template["Resources"].values() if r["Type"] == "AWS::ApiGateway::GatewayResponse"]
+    expected = {"MISSING_AUTHENTICATION_TOKEN": ("404", "not_found"), "REQUEST_TOO_LARGE": ("413", "body_too_large"),
+                "UNSUPPORTED_MEDIA_TYPE": ("415", "unsupported_media_type"), "THROTTLED": ("429", "throttled"),
+                "DEFAULT_4XX": (None, "bad_request"), "DEFAULT_5XX": (None, "gateway_error")}
+    for kind, response in responses.items():
+        assert response["responseParameters"] == {"gatewayresponse.header.Content-Type": "'application/json'"}
+        body_template = response["responseTemplates"]["application/json"]
+        # API Gateway puts the message in as a quoted JSON string
+        body = json.loads(body_template.replace("$context.error.messageString", json.dumps('say "why"')))
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, kind
+        if kind in expected:
+            assert (response.get("statusCode"), body["error"]["code"]) == expected[kind], kind
+    assert responses["DEFAULT_4XX"]["responseTemplates"]["application/json"] == (
+        '{"error": {"code": "bad_request", "message": $context.error.messageString}}')  # keeps API Gateway's status
+
+
+def test_check_packaged_catches_a_missing_rest_api():
+    problems = cf.check_packaged({"Resources": {"RestAPI": {"Properties": {"DefinitionBody": {}}}}})
+    assert any("RestAPI" in p for p in problems)

@@ -2,7 +2,7 @@ import pytest
 
 from chalicelib.domain import Algorithm
 from chalicelib.errors import ValidationError
-from chalicelib.validation import check_name, parse_job_request
+from chalicelib.validation import MAX_CONTENT_TYPE, check_name, is_media_type, parse_job_request
 
 GiB = 1024**3
 
@@ -77,6 +77,48 @@ def test_sha256_and_content_type():
     assert spec.sha256 == digest.lower()
     assert error_code({"files": [{"name": "a", "size": 1, "sha256": "xyz"}]}) == "invalid_sha256"
     assert error_code({"files": [{"name": "a", "size": 1, "content_type": "bad\r\nheader"}]}) == "invalid_content_type"
+
+
+@pytest.mark.parametrize("sha256", [
+    "ab" * 32 + "\n",  # `$` matches before a final newline: the old check let this through
+    "ab" * 32 + "\r\n", "\n" + "ab" * 32, "ab" * 32 + " ", "ab" * 31, "ab" * 33, "ab" * 31 + "zz",
+    "٠" * 64,  # Arabic-Indic digits: digits to \\d, not hex digits
+    "", 12, ["ab" * 32],
+])
+def test_sha256_is_exactly_64_hex_digits(sha256):
+    assert error_code({"files": [{"name": "a", "size": 1, "sha256": sha256}]}) == "invalid_sha256"
+
+
+@pytest.mark.parametrize("content_type", [
+    "text/plain", "application/vnd.api+json", "application/x-ndjson", "image/svg+xml",
+    "text/plain; charset=utf-8", 'text/plain; charset="utf-8"', "text/plain;charset=utf-8;format=flowed",
+    "text/plain ;  charset=utf-8", "text/plain;", 'multipart/mixed; boundary="a b;c=d"',
+    'text/plain; x="quoted \\"pair\\" and \\\\"', "application/x-!#$%&'*+.^_`|~",
+    "a/" + "b" * (MAX_CONTENT_TYPE - 2),
+])
+def test_rfc_9110_media_types_are_accepted(content_type):
+    assert is_media_type(content_type), content_type
+    spec = parse({"files": [{"name": "a", "size": 1, "content_type": content_type}]}).files[0]
+    assert spec.content_type == content_type
+
+
+@pytest.mark.parametrize("content_type", [
+    "text/plain\r\nX-Injected: 1", "text/plain\n", "text/plain\r", "text/plain\t", "text/plain;\tcharset=utf-8",
+    "text/pläin", "text/plain; charset=\"ü\"", "text/plain; a=\"\x85\"",  # obs-text is refused too
+    "text/plain; a=\"\\\t\"", "text/plain\x00", "text/plain\x7f",
+    "", "text", "text/", "/plain", "text /plain", "text/ plain", " text/plain", "text/plain ", "text/plain; ",
+    "text/plain;a", "text/plain; a=", "text/plain; =b", "text/plain; a=b c", 'text/plain; a="unterminated',
+    "text/plain; a=b; c", "text/pl@in", "text/plain, text/html",
+    "a/" + "b" * (MAX_CONTENT_TYPE - 1),
+])
+def test_other_content_types_are_refused(content_type):
+    assert not is_media_type(content_type), content_type
+    assert error_code({"files": [{"name": "a", "size": 1, "content_type": content_type}]}) == "invalid_content_type"
+
+
+@pytest.mark.parametrize("content_type", [7, ["text/plain"], {"type": "text"}, True])
+def test_content_type_must_be_a_string(content_type):
+    assert error_code({"files": [{"name": "a", "size": 1, "content_type": content_type}]}) == "invalid_content_type"
 
 
 def test_messages_name_the_problem():
