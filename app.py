@@ -10,6 +10,7 @@ from chalice import Chalice, Response
 
 from chalicelib import views
 from chalicelib.http import JSON_BODY_TYPES, chalice_errors, json_errors, parse_json
+from chalicelib.settings import queue_names
 from chalicelib.wiring import get_service, get_settings, get_worker
 
 app = Chalice(app_name="squeezer")
@@ -18,9 +19,7 @@ logging.getLogger("squeezer").setLevel(os.environ.get("SQUEEZER_LOG_LEVEL", "INF
 
 # Chalice needs the queue names when it loads the app; they come from the
 # stage's environment variables in .chalice/config.json.
-JOBS_QUEUE = os.environ.get("SQUEEZER_QUEUE", "squeezer-queue-not-configured")
-DEAD_LETTER_QUEUE = os.environ.get("SQUEEZER_DLQ", "squeezer-dlq-not-configured")
-WORKER_BATCH_SIZE = 10
+JOBS_QUEUE, DEAD_LETTER_QUEUE, WORKER_BATCH_SIZE = queue_names()
 
 
 def _owner() -> str:

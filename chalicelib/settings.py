@@ -1,14 +1,17 @@
 """One settings object for the API and the worker, read from the environment.
 
-Resource names always come from environment variables that
-``.chalice/config.json`` (or the local stack) sets; nothing here names a
-real bucket, table or queue. An explicit argument beats the environment.
+Each setting is declared once, below: its type, its default and the
+environment variable that sets it. Resource names always come from
+variables that ``.chalice/config.json`` (or the local stack) sets; nothing
+here names a real bucket, table or queue. An explicit argument beats the
+environment.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import dataclass, field
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 GiB = 1024**3
 MiB = 1024**2
@@ -18,105 +21,114 @@ class SettingsError(Exception):
     """A required setting is missing or malformed."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+def _setting(env: str | None, default: Any = dataclasses.MISSING, *,
+             default_factory: Callable[[], Any] | None = None) -> Any:
+    """A field set by the environment variable ``env`` (None: only by argument)."""
+    if default_factory is not None:
+        return dataclasses.field(default_factory=default_factory, metadata={"env": env})
+    return dataclasses.field(default=default, metadata={"env": env})
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+def _cpus() -> int:
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
 class Settings:
-    bucket: str
-    table: str
-    queue_name: str
-    dead_letter_queue_name: str
-    region: str = "us-east-1"
-    endpoint_url: str | None = None
-    uploads_prefix: str = "uploads/"
-    results_prefix: str = "results/"
-    upload_url_ttl: int = 3600
+    # -- resources (required) ---------------------------------------------------------
+    bucket: str = _setting("SQUEEZER_BUCKET")
+    table: str = _setting("SQUEEZER_TABLE")
+    queue_name: str = _setting("SQUEEZER_QUEUE")
+    dead_letter_queue_name: str = _setting("SQUEEZER_DLQ")
+    # -- where AWS is -------------------------------------------------------------------
+    region: str = _setting("AWS_REGION", "us-east-1")
+    endpoint_url: str | None = _setting("AWS_ENDPOINT_URL", None)
+    # -- object keys -------------------------------------------------------------------
+    uploads_prefix: str = _setting(None, "uploads/")
+    results_prefix: str = _setting(None, "results/")
+    # -- the API ---------------------------------------------------------------------------
+    upload_url_ttl: int = _setting("SQUEEZER_UPLOAD_URL_TTL", 3600)
     # A PUT that started just before its URL expired may still be arriving:
     # a pending file is declared expired only this long after its URL.
-    upload_grace_seconds: int = 900
-    download_url_ttl: int = 3600
-    max_files_per_job: int = 1000
-    max_file_size: int = 5 * GiB
+    upload_grace_seconds: int = _setting("SQUEEZER_UPLOAD_GRACE_SECONDS", 900)
+    download_url_ttl: int = _setting("SQUEEZER_DOWNLOAD_URL_TTL", 3600)
+    max_files_per_job: int = _setting("SQUEEZER_MAX_FILES_PER_JOB", 1000)
+    max_file_size: int = _setting("SQUEEZER_MAX_FILE_SIZE", 5 * GiB)
+    max_list_page: int = _setting("SQUEEZER_MAX_LIST_PAGE", 100)
+    record_ttl_days: int = _setting("SQUEEZER_RECORD_TTL_DAYS", 30)
+    default_owner: str = _setting(None, "public")
+    # -- the worker --------------------------------------------------------------------
     # Two parts at most are in memory (one filling, one uploading).
-    part_size: int = 8 * MiB
+    part_size: int = _setting("SQUEEZER_PART_SIZE", 8 * MiB)
     # A claim on a file lasts this long unless the worker's heartbeat renews
     # it; the heartbeat also keeps the message hidden for lease + one beat, so
     # a killed worker's file is taken over about a minute later, never while
     # the worker is alive. The heartbeat is also how a cancel is noticed.
-    lease_seconds: int = 60
-    heartbeat_seconds: float = 5.0
+    lease_seconds: int = _setting("SQUEEZER_LEASE_SECONDS", 60)
+    heartbeat_seconds: float = _setting("SQUEEZER_HEARTBEAT_SECONDS", 5.0)
     # The worker's Lambda timeout: POST /jobs refuses files that cannot be
     # compressed within it (chalicelib/throughput.py).
-    worker_timeout_seconds: int = 900
+    worker_timeout_seconds: int = _setting("SQUEEZER_WORKER_TIMEOUT", 900)
     # The worker hands records back untouched when the invocation has less
     # than this left, instead of being killed half-way by the Lambda timeout.
     # 0 turns the check off (chalice.test.Client's budget is a fixed 3 s).
-    stop_margin_ms: int = 30_000
-    retry_base_delay: int = 5
-    retry_max_delay: int = 300
-    record_ttl_days: int = 30
-    max_list_page: int = 100
+    stop_margin_ms: int = _setting("SQUEEZER_STOP_MARGIN_MS", 30_000)
+    retry_base_delay: int = _setting("SQUEEZER_RETRY_BASE_DELAY", 5)
+    retry_max_delay: int = _setting("SQUEEZER_RETRY_MAX_DELAY", 300)
     # zstd uses this many threads for objects of at least threads_min_size.
-    compress_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
-    threads_min_size: int = 64 * MiB
-    default_owner: str = "public"
+    compress_threads: int = _setting("SQUEEZER_COMPRESS_THREADS", default_factory=_cpus)
+    threads_min_size: int = _setting("SQUEEZER_THREADS_MIN_SIZE", 64 * MiB)
+    # The SQS event sources' batch size (read when the app is loaded).
+    worker_batch_size: int = _setting("SQUEEZER_WORKER_BATCH_SIZE", 10)
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
-        """Build settings from ``env`` (default ``os.environ``)."""
-        env = os.environ if env is None else env
-        required = {
-            "bucket": "SQUEEZER_BUCKET",
-            "table": "SQUEEZER_TABLE",
-            "queue_name": "SQUEEZER_QUEUE",
-            "dead_letter_queue_name": "SQUEEZER_DLQ",
-        }
-        values: dict = {}
-        for attr, var in required.items():
-            if attr in overrides:
-                continue
-            if not env.get(var):
-                raise SettingsError(
-                    f"environment variable {var} is not set: set it in "
-                    ".chalice/config.json or the local stack's environment"
-                )
-            values[attr] = env[var]
-        values["region"] = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
-        values["endpoint_url"] = env.get("AWS_ENDPOINT_URL") or None
-        values["upload_url_ttl"] = _int(env, "SQUEEZER_UPLOAD_URL_TTL", 3600)
-        values["download_url_ttl"] = _int(env, "SQUEEZER_DOWNLOAD_URL_TTL", 3600)
-        values["lease_seconds"] = _int(env, "SQUEEZER_LEASE_SECONDS", 60)
-        values["heartbeat_seconds"] = _float(env, "SQUEEZER_HEARTBEAT_SECONDS", 5.0)
-        values["worker_timeout_seconds"] = _int(env, "SQUEEZER_WORKER_TIMEOUT", 900)
-        values["stop_margin_ms"] = _int(env, "SQUEEZER_STOP_MARGIN_MS", 30_000)
-        values["retry_base_delay"] = _int(env, "SQUEEZER_RETRY_BASE_DELAY", 5)
-        values["retry_max_delay"] = _int(env, "SQUEEZER_RETRY_MAX_DELAY", 300)
-        values["record_ttl_days"] = _int(env, "SQUEEZER_RECORD_TTL_DAYS", 30)
-        values["part_size"] = _int(env, "SQUEEZER_PART_SIZE", 8 * MiB)
-        if env.get("SQUEEZER_COMPRESS_THREADS"):
-            values["compress_threads"] = _int(env, "SQUEEZER_COMPRESS_THREADS", 1)
-        values.update(overrides)
-        if not 0 < values["heartbeat_seconds"] * 3 <= values["lease_seconds"]:
+    def __post_init__(self) -> None:
+        if not 0 < self.heartbeat_seconds * 3 <= self.lease_seconds:
             raise SettingsError("SQUEEZER_HEARTBEAT_SECONDS must be positive and at most a third of "
                                 "SQUEEZER_LEASE_SECONDS, so a claim survives a missed beat")
-        if values["part_size"] < 5 * MiB:
+        if self.part_size < 5 * MiB:
             raise SettingsError("SQUEEZER_PART_SIZE must be at least 5 MiB (S3's minimum part)")
-        return cls(**values)
+        if not 1 <= self.worker_batch_size <= 10:
+            raise SettingsError("SQUEEZER_WORKER_BATCH_SIZE must be from 1 to 10 (SQS's largest batch)")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Build settings from ``env`` (default ``os.environ``); ``overrides`` win."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for spec in dataclasses.fields(cls):
+            name = spec.metadata.get("env")
+            if spec.name in overrides or not name:
+                continue
+            raw = env.get(name) or (env.get("AWS_DEFAULT_REGION") if name == "AWS_REGION" else None)
+            if raw in (None, ""):
+                if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                    raise SettingsError(f"environment variable {name} is not set: set it in "
+                                        ".chalice/config.json or the local stack's environment")
+                continue
+            values[spec.name] = _parse(name, raw, spec.type)
+        return cls(**{**values, **overrides})
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    kind = str(kind)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be {'an integer' if kind == 'int' else 'a number'}, got {raw!r}") from None
+    return raw
+
+
+def queue_names(env: Mapping[str, str] | None = None) -> tuple[str, str, int]:
+    """The jobs queue, the dead-letter queue and the batch size, for app.py's event sources.
+
+    Chalice reads them when it loads the app, also to package or deploy it,
+    where the other settings may be absent: placeholders then, not an error.
+    """
+    env = os.environ if env is None else env
+    batch = env.get("SQUEEZER_WORKER_BATCH_SIZE") or "10"
+    return (env.get("SQUEEZER_QUEUE") or "squeezer-queue-not-configured",
+            env.get("SQUEEZER_DLQ") or "squeezer-dlq-not-configured",
+            int(_parse("SQUEEZER_WORKER_BATCH_SIZE", batch, "int")))
