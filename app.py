@@ -3,10 +3,13 @@
 Each handler parses its input, calls one function in chalicelib and shapes
 the answer; the logic lives in chalicelib.
 """
+from __future__ import annotations
+
 import logging
 import os
+from typing import Any, Mapping
 
-from chalice import Chalice, Response
+from chalice.app import Chalice, Request, Response, SQSEvent
 
 from chalicelib import views
 from chalicelib.http import JSON_BODY_TYPES, chalice_errors, json_errors, parse_json
@@ -22,6 +25,12 @@ logging.getLogger("squeezer").setLevel(os.environ.get("SQUEEZER_LOG_LEVEL", "INF
 JOBS_QUEUE, DEAD_LETTER_QUEUE, WORKER_BATCH_SIZE = queue_names()
 
 
+def _request() -> Request:
+    request = app.current_request
+    assert request is not None, "a route runs with a current request"
+    return request
+
+
 def _owner() -> str:
     # Every job belongs to an owner. Until per-tenant tokens land, all
     # requests share the default owner.
@@ -30,14 +39,14 @@ def _owner() -> str:
 
 @app.route("/", methods=["GET"])
 @json_errors
-def index():
+def index() -> dict[str, Any]:
     return views.index()
 
 
 @app.route("/jobs", methods=["POST"], content_types=JSON_BODY_TYPES)
 @json_errors
-def create_job():
-    request = app.current_request
+def create_job() -> Response:
+    request = _request()
     body = parse_json(request.raw_body, request.headers.get("content-type"))
     created = get_service().create_job(body, owner=_owner())
     return Response(
@@ -49,42 +58,42 @@ def create_job():
 
 @app.route("/jobs", methods=["GET"])
 @json_errors
-def list_jobs():
-    params = app.current_request.query_params or {}
+def list_jobs() -> dict[str, Any]:
+    params: Mapping[str, str] = _request().query_params or {}
     page = get_service().list_jobs(owner=_owner(), limit=params.get("limit"), cursor=params.get("cursor"))
     return views.job_page(page)
 
 
 @app.route("/jobs/{job_id}", methods=["GET"])
 @json_errors
-def job_status(job_id):
+def job_status(job_id: str) -> dict[str, Any]:
     return views.job_status(get_service().get_status(job_id, owner=_owner()))
 
 
 @app.route("/jobs/{job_id}/summary", methods=["GET"])
 @json_errors
-def job_summary(job_id):
+def job_summary(job_id: str) -> dict[str, Any]:
     return views.job_summary(*get_service().get_summary(job_id, owner=_owner()))
 
 
 @app.route("/jobs/{job_id}", methods=["DELETE"])
 @json_errors
-def cancel_job(job_id):
+def cancel_job(job_id: str) -> dict[str, Any]:
     return views.job_status(get_service().cancel_job(job_id, owner=_owner()))
 
 
 @app.route("/jobs/{job_id}/retry", methods=["POST"], content_types=JSON_BODY_TYPES)
 @json_errors
-def retry_job(job_id):
+def retry_job(job_id: str) -> dict[str, Any]:
     return views.retry_outcome(get_service().retry_failed(job_id, owner=_owner()))
 
 
 @app.on_sqs_message(queue=JOBS_QUEUE, batch_size=WORKER_BATCH_SIZE, name="compress")
-def compress(event):
+def compress(event: SQSEvent) -> dict[str, Any]:
     remaining = getattr(event.context, "get_remaining_time_in_millis", None)
     return get_worker().handle_batch((record.to_dict() for record in event), remaining_ms=remaining)
 
 
 @app.on_sqs_message(queue=DEAD_LETTER_QUEUE, batch_size=WORKER_BATCH_SIZE, name="dead_letters")
-def dead_letters(event):
+def dead_letters(event: SQSEvent) -> dict[str, Any]:
     return get_worker().handle_dead_letters(record.to_dict() for record in event)

@@ -44,13 +44,13 @@ class AwsClients:
             key = f"{kind}:{name}"
             if key not in self._cache:
                 session = self._session or boto3.session.Session()
-                factory = session.client if kind == "client" else session.resource
-                self._cache[key] = factory(
-                    name,
-                    region_name=self._settings.region,
-                    endpoint_url=self._settings.endpoint_url,
-                    config=_CONFIG,
-                )
+                options: dict[str, Any] = {
+                    "region_name": self._settings.region,
+                    "endpoint_url": self._settings.endpoint_url,
+                    "config": _CONFIG,
+                }
+                factory: Any = session.client if kind == "client" else session.resource
+                self._cache[key] = factory(name, **options)
             return self._cache[key]
 
     @property

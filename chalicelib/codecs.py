@@ -20,10 +20,11 @@ import zstandard
 
 from .domain import Algorithm
 
+_zlib: Any
 try:  # zlib-ng: same output format, 1.6-2x the speed of the stdlib zlib
     from zlib_ng import zlib_ng as _zlib
 except ImportError:  # pragma: no cover - the wheel exists for all our targets
-    _zlib = _stdlib_zlib  # type: ignore[assignment]
+    _zlib = _stdlib_zlib
 
 CHUNK_SIZE = 1024 * 1024
 """Read size. zstandard's copy_stream is fastest with 1 MiB reads."""
@@ -131,7 +132,7 @@ class ZstdCodec(Codec):
     def compress(self, src: Source, dst: Sink, level: int, *, threads: int, chunk_size: int) -> None:
         compressor = zstandard.ZstdCompressor(level=level, threads=threads if threads > 1 else 0, write_checksum=True)
         # copy_stream with 1 MiB reads and its default write size is the fast path.
-        compressor.copy_stream(src, dst, read_size=chunk_size)
+        compressor.copy_stream(src, dst, read_size=chunk_size)  # type: ignore[arg-type]  # duck-typed: read/write
 
     def decoder(self, max_output: int) -> "_StreamDecoder":
         return _MemberDecoder(lambda: zstandard.ZstdDecompressor().decompressobj(), max_output=None)
@@ -159,7 +160,7 @@ class GzipCodec(Codec):
 
 
 CODECS: dict[Algorithm, Codec] = {codec.algorithm: codec for codec in (ZstdCodec(), BrotliCodec(), GzipCodec())}
-_CODEC_ERRORS = (zstandard.ZstdError, brotli.error, _zlib.error, _stdlib_zlib.error)
+_CODEC_ERRORS: tuple[type[Exception], ...] = (zstandard.ZstdError, brotli.error, _zlib.error, _stdlib_zlib.error)
 
 
 class _BrotliCompressor:
@@ -167,10 +168,12 @@ class _BrotliCompressor:
         self._obj = brotli.Compressor(quality=level)
 
     def compress(self, data: bytes) -> bytes:
-        return self._obj.process(data)
+        out: bytes = self._obj.process(data)
+        return out
 
     def flush(self) -> bytes:
-        return self._obj.finish()
+        out: bytes = self._obj.finish()
+        return out
 
 
 class _StreamDecoder(Protocol):

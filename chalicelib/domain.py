@@ -5,7 +5,7 @@ import enum
 import secrets
 import time
 from dataclasses import dataclass, field, replace
-from typing import Iterable
+from typing import Any, Iterable
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ class FileRecord:
             return None
         return round(self.compressed_size / self.size, 4)
 
-    def evolve(self, **changes) -> "FileRecord":
+    def evolve(self, **changes: Any) -> FileRecord:
         return replace(self, **changes)
 
     def held_at(self, at: float) -> bool:

@@ -45,7 +45,7 @@ class Malformed:
     receipt_handle: str
     receive_count: int
     reason: str
-    raw: dict
+    raw: dict[str, Any]
 
 
 Parsed = Union[Delivery, Malformed]
@@ -82,7 +82,7 @@ def _receive_count(attributes: Any) -> int:
     """SQS's ApproximateReceiveCount; 1 when missing or not a number (it only scales backoff)."""
     raw = attributes.get("ApproximateReceiveCount") if isinstance(attributes, dict) else None
     try:
-        return max(1, int(raw))
+        return max(1, int(str(raw)))
     except (TypeError, ValueError):
         return 1
 

@@ -13,7 +13,7 @@ import json
 import logging
 from typing import Any, Callable, NamedTuple
 
-from chalice import Response
+from chalice.app import Response
 
 from .errors import SqueezerError, ValidationError
 from .settings import SettingsError
@@ -43,12 +43,14 @@ class BodyTooLarge(SqueezerError):
     code = "body_too_large"
 
 
-def parse_json(raw: bytes | None, content_type: str | None = "application/json") -> Any:
+def parse_json(raw: bytes | str | None, content_type: str | None = "application/json") -> Any:
     """The request body as JSON, or a 4xx that says why not."""
     if content_type and not _is_json_type(content_type):
         raise UnsupportedMediaType(unsupported_media_type_message(content_type))
     if not raw:
         raise ValidationError("the request body is empty: send a JSON object", code="invalid_json")
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
     if len(raw) > MAX_BODY_BYTES:
         raise BodyTooLarge(f"the request body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
     try:

@@ -293,7 +293,7 @@ class DynamoJobStore:
         )
 
     # -- helpers ----------------------------------------------------------------
-    def _update(self, pk: str, sk: str, expression: str, condition: str, values: dict) -> bool:
+    def _update(self, pk: str, sk: str, expression: str, condition: str, values: dict[str, Any]) -> bool:
         names = {"#s": "state"} if "#s" in expression or "#s" in condition else None
         kwargs: dict[str, Any] = {
             "Key": {"pk": pk, "sk": sk},
@@ -309,18 +309,19 @@ class DynamoJobStore:
             return False
         return True
 
-    def _write(self, **kwargs: Any) -> dict:
+    def _write(self, **kwargs: Any) -> dict[str, Any]:
         """One conditional UpdateItem; a failed condition raises _ConditionFailed with the old item."""
         try:
             with aws_errors("updating the job table"):
-                response: dict = self._table.update_item(**kwargs)
+                response: dict[str, Any] = self._table.update_item(**kwargs)
         except AwsError as exc:
             if exc.aws_code == "ConditionalCheckFailedException" and isinstance(exc.__cause__, ClientError):
                 raise _ConditionFailed(_old_item(exc.__cause__)) from None
             raise
         return response
 
-    def _query(self, condition, *, projection: str | None = None, names: dict | None = None) -> Iterable[dict]:
+    def _query(self, condition: Any, *, projection: str | None = None,
+               names: dict[str, str] | None = None) -> Iterable[dict[str, Any]]:
         kwargs: dict[str, Any] = {"KeyConditionExpression": condition, "ConsistentRead": True}
         if projection:
             kwargs["ProjectionExpression"] = projection
@@ -334,7 +335,7 @@ class DynamoJobStore:
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     @staticmethod
-    def _job_item(job: Job, expires: int) -> dict:
+    def _job_item(job: Job, expires: int) -> dict[str, Any]:
         item = {
             "pk": _job_pk(job.job_id),
             "sk": "META",
@@ -353,7 +354,7 @@ class DynamoJobStore:
         return item
 
     @staticmethod
-    def _file_item(record: FileRecord, expires: int) -> dict:
+    def _file_item(record: FileRecord, expires: int) -> dict[str, Any]:
         item = {
             "pk": _job_pk(record.job_id),
             "sk": _file_sk(record.file_id),
@@ -376,7 +377,7 @@ class DynamoJobStore:
         return item
 
     @staticmethod
-    def _to_job(item: dict) -> Job:
+    def _to_job(item: dict[str, Any]) -> Job:
         item = {k: _plain(v) for k, v in item.items()}
         return Job(
             job_id=item["job_id"],
@@ -390,7 +391,7 @@ class DynamoJobStore:
         )
 
     @staticmethod
-    def _to_file(item: dict) -> FileRecord:
+    def _to_file(item: dict[str, Any]) -> FileRecord:
         item = {k: _plain(v) for k, v in item.items()}
         error = None
         if item.get("error_code"):
@@ -419,26 +420,26 @@ class DynamoJobStore:
         )
 
 
-def _old_item(exc: ClientError) -> dict | None:
+def _old_item(exc: ClientError) -> dict[str, Any] | None:
     """The item as it was, from a failed condition with ReturnValuesOnConditionCheckFailure=ALL_OLD."""
-    item = exc.response.get("Item")
+    item: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]  # not in botocore's TypedDict
     if not item:
         return None
     return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
 
 
 class _ConditionFailed(Exception):
-    def __init__(self, item: dict | None) -> None:
+    def __init__(self, item: dict[str, Any] | None) -> None:
         super().__init__("condition failed")
         self.item = item
 
 
-def _encode_cursor(key: dict) -> str:
+def _encode_cursor(key: dict[str, Any]) -> str:
     raw = json.dumps({k: _plain(v) for k, v in key.items()}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, owner: str) -> dict:
+def _decode_cursor(cursor: str, owner: str) -> dict[str, Any]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))

@@ -35,7 +35,7 @@ class SqsWorkQueue:
             self._sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(upload_notification(bucket, key)))
 
 
-def upload_notification(bucket: str, key: str) -> dict:
+def upload_notification(bucket: str, key: str) -> dict[str, Any]:
     """The smallest S3 event notification the worker's parser accepts."""
     return {
         "Records": [{

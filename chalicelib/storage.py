@@ -24,7 +24,8 @@ class _TranslatedBody:
 
     def read(self, size: int = -1) -> bytes:
         with aws_errors(f"reading s3 object {self._key}"):
-            return self._body.read(size)
+            data: bytes = self._body.read(size)
+        return data
 
     def close(self) -> None:
         self._body.close()
@@ -162,9 +163,9 @@ class MultipartWriter:
         self._metadata = metadata
         self._buffer = bytearray()
         self._upload_id: str | None = None
-        self._parts: list[dict] = []
+        self._parts: list[dict[str, Any]] = []
         self._sender: ThreadPoolExecutor | None = None
-        self._in_flight: Future | None = None
+        self._in_flight: Future[None] | None = None
         self.size = 0
 
     def write(self, data: bytes) -> int:
@@ -192,6 +193,7 @@ class MultipartWriter:
         self._wait_for_part()
         number = len(self._parts) + 1
         self._parts.append({"PartNumber": number, "ETag": None})
+        assert self._sender is not None
         self._in_flight = self._sender.submit(self._upload_part, number, body)
 
     def _upload_part(self, number: int, body: bytearray) -> None:

@@ -26,7 +26,7 @@ class ReadAhead:
     def __init__(self, source: Source, *, chunk_size: int, depth: int = 4) -> None:
         self._source = source
         self._chunk_size = chunk_size
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._pending = b""
         self._finished = False
@@ -65,6 +65,7 @@ class ReadAhead:
         if isinstance(item, BaseException):
             self._finished = True
             raise item
+        assert isinstance(item, bytes)
         if 0 <= size < len(item):
             self._pending = item[size:]
             return item[:size]

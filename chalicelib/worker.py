@@ -22,7 +22,7 @@ import math
 import random
 import time
 import uuid
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from .codecs import CHUNK_SIZE, CodecError, HashingReader, VerifyingSink, compress_stream
 from .domain import FileError, FileRecord, FileState, now
@@ -63,7 +63,7 @@ class Worker:
         self.files = FileProcessor(store, storage, queue, settings, clock=clock, token_factory=token_factory)
 
     # -- the jobs queue -----------------------------------------------------------
-    def handle_batch(self, records: Iterable[dict], remaining_ms: RemainingMs | None = None) -> dict:
+    def handle_batch(self, records: Iterable[dict[str, Any]], remaining_ms: RemainingMs | None = None) -> dict[str, Any]:
         """Process an SQS batch; returns the Lambda partial-batch response."""
         parsed = parse_records(records, self._keys)
         deliveries = [item for item in parsed if isinstance(item, Delivery)]
@@ -124,7 +124,7 @@ class Worker:
         return delay
 
     # -- the dead-letter queue -------------------------------------------------------
-    def handle_dead_letters(self, records: Iterable[dict]) -> dict:
+    def handle_dead_letters(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Messages that ran out of retries. Never raises: a malformed one is kept and let go."""
         failures: list[Parsed] = []
         for item in parse_records(records, self._keys):
@@ -374,7 +374,7 @@ class FileProcessor:
             )
 
 
-def _batch_response(failures: list[Parsed]) -> dict:
+def _batch_response(failures: list[Parsed]) -> dict[str, Any]:
     return {"batchItemFailures": [{"itemIdentifier": item.message_id} for item in failures]}
 
 

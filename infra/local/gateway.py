@@ -43,7 +43,7 @@ def install() -> None:
         try:
             return original(self, method, path, headers, body)
         except local.ForbiddenError as exc:
-            if exc.body and _MISSING_TOKEN in exc.body:
+            if exc.body and (_MISSING_TOKEN in exc.body or b"Authorization header requires" in exc.body):
                 raise gateway_error("MISSING_AUTHENTICATION_TOKEN") from None
             raise
 
