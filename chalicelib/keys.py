@@ -30,12 +30,6 @@ class ObjectKeys:
         """Where a malformed dead letter is kept for an operator to read."""
         return f"{self.dead_letters_prefix}{day}/{message_id}.json"
 
-    def job_uploads(self, job_id: str) -> str:
-        return f"{self.uploads_prefix}{job_id}/"
-
-    def job_results(self, job_id: str) -> str:
-        return f"{self.results_prefix}{job_id}/"
-
     def parse_upload(self, key: str) -> FileRef | None:
         """The job and file an upload key belongs to, or None if it is not one."""
         if not key.startswith(self.uploads_prefix):
