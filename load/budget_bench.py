@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m load.budget_bench", description=__doc__.splitlines()[0])
     parser.add_argument("--write-table", action="store_true", help="measure every level; print the table")
     parser.add_argument("--mib", type=float, default=2, help="timed sample per data kind, after the warm-up (MiB)")
-    parser.add_argument("--quick", action="store_true", help="no warm-up, one run per kind (what make bench QUICK=1 does)")
+    parser.add_argument("--quick", action="store_true",
+                        help="no warm-up, one run per kind (what make bench QUICK=1 does)")
     args = parser.parse_args(argv)
     size = int(args.mib * MiB)
     began = time.perf_counter()
