@@ -3,11 +3,13 @@
 Each handler parses its input, calls one function in chalicelib and shapes
 the answer; the logic lives in chalicelib.
 """
+
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from chalice.app import Chalice, Request, Response, SQSEvent
 

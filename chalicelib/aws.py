@@ -5,11 +5,13 @@ tests and region and endpoint come from the settings at run time.
 ``AWS_ENDPOINT_URL`` (in Settings) points everything at LocalStack or the
 local emulator; on AWS it is unset.
 """
+
 from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 from botocore.config import Config

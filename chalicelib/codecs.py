@@ -9,11 +9,13 @@ A *source* is anything with ``read(n) -> bytes``; a *sink* is anything with
 ``write(b)``. Checksumming, counting and uploading are done by wrapping the
 source or sink (see :class:`HashingReader`), not inside the codecs.
 """
+
 from __future__ import annotations
 
 import zlib as _stdlib_zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterator, Protocol
+from typing import Any, ClassVar, Protocol
 
 import brotli
 import zstandard
@@ -99,6 +101,7 @@ def compress_stream(
 
 # -- the codecs: one class each, registered in CODECS ---------------------------------
 
+
 class Codec:
     """One compression format: how to compress a stream and how to decode one."""
 
@@ -120,7 +123,7 @@ class Codec:
         """An object with ``compress(bytes) -> bytes`` and ``flush() -> bytes``."""
         raise NotImplementedError
 
-    def decoder(self, max_output: int) -> "_StreamDecoder":
+    def decoder(self, max_output: int) -> _StreamDecoder:
         raise NotImplementedError
 
 
@@ -134,7 +137,7 @@ class ZstdCodec(Codec):
         # copy_stream with 1 MiB reads and its default write size is the fast path.
         compressor.copy_stream(src, dst, read_size=chunk_size)  # type: ignore[arg-type]  # duck-typed: read/write
 
-    def decoder(self, max_output: int) -> "_StreamDecoder":
+    def decoder(self, max_output: int) -> _StreamDecoder:
         return _MemberDecoder(lambda: zstandard.ZstdDecompressor().decompressobj(), max_output=None)
 
 
@@ -144,7 +147,7 @@ class BrotliCodec(Codec):
     def compressor(self, level: int) -> Any:
         return _BrotliCompressor(level)
 
-    def decoder(self, max_output: int) -> "_StreamDecoder":
+    def decoder(self, max_output: int) -> _StreamDecoder:
         return _BrotliDecoder(max_output)
 
 
@@ -155,7 +158,7 @@ class GzipCodec(Codec):
     def compressor(self, level: int) -> Any:
         return _zlib.compressobj(level, _zlib.DEFLATED, _GZIP_WBITS)
 
-    def decoder(self, max_output: int) -> "_StreamDecoder":
+    def decoder(self, max_output: int) -> _StreamDecoder:
         return _MemberDecoder(lambda: _zlib.decompressobj(_GZIP_WBITS), max_output=max_output)
 
 

@@ -1,11 +1,13 @@
 """Domain objects: jobs, files and their states. No AWS in here."""
+
 from __future__ import annotations
 
 import enum
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,16 @@ OPEN_FILE_STATES = frozenset(set(FileState) - FINAL_FILE_STATES)
 
 # Error codes of failed files that ``POST /jobs/{id}/retry`` re-queues (when
 # the upload is still there): what went wrong was not the file itself.
-RETRYABLE_ERROR_CODES = frozenset({
-    "connection_error", "aws_error", "internal_error", "worker_timeout", "retries_exhausted", "upload_expired",
-})
+RETRYABLE_ERROR_CODES = frozenset(
+    {
+        "connection_error",
+        "aws_error",
+        "internal_error",
+        "worker_timeout",
+        "retries_exhausted",
+        "upload_expired",
+    }
+)
 
 
 class JobState(str, enum.Enum):

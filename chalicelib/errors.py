@@ -14,6 +14,7 @@ The adapters (storage.py, jobstore.py, queue.py) turn botocore's errors
 into AwsError with ``chalicelib.aws.aws_errors``; nothing above them sees
 botocore. Messages say what went wrong and, where it helps, what to do.
 """
+
 from __future__ import annotations
 
 

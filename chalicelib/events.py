@@ -6,13 +6,15 @@ parsing never raises. A record that cannot be understood becomes a
 dead-letter queue and costs its neighbours nothing); a well-formed S3
 notification becomes a ``Delivery`` with the uploads of ours it names.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Union
+from typing import Any
 
 from .keys import FileRef, ObjectKeys
 
@@ -48,7 +50,7 @@ class Malformed:
     raw: dict[str, Any]
 
 
-Parsed = Union[Delivery, Malformed]
+Parsed = Delivery | Malformed
 
 
 class _Bad(ValueError):

@@ -10,6 +10,7 @@ invocation is about to run out of time.
 
     Heartbeat.check()  raises Interrupted(reason) once the flag is up
 """
+
 from __future__ import annotations
 
 import enum
@@ -17,7 +18,7 @@ import logging
 import math
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .codecs import Source
 from .keys import FileRef
@@ -73,7 +74,7 @@ class Heartbeat:
     def reason(self) -> StopReason | None:
         return self._reason
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
         self._thread.start()
         return self
@@ -102,9 +103,7 @@ class Heartbeat:
 
     def _deadline_near(self) -> bool:
         return (
-            self._stop_margin_ms > 0
-            and self._remaining_ms is not None
-            and self._remaining_ms() < self._stop_margin_ms
+            self._stop_margin_ms > 0 and self._remaining_ms is not None and self._remaining_ms() < self._stop_margin_ms
         )
 
     def _beat(self) -> bool:
@@ -112,7 +111,9 @@ class Heartbeat:
         ref = self._ref
         try:
             held = self._store.renew_claim(
-                ref.job_id, ref.file_id, token=self._token,
+                ref.job_id,
+                ref.file_id,
+                token=self._token,
                 lease_until=self._clock() + self._lease_seconds,
             )
         except Exception:  # noqa: BLE001 - a missed beat; the lease outlives several
@@ -128,8 +129,12 @@ class Heartbeat:
                 # message comes back only once its claim can be taken over.
                 self._queue.delay(self._receipt_handle, math.ceil(self._lease_seconds + self._interval))
             except Exception:  # noqa: BLE001 - the claim still guards the file
-                log.warning("heartbeat of %s/%s could not extend its message's visibility",
-                            ref.job_id, ref.file_id, exc_info=True)
+                log.warning(
+                    "heartbeat of %s/%s could not extend its message's visibility",
+                    ref.job_id,
+                    ref.file_id,
+                    exc_info=True,
+                )
         return True
 
     def _stop(self, reason: StopReason) -> None:

@@ -6,12 +6,14 @@ and API Gateway's own answers before the app runs (unknown routes, bodies
 over its limit), through the GatewayResponses in ``GATEWAY_ERRORS``, which
 the packaged template configures and the local stack emulates.
 """
+
 from __future__ import annotations
 
 import functools
 import json
 import logging
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from chalice.app import Response
 
@@ -23,8 +25,7 @@ log = logging.getLogger("squeezer.api")
 
 # Accepted by the route so that a wrong type gets our error body, not Chalice's.
 # All text types: `chalice deploy` refuses a route that mixes binary and text.
-JSON_BODY_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded",
-                   "multipart/form-data"]
+JSON_BODY_TYPES = ["application/json", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
 
 
 # A 1,000-file job is about 250 KB of JSON; API Gateway itself stops at 10 MB.
@@ -63,12 +64,12 @@ def parse_json(raw: bytes | str | None, content_type: str | None = "application/
     except json.JSONDecodeError as exc:
         raise ValidationError(f"the request body is not valid JSON: {exc}", code="invalid_json") from None
     except UnicodeDecodeError:
-        raise ValidationError("the request body is not valid JSON: it is not UTF-8 text",
-                              code="invalid_json") from None
+        raise ValidationError("the request body is not valid JSON: it is not UTF-8 text", code="invalid_json") from None
     except ValueError:
         # int() refuses a number of more than sys.get_int_max_str_digits() digits
-        raise ValidationError("the request body is not valid JSON: a number has too many digits",
-                              code="invalid_json") from None
+        raise ValidationError(
+            "the request body is not valid JSON: a number has too many digits", code="invalid_json"
+        ) from None
     else:
         depth = json_depth(value, MAX_JSON_DEPTH + 1)
     if depth > MAX_JSON_DEPTH:
@@ -111,7 +112,8 @@ GATEWAY_ERRORS: dict[str, GatewayError] = {
     # an unknown path, or a method a path does not have (API Gateway cannot
     # tell the two apart; the app itself answers 405 for a known path)
     "MISSING_AUTHENTICATION_TOKEN": GatewayError(
-        404, "not_found", "no route matches this method and path: GET / lists the routes"),
+        404, "not_found", "no route matches this method and path: GET / lists the routes"
+    ),
     "UNSUPPORTED_MEDIA_TYPE": GatewayError(415, "unsupported_media_type", "send the body as application/json"),
     "REQUEST_TOO_LARGE": GatewayError(413, "body_too_large", "the request body is larger than API Gateway accepts"),
     "THROTTLED": GatewayError(429, "throttled", "too many requests: slow down and retry"),

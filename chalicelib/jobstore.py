@@ -10,13 +10,15 @@ Layout (single table, see infra/resources.py for the key schema):
 Every state change is a conditional write, so a redelivered message can
 neither run a file twice at once nor move a final file back.
 """
+
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeDeserializer
@@ -67,7 +69,8 @@ class DynamoJobStore:
     def cancel_job(self, job_id: str, at: float) -> bool:
         """Mark the job cancelled; False if it already was."""
         return self._update(
-            _job_pk(job_id), "META",
+            _job_pk(job_id),
+            "META",
             "SET cancelled_at = :at",
             "attribute_exists(pk) AND attribute_not_exists(cancelled_at)",
             {":at": _num(at)},
@@ -108,9 +111,9 @@ class DynamoJobStore:
 
     def get_file(self, job_id: str, file_id: str) -> FileRecord | None:
         with aws_errors("reading a file"):
-            item = self._table.get_item(
-                Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)}, ConsistentRead=True
-            ).get("Item")
+            item = self._table.get_item(Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)}, ConsistentRead=True).get(
+                "Item"
+            )
         return self._to_file(item) if item else None
 
     def list_jobs(self, owner: str, *, limit: int, cursor: str | None) -> tuple[list[Job], str | None]:
@@ -132,7 +135,8 @@ class DynamoJobStore:
     def mark_queued(self, job_id: str, file_id: str, at: float) -> bool:
         """pending -> queued: the upload has been seen."""
         return self._update(
-            _job_pk(job_id), _file_sk(file_id),
+            _job_pk(job_id),
+            _file_sk(file_id),
             "SET #s = :queued, queued_at = :at",
             "#s = :pending",
             {":queued": FileState.QUEUED.value, ":pending": FileState.PENDING.value, ":at": _num(at)},
@@ -154,9 +158,7 @@ class DynamoJobStore:
                     "SET #s = :processing, lease_token = :token, lease_until = :until, started_at = :at, "
                     "queued_at = if_not_exists(queued_at, :at), attempts = if_not_exists(attempts, :zero) + :one"
                 ),
-                ConditionExpression=(
-                    "#s IN (:pending, :queued) OR (#s = :processing AND lease_until < :at)"
-                ),
+                ConditionExpression=("#s IN (:pending, :queued) OR (#s = :processing AND lease_until < :at)"),
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues={
                     ":processing": FileState.PROCESSING.value,
@@ -178,15 +180,24 @@ class DynamoJobStore:
     def renew_claim(self, job_id: str, file_id: str, *, token: str, lease_until: float) -> bool:
         """Extend a live claim; False if this delivery no longer holds it (cancelled, taken over, final)."""
         return self._update(
-            _job_pk(job_id), _file_sk(file_id),
+            _job_pk(job_id),
+            _file_sk(file_id),
             "SET lease_until = :until",
             "#s = :processing AND lease_token = :token",
             {":processing": FileState.PROCESSING.value, ":token": token, ":until": _num(lease_until)},
         )
 
     def complete_file(
-        self, job_id: str, file_id: str, *, token: str, at: float,
-        compressed_size: int, crc32: int, result_key: str, compress_seconds: float,
+        self,
+        job_id: str,
+        file_id: str,
+        *,
+        token: str,
+        at: float,
+        compressed_size: int,
+        crc32: int,
+        result_key: str,
+        compress_seconds: float,
     ) -> bool:
         """processing -> completed, only by the holder of the claim.
 
@@ -224,7 +235,8 @@ class DynamoJobStore:
     def release_file(self, job_id: str, file_id: str, *, token: str, error: FileError, at: float) -> bool:
         """processing -> queued after a transient error; keeps the error for status."""
         return self._update(
-            _job_pk(job_id), _file_sk(file_id),
+            _job_pk(job_id),
+            _file_sk(file_id),
             "SET #s = :queued, error_code = :code, error_message = :msg, queued_at = :at "
             "REMOVE lease_token, lease_until",
             "#s = :processing AND lease_token = :token",
@@ -260,10 +272,12 @@ class DynamoJobStore:
             values[":pending"] = FileState.PENDING.value
             values[":queued"] = FileState.QUEUED.value
         return self._update(
-            _job_pk(job_id), _file_sk(file_id),
+            _job_pk(job_id),
+            _file_sk(file_id),
             "SET #s = :failed, error_code = :code, error_message = :msg, finished_at = :at "
             "REMOVE lease_token, lease_until",
-            condition, values,
+            condition,
+            values,
         )
 
     def requeue_file(self, job_id: str, file_id: str, *, error_codes: Iterable[str], at: float) -> bool:
@@ -271,16 +285,17 @@ class DynamoJobStore:
         codes = sorted(error_codes)
         placeholders = {f":c{i}": code for i, code in enumerate(codes)}
         return self._update(
-            _job_pk(job_id), _file_sk(file_id),
+            _job_pk(job_id),
+            _file_sk(file_id),
             "SET #s = :queued, queued_at = :at REMOVE finished_at",
             f"#s = :failed AND error_code IN ({', '.join(placeholders)})",
-            {":queued": FileState.QUEUED.value, ":failed": FileState.FAILED.value, ":at": _num(at),
-             **placeholders},
+            {":queued": FileState.QUEUED.value, ":failed": FileState.FAILED.value, ":at": _num(at), **placeholders},
         )
 
     def cancel_file(self, job_id: str, file_id: str, at: float) -> bool:
         return self._update(
-            _job_pk(job_id), _file_sk(file_id),
+            _job_pk(job_id),
+            _file_sk(file_id),
             "SET #s = :cancelled, finished_at = :at REMOVE lease_token, lease_until",
             "#s IN (:pending, :queued, :processing)",
             {
@@ -320,8 +335,9 @@ class DynamoJobStore:
             raise
         return response
 
-    def _query(self, condition: Any, *, projection: str | None = None,
-               names: dict[str, str] | None = None) -> Iterable[dict[str, Any]]:
+    def _query(
+        self, condition: Any, *, projection: str | None = None, names: dict[str, str] | None = None
+    ) -> Iterable[dict[str, Any]]:
         kwargs: dict[str, Any] = {"KeyConditionExpression": condition, "ConsistentRead": True}
         if projection:
             kwargs["ProjectionExpression"] = projection

@@ -1,4 +1,5 @@
 """S3 object keys. A user's file name never appears in a key."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ class ObjectKeys:
         """The job and file an upload key belongs to, or None if it is not one."""
         if not key.startswith(self.uploads_prefix):
             return None
-        parts = key[len(self.uploads_prefix):].split("/")
+        parts = key[len(self.uploads_prefix) :].split("/")
         if len(parts) != 2 or not all(parts):
             return None
         return FileRef(job_id=parts[0], file_id=parts[1])

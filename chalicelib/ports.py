@@ -5,10 +5,12 @@ DynamoJobStore (jobstore.py), S3Storage (storage.py) and SqsWorkQueue
 tests/fakes.py, held to the same behaviour by contract tests. Adapters raise
 the project's errors (errors.py), never botocore's.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
 from .codecs import Sink
 from .domain import Claim, FileError, FileRecord, Job
@@ -50,9 +52,22 @@ class JobStore(Protocol):
     def mark_queued(self, job_id: str, file_id: str, at: float) -> bool: ...
     def claim_file(self, job_id: str, file_id: str, *, token: str, at: float, lease_until: float) -> Claim: ...
     def renew_claim(self, job_id: str, file_id: str, *, token: str, lease_until: float) -> bool: ...
-    def complete_file(self, job_id: str, file_id: str, *, token: str, at: float, compressed_size: int, crc32: int, result_key: str, compress_seconds: float) -> bool: ...
+    def complete_file(
+        self,
+        job_id: str,
+        file_id: str,
+        *,
+        token: str,
+        at: float,
+        compressed_size: int,
+        crc32: int,
+        result_key: str,
+        compress_seconds: float,
+    ) -> bool: ...
     def release_file(self, job_id: str, file_id: str, *, token: str, error: FileError, at: float) -> bool: ...
-    def fail_file(self, job_id: str, file_id: str, *, error: FileError, at: float, token: str | None = None) -> bool: ...
+    def fail_file(
+        self, job_id: str, file_id: str, *, error: FileError, at: float, token: str | None = None
+    ) -> bool: ...
     def cancel_file(self, job_id: str, file_id: str, at: float) -> bool: ...
     def requeue_file(self, job_id: str, file_id: str, *, error_codes: Iterable[str], at: float) -> bool: ...
 
@@ -65,7 +80,9 @@ class ResultWriter(Sink, Protocol):
 
 
 class ObjectStorage(Protocol):
-    def presign_upload(self, key: str, *, size: int, content_type: str, sha256_hex: str | None, expires_in: int) -> PresignedRequest: ...
+    def presign_upload(
+        self, key: str, *, size: int, content_type: str, sha256_hex: str | None, expires_in: int
+    ) -> PresignedRequest: ...
     def presign_download(self, key: str, *, filename: str, expires_in: int) -> str: ...
     def open_read(self, key: str) -> ObjectStream | None: ...
     def open_writer(self, key: str, *, content_type: str, metadata: dict[str, str]) -> ResultWriter: ...

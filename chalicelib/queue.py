@@ -1,4 +1,5 @@
 """SQS adapter: the jobs queue as the worker and the API use it."""
+
 from __future__ import annotations
 
 import json
@@ -6,6 +7,7 @@ import urllib.parse
 from typing import Any
 
 from .aws import aws_errors
+
 
 class SqsWorkQueue:
     """One queue: change the visibility of received messages, send work to it."""
@@ -38,9 +40,11 @@ class SqsWorkQueue:
 def upload_notification(bucket: str, key: str) -> dict[str, Any]:
     """The smallest S3 event notification the worker's parser accepts."""
     return {
-        "Records": [{
-            "eventSource": "squeezer:retry",
-            "eventName": "ObjectCreated:Retry",
-            "s3": {"bucket": {"name": bucket}, "object": {"key": urllib.parse.quote_plus(key, safe="/")}},
-        }]
+        "Records": [
+            {
+                "eventSource": "squeezer:retry",
+                "eventName": "ObjectCreated:Retry",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": urllib.parse.quote_plus(key, safe="/")}},
+            }
+        ]
     }

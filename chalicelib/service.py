@@ -2,12 +2,15 @@
 
 Depends on the ports (JobStore, ObjectStorage, WorkQueue), never on boto3.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
+from . import throughput
 from .domain import (
     RETRYABLE_ERROR_CODES,
     FileError,
@@ -21,12 +24,10 @@ from .domain import (
     now,
     summarize,
 )
-from . import throughput
 from .errors import JobConflict, JobNotFound, ValidationError
 from .keys import ObjectKeys
-from .ports import JobStore, ObjectStorage, WorkQueue
+from .ports import JobStore, ObjectStorage, PresignedRequest, WorkQueue
 from .settings import Settings
-from .ports import PresignedRequest
 from .validation import parse_job_request, parse_limit
 
 log = logging.getLogger("squeezer.service")
@@ -123,7 +124,7 @@ class JobService:
         ]
         self._store.create_job(job, records)
         log.info("created job %s with %d files", job.job_id, len(records))
-        return CreatedJob(job=job, files=list(zip(records, uploads)))
+        return CreatedJob(job=job, files=list(zip(records, uploads, strict=True)))
 
     def _check_time_budget(self, request: JobRequest) -> None:
         """Refuse a file the worker could not compress before its timeout (chalicelib/throughput.py)."""
@@ -185,8 +186,7 @@ class JobService:
         if self._storage.exists(key):
             if self._store.mark_queued(record.job_id, record.file_id, at) and self._queue is not None:
                 self._queue.send_upload(self._settings.bucket, key)
-                log.warning("file %s/%s was uploaded but never queued; queued it again",
-                            record.job_id, record.file_id)
+                log.warning("file %s/%s was uploaded but never queued; queued it again", record.job_id, record.file_id)
             return record.evolve(state=FileState.QUEUED, queued_at=at)
         error = FileError(
             "upload_expired",

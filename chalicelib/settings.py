@@ -6,12 +6,14 @@ variables that ``.chalice/config.json`` (or the local stack) sets; nothing
 here names a real bucket, table or queue. An explicit argument beats the
 environment.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 GiB = 1024**3
 MiB = 1024**2
@@ -21,8 +23,9 @@ class SettingsError(Exception):
     """A required setting is missing or malformed."""
 
 
-def _setting(env: str | None, default: Any = dataclasses.MISSING, *,
-             default_factory: Callable[[], Any] | None = None) -> Any:
+def _setting(
+    env: str | None, default: Any = dataclasses.MISSING, *, default_factory: Callable[[], Any] | None = None
+) -> Any:
     """A field set by the environment variable ``env`` (None: only by argument)."""
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata={"env": env})
@@ -83,15 +86,17 @@ class Settings:
 
     def __post_init__(self) -> None:
         if not 0 < self.heartbeat_seconds * 3 <= self.lease_seconds:
-            raise SettingsError("SQUEEZER_HEARTBEAT_SECONDS must be positive and at most a third of "
-                                "SQUEEZER_LEASE_SECONDS, so a claim survives a missed beat")
+            raise SettingsError(
+                "SQUEEZER_HEARTBEAT_SECONDS must be positive and at most a third of "
+                "SQUEEZER_LEASE_SECONDS, so a claim survives a missed beat"
+            )
         if self.part_size < 5 * MiB:
             raise SettingsError("SQUEEZER_PART_SIZE must be at least 5 MiB (S3's minimum part)")
         if not 1 <= self.worker_batch_size <= 10:
             raise SettingsError("SQUEEZER_WORKER_BATCH_SIZE must be from 1 to 10 (SQS's largest batch)")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``env`` (default ``os.environ``); ``overrides`` win."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
@@ -102,8 +107,10 @@ class Settings:
             raw = env.get(name) or (env.get("AWS_DEFAULT_REGION") if name == "AWS_REGION" else None)
             if raw in (None, ""):
                 if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-                    raise SettingsError(f"environment variable {name} is not set: set it in "
-                                        ".chalice/config.json or the local stack's environment")
+                    raise SettingsError(
+                        f"environment variable {name} is not set: set it in "
+                        ".chalice/config.json or the local stack's environment"
+                    )
                 continue
             values[spec.name] = _parse(name, raw, spec.type)
         return cls(**{**values, **overrides})
@@ -129,6 +136,8 @@ def queue_names(env: Mapping[str, str] | None = None) -> tuple[str, str, int]:
     """
     env = os.environ if env is None else env
     batch = env.get("SQUEEZER_WORKER_BATCH_SIZE") or "10"
-    return (env.get("SQUEEZER_QUEUE") or "squeezer-queue-not-configured",
-            env.get("SQUEEZER_DLQ") or "squeezer-dlq-not-configured",
-            int(_parse("SQUEEZER_WORKER_BATCH_SIZE", batch, "int")))
+    return (
+        env.get("SQUEEZER_QUEUE") or "squeezer-queue-not-configured",
+        env.get("SQUEEZER_DLQ") or "squeezer-dlq-not-configured",
+        int(_parse("SQUEEZER_WORKER_BATCH_SIZE", batch, "int")),
+    )

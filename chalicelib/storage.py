@@ -1,7 +1,9 @@
 """S3 adapter: presigned URLs, streaming reads and multipart result writes."""
+
 from __future__ import annotations
 
 import base64
+import contextlib
 import urllib.parse
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -76,9 +78,7 @@ class S3Storage:
             params["ChecksumSHA256"] = sha256_hex_to_b64(sha256_hex)
             headers["x-amz-checksum-sha256"] = params["ChecksumSHA256"]
         with aws_errors(f"signing an upload of {key}"):
-            url = self._s3.generate_presigned_url(
-                "put_object", Params=params, ExpiresIn=expires_in, HttpMethod="PUT"
-            )
+            url = self._s3.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in, HttpMethod="PUT")
         return PresignedRequest(method="PUT", url=url, headers=headers, expires_in=expires_in)
 
     def presign_download(self, key: str, *, filename: str, expires_in: int) -> str:
@@ -105,12 +105,14 @@ class S3Storage:
             raise
         return ObjectStream(body=_TranslatedBody(response["Body"], key), size=response["ContentLength"])
 
-    def open_writer(
-        self, key: str, *, content_type: str, metadata: dict[str, str]
-    ) -> "MultipartWriter":
+    def open_writer(self, key: str, *, content_type: str, metadata: dict[str, str]) -> MultipartWriter:
         return MultipartWriter(
-            self._s3, self.bucket, key, part_size=self.part_size,
-            content_type=content_type, metadata=metadata,
+            self._s3,
+            self.bucket,
+            key,
+            part_size=self.part_size,
+            content_type=content_type,
+            metadata=metadata,
         )
 
     def exists(self, key: str) -> bool:
@@ -185,8 +187,10 @@ class MultipartWriter:
         if self._upload_id is None:
             with aws_errors(f"starting the upload of {self._key}"):
                 response = self._s3.create_multipart_upload(
-                    Bucket=self._bucket, Key=self._key,
-                    ContentType=self._content_type, Metadata=self._metadata,
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    ContentType=self._content_type,
+                    Metadata=self._metadata,
                 )
             self._upload_id = response["UploadId"]
             self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="part-upload")
@@ -199,8 +203,11 @@ class MultipartWriter:
     def _upload_part(self, number: int, body: bytearray) -> None:
         with aws_errors(f"uploading part {number} of {self._key}"):
             response = self._s3.upload_part(
-                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
-                PartNumber=number, Body=body,
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=body,
             )
         self._parts[number - 1]["ETag"] = response["ETag"]
 
@@ -218,8 +225,11 @@ class MultipartWriter:
         try:
             if self._upload_id is None:
                 self._s3.put_object(
-                    Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer),
-                    ContentType=self._content_type, Metadata=self._metadata,
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    Body=bytes(self._buffer),
+                    ContentType=self._content_type,
+                    Metadata=self._metadata,
                     Tagging=urllib.parse.urlencode(tags or {}),
                 )
             else:
@@ -228,14 +238,17 @@ class MultipartWriter:
                     self._send(last)
                 self._wait_for_part()
                 self._s3.complete_multipart_upload(
-                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    UploadId=self._upload_id,
                     MultipartUpload={"Parts": self._parts},
                 )
                 if tags:
                     # Checksums are known only at the end; metadata cannot change
                     # after CreateMultipartUpload, tags can.
                     self._s3.put_object_tagging(
-                        Bucket=self._bucket, Key=self._key,
+                        Bucket=self._bucket,
+                        Key=self._key,
                         Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
                     )
         finally:
@@ -244,18 +257,12 @@ class MultipartWriter:
         return self.size
 
     def abort(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # aborting anyway; the original error is being raised
             self._wait_for_part()
-        except Exception:  # noqa: BLE001 - aborting anyway; the original error is being raised
-            pass
         self._shutdown()
         if self._upload_id is not None:
-            try:
-                self._s3.abort_multipart_upload(
-                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
-                )
-            except (BotoCoreError, ClientError):
-                pass  # the lifecycle rule aborts leftovers after a day
+            with contextlib.suppress(BotoCoreError, ClientError):  # the lifecycle rule aborts leftovers
+                self._s3.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
         self._buffer = bytearray()
 
     def _shutdown(self) -> None:

@@ -5,6 +5,7 @@ compressing can overlap: the codecs release the GIL, so on two vCPUs the
 next chunks arrive while the current one is compressed. Memory stays
 bounded by ``depth`` chunks.
 """
+
 from __future__ import annotations
 
 import queue
@@ -54,7 +55,7 @@ class ReadAhead:
     def read(self, size: int = -1) -> bytes:
         if self._pending:
             data = self._pending if size < 0 else self._pending[:size]
-            self._pending = self._pending[len(data):]
+            self._pending = self._pending[len(data) :]
             return data
         if self._finished:
             return b""

@@ -33,6 +33,7 @@ measures; ``python -m load.budget_bench --write-table`` rewrites the table.
 ``POST /jobs`` refuses a file whose estimate exceeds the budget: the worker's
 timeout less its stop margin, times ``SAFETY``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,11 +59,44 @@ SAFETY = 0.5
 ZSTD_THREAD_EFFICIENCY = 0.65
 
 SPEEDS: dict[Algorithm, dict[int, float]] = {
-    Algorithm.ZSTD: {1: 110.0, 2: 85.0, 3: 50.0, 4: 38.0, 5: 28.0, 6: 23.0, 7: 14.0, 8: 14.0, 9: 12.0,
-                     10: 7.4, 11: 4.4, 12: 3.3, 13: 1.7, 14: 1.6, 15: 1.1, 16: 0.97, 17: 0.57, 18: 0.47,
-                     19: 0.33, 20: 0.3, 21: 0.28, 22: 0.28},
-    Algorithm.BROTLI: {0: 71.0, 1: 59.0, 2: 40.0, 3: 33.0, 4: 12.0, 5: 9.4, 6: 6.9, 7: 3.6, 8: 2.3, 9: 2.0,
-                       10: 0.27, 11: 0.21},
+    Algorithm.ZSTD: {
+        1: 110.0,
+        2: 85.0,
+        3: 50.0,
+        4: 38.0,
+        5: 28.0,
+        6: 23.0,
+        7: 14.0,
+        8: 14.0,
+        9: 12.0,
+        10: 7.4,
+        11: 4.4,
+        12: 3.3,
+        13: 1.7,
+        14: 1.6,
+        15: 1.1,
+        16: 0.97,
+        17: 0.57,
+        18: 0.47,
+        19: 0.33,
+        20: 0.3,
+        21: 0.28,
+        22: 0.28,
+    },
+    Algorithm.BROTLI: {
+        0: 71.0,
+        1: 59.0,
+        2: 40.0,
+        3: 33.0,
+        4: 12.0,
+        5: 9.4,
+        6: 6.9,
+        7: 3.6,
+        8: 2.3,
+        9: 2.0,
+        10: 0.27,
+        11: 0.21,
+    },
     Algorithm.GZIP: {1: 39.0, 2: 35.0, 3: 32.0, 4: 32.0, 5: 27.0, 6: 26.0, 7: 13.0, 8: 8.1, 9: 8.1},
 }
 
@@ -127,16 +161,19 @@ class TooSlow:
 
     def message(self, name: str) -> str:
         """The whole refusal, naming the file: what POST /jobs answers with its 400."""
-        return (f"{name} ({format_size(self.size)}) would take about {self.seconds:,.0f} s to compress with "
-                f"{self.algorithm.value} level {self.level}, more than the worker's budget of "
-                f"{self.budget:,.0f} s; {self.advice()}")
+        return (
+            f"{name} ({format_size(self.size)}) would take about {self.seconds:,.0f} s to compress with "
+            f"{self.algorithm.value} level {self.level}, more than the worker's budget of "
+            f"{self.budget:,.0f} s; {self.advice()}"
+        )
 
 
 Suggestion = TooSlow  # the name the issue uses
 
 
-def check_fits(algorithm: Algorithm, level: int, size: int, *, budget_seconds: float,
-               threads: int = 1) -> TooSlow | None:
+def check_fits(
+    algorithm: Algorithm, level: int, size: int, *, budget_seconds: float, threads: int = 1
+) -> TooSlow | None:
     """None if ``size`` bytes fit ``budget_seconds`` at this algorithm and level, else what would fit.
 
     ``threads`` is what the worker would give zstd for this file (see
@@ -147,10 +184,18 @@ def check_fits(algorithm: Algorithm, level: int, size: int, *, budget_seconds: f
     if seconds <= budget_seconds:
         return None
     others = sorted((a for a in Algorithm if a is not algorithm), key=lambda a: a is not Algorithm.ZSTD)
-    other = next(((a, lvl) for a in others
-                  if (lvl := _highest_fitting(a, size, budget_seconds, threads)) is not None), None)
-    return TooSlow(algorithm, level, size, seconds, budget_seconds,
-                   _highest_fitting(algorithm, size, budget_seconds, threads), other)
+    other = next(
+        ((a, lvl) for a in others if (lvl := _highest_fitting(a, size, budget_seconds, threads)) is not None), None
+    )
+    return TooSlow(
+        algorithm,
+        level,
+        size,
+        seconds,
+        budget_seconds,
+        _highest_fitting(algorithm, size, budget_seconds, threads),
+        other,
+    )
 
 
 def check(algorithm: Algorithm, level: int, size: int, budget: float) -> TooSlow | None:

@@ -1,4 +1,5 @@
 """Parse and validate API request bodies into domain objects."""
+
 from __future__ import annotations
 
 import re
@@ -41,9 +42,7 @@ def parse_job_request(body: Any, *, max_files: int, max_file_size: int) -> JobRe
     if not isinstance(files, list):
         raise ValidationError("files must be a list of {name, size} objects", code="invalid_files")
     if not 1 <= len(files) <= max_files:
-        raise ValidationError(
-            f"a job holds 1 to {max_files} files, got {len(files)}", code="invalid_file_count"
-        )
+        raise ValidationError(f"a job holds 1 to {max_files} files, got {len(files)}", code="invalid_file_count")
     specs = tuple(_parse_file(i, item, max_file_size) for i, item in enumerate(files))
     seen: set[str] = set()
     for spec in specs:
@@ -58,9 +57,7 @@ def _parse_algorithm(value: Any) -> Algorithm:
         return Algorithm(value)
     except ValueError:
         allowed = ", ".join(a.value for a in Algorithm)
-        raise ValidationError(
-            f"unknown algorithm {value!r}: use one of {allowed}", code="invalid_algorithm"
-        ) from None
+        raise ValidationError(f"unknown algorithm {value!r}: use one of {allowed}", code="invalid_algorithm") from None
 
 
 def _parse_level(value: Any, algorithm: Algorithm) -> int:
@@ -77,16 +74,14 @@ def _parse_file(index: int, item: Any, max_file_size: int) -> FileSpec:
     unknown = sorted(set(item) - _FILE_FIELDS)
     if unknown:
         raise ValidationError(
-            f"{where}: unknown field(s): {', '.join(unknown)}; "
-            "allowed: name, size, content_type, sha256",
+            f"{where}: unknown field(s): {', '.join(unknown)}; allowed: name, size, content_type, sha256",
             code="unknown_field",
         )
     name = check_name(item.get("name"), where)
     size = item.get("size")
     if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= max_file_size:
         raise ValidationError(
-            f"{where} ({name}): size must be an integer from 0 to {max_file_size} bytes, "
-            f"got {size!r}",
+            f"{where} ({name}): size must be an integer from 0 to {max_file_size} bytes, got {size!r}",
             code="invalid_size",
         )
     content_type = item.get("content_type")
@@ -100,9 +95,7 @@ def _parse_file(index: int, item: Any, max_file_size: int) -> FileSpec:
     sha256 = item.get("sha256")
     if sha256 is not None:
         if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
-            raise ValidationError(
-                f"{where} ({name}): sha256 must be 64 hex digits", code="invalid_sha256"
-            )
+            raise ValidationError(f"{where} ({name}): sha256 must be 64 hex digits", code="invalid_sha256")
         sha256 = sha256.lower()
     return FileSpec(name=name, size=size, content_type=content_type, sha256=sha256)
 

@@ -1,4 +1,5 @@
 """JSON shapes of the API's responses (wire format lives here, not in routes)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -119,9 +120,7 @@ def _file(record: FileRecord, download_url: str | None) -> dict[str, Any]:
         "algorithm": record.algorithm.value,
         "level": record.level,
         "attempts": record.attempts,
-        "error": (
-            {"code": record.error.code, "message": record.error.message} if record.error else None
-        ),
+        "error": ({"code": record.error.code, "message": record.error.message} if record.error else None),
         "timings": {
             "created_at": record.created_at,
             "queued_at": record.queued_at,
@@ -131,7 +130,5 @@ def _file(record: FileRecord, download_url: str | None) -> dict[str, Any]:
             "total_seconds": seconds(record.created_at, record.finished_at),
         },
         "download_url": download_url,
-        "download_name": (
-            record.name.rsplit("/", 1)[-1] + record.algorithm.extension if download_url else None
-        ),
+        "download_name": (record.name.rsplit("/", 1)[-1] + record.algorithm.extension if download_url else None),
     }

@@ -3,6 +3,7 @@
 ``get_service()`` and ``get_worker()`` build on first call and cache; tests
 call ``reset()`` (after starting moto) or pass fakes to the classes directly.
 """
+
 from __future__ import annotations
 
 import functools
@@ -49,8 +50,13 @@ def get_service() -> JobService:
 @functools.lru_cache(maxsize=1)
 def get_worker() -> Worker:
     settings = get_settings()
-    return Worker(_store(), _storage(), _queue(settings.queue_name), settings,
-                  dead_letter_queue=_queue(settings.dead_letter_queue_name))
+    return Worker(
+        _store(),
+        _storage(),
+        _queue(settings.queue_name),
+        settings,
+        dead_letter_queue=_queue(settings.dead_letter_queue_name),
+    )
 
 
 def reset() -> None:

@@ -13,6 +13,7 @@ completion write makes one of them final. A delivery that loses its claim
 stops, and removes only the object it wrote itself, so a result the job
 store records as completed is never deleted or replaced.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -22,7 +23,8 @@ import math
 import random
 import time
 import uuid
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .codecs import CHUNK_SIZE, CodecError, HashingReader, VerifyingSink, compress_stream
 from .domain import FileError, FileRecord, FileState, now
@@ -63,7 +65,9 @@ class Worker:
         self.files = FileProcessor(store, storage, queue, settings, clock=clock, token_factory=token_factory)
 
     # -- the jobs queue -----------------------------------------------------------
-    def handle_batch(self, records: Iterable[dict[str, Any]], remaining_ms: RemainingMs | None = None) -> dict[str, Any]:
+    def handle_batch(
+        self, records: Iterable[dict[str, Any]], remaining_ms: RemainingMs | None = None
+    ) -> dict[str, Any]:
         """Process an SQS batch; returns the Lambda partial-batch response."""
         parsed = parse_records(records, self._keys)
         deliveries = [item for item in parsed if isinstance(item, Delivery)]
@@ -89,9 +93,13 @@ class Worker:
                 self._hand_back(self._queue, item, delay)
         if handed_back:
             left = remaining_ms() if remaining_ms is not None else 0
-            log.warning("time is short (%d ms left, margin %d ms): handed back %d message(s) untouched: %s",
-                        left, self._settings.stop_margin_ms, len(handed_back),
-                        ", ".join(d.message_id for d in handed_back))
+            log.warning(
+                "time is short (%d ms left, margin %d ms): handed back %d message(s) untouched: %s",
+                left,
+                self._settings.stop_margin_ms,
+                len(handed_back),
+                ", ".join(d.message_id for d in handed_back),
+            )
         return _batch_response(failures)
 
     def _mark_queued(self, deliveries: list[Delivery]) -> None:
@@ -145,8 +153,9 @@ class Worker:
             key = self._keys.dead_letter(day, item.message_id or uuid.uuid4().hex)
             body = json.dumps({"reason": item.reason, "record": item.raw}, default=str, indent=1)
             self._storage.put_bytes(key, body.encode(), content_type="application/json")
-            log.error("dead letter %s is malformed (%s); kept under the key %s and dropped",
-                      item.message_id, item.reason, key)
+            log.error(
+                "dead letter %s is malformed (%s); kept under the key %s and dropped", item.message_id, item.reason, key
+            )
             return None
         delay: int | None = None
         for upload in item.uploads:
@@ -190,8 +199,9 @@ class FileProcessor:
         self._clock = clock
         self._token = token_factory
 
-    def process(self, upload: Upload, delivery: Delivery | None = None,
-                remaining_ms: RemainingMs | None = None) -> int | None:
+    def process(
+        self, upload: Upload, delivery: Delivery | None = None, remaining_ms: RemainingMs | None = None
+    ) -> int | None:
         """Compress one uploaded file.
 
         Returns None when this delivery is done with it (completed, failed
@@ -203,7 +213,10 @@ class FileProcessor:
         token = self._token()
         started = self._clock()
         claim = self._store.claim_file(
-            ref.job_id, ref.file_id, token=token, at=started,
+            ref.job_id,
+            ref.file_id,
+            token=token,
+            at=started,
             lease_until=started + self._settings.lease_seconds,
         )
         if not claim.won or claim.record is None:
@@ -212,10 +225,16 @@ class FileProcessor:
         attempt = delivery.receive_count if delivery else 1
         result_key = self._keys.result(ref.job_id, ref.file_id, token, record.algorithm)
         heartbeat = Heartbeat(
-            self._store, self._queue, ref, token=token,
+            self._store,
+            self._queue,
+            ref,
+            token=token,
             receipt_handle=delivery.receipt_handle if delivery else None,
-            interval=self._settings.heartbeat_seconds, lease_seconds=self._settings.lease_seconds,
-            remaining_ms=remaining_ms, stop_margin_ms=self._settings.stop_margin_ms, clock=self._clock,
+            interval=self._settings.heartbeat_seconds,
+            lease_seconds=self._settings.lease_seconds,
+            remaining_ms=remaining_ms,
+            stop_margin_ms=self._settings.stop_margin_ms,
+            clock=self._clock,
         )
         try:
             with heartbeat:
@@ -226,12 +245,14 @@ class FileProcessor:
             error = classify(exc)
             if isinstance(error, PermanentError):
                 log.warning("file %s/%s failed: %s", ref.job_id, ref.file_id, error.code)
-                self._store.fail_file(ref.job_id, ref.file_id, token=token,
-                                      error=FileError(error.code, error.message), at=self._clock())
+                self._store.fail_file(
+                    ref.job_id, ref.file_id, token=token, error=FileError(error.code, error.message), at=self._clock()
+                )
                 return None
             log.warning("file %s/%s attempt %d: %s", ref.job_id, ref.file_id, attempt, error.message)
-            self._store.release_file(ref.job_id, ref.file_id, token=token,
-                                     error=FileError(error.code, error.message), at=self._clock())
+            self._store.release_file(
+                ref.job_id, ref.file_id, token=token, error=FileError(error.code, error.message), at=self._clock()
+            )
             raise error from exc
         self._record(upload, token, result_key, compressed_size, crc, seconds)
         return None
@@ -240,8 +261,14 @@ class FileProcessor:
         ref = upload.ref
         try:
             done = self._store.complete_file(
-                ref.job_id, ref.file_id, token=token, at=self._clock(),
-                compressed_size=size, crc32=crc, result_key=result_key, compress_seconds=seconds,
+                ref.job_id,
+                ref.file_id,
+                token=token,
+                at=self._clock(),
+                compressed_size=size,
+                crc32=crc,
+                result_key=result_key,
+                compress_seconds=seconds,
             )
         except Exception as exc:  # noqa: BLE001 - the outcome is unknown: keep our object, retry later
             # Not deleted: the write may have landed. If it did not, the claim
@@ -253,8 +280,12 @@ class FileProcessor:
             return
         # The claim was lost meanwhile (cancelled, or taken over after it
         # expired): the object is ours alone and no record points at it.
-        log.info("file %s/%s: claim lost before completing; removed this delivery's result %s",
-                 ref.job_id, ref.file_id, result_key)
+        log.info(
+            "file %s/%s: claim lost before completing; removed this delivery's result %s",
+            ref.job_id,
+            ref.file_id,
+            result_key,
+        )
         self._storage.delete(result_key)
 
     def _interrupted(self, record: FileRecord, token: str, reason: StopReason) -> int | None:
@@ -264,8 +295,9 @@ class FileProcessor:
             return None
         error = FileError("worker_timeout", "the invocation ran out of time while compressing; retried")
         self._store.release_file(record.job_id, record.file_id, token=token, error=error, at=self._clock())
-        log.warning("file %s/%s: the invocation is about to time out; released and handed back",
-                    record.job_id, record.file_id)
+        log.warning(
+            "file %s/%s: the invocation is about to time out; released and handed back", record.job_id, record.file_id
+        )
         return 0
 
     def _not_claimed(self, upload: Upload, record: FileRecord | None, at: float) -> int | None:
@@ -284,8 +316,9 @@ class FileProcessor:
             # Another delivery is compressing it. Look again once its claim
             # could have expired: by then it is final, or its holder died.
             wait = max(1, math.ceil((record.lease_until or at) - at) + 1)
-            log.info("file %s/%s is held by another delivery; this message comes back in %d s",
-                     ref.job_id, ref.file_id, wait)
+            log.info(
+                "file %s/%s is held by another delivery; this message comes back in %d s", ref.job_id, ref.file_id, wait
+            )
             return wait
         return 1  # the state changed between the claim and now: look again soon
 
@@ -335,7 +368,9 @@ class FileProcessor:
         if record.sha256:
             metadata["original-sha256"] = record.sha256
         writer = self._storage.open_writer(
-            result_key, content_type="application/" + record.algorithm.value, metadata=metadata,
+            result_key,
+            content_type="application/" + record.algorithm.value,
+            metadata=metadata,
         )
         threads = self._settings.compress_threads
         use_threads = threads if threads > 1 and record.size >= self._settings.threads_min_size else 0

@@ -23,11 +23,13 @@ The bucket is named ``<SQUEEZER_BUCKET>-<account>-<region>`` (bucket names are
 global); queues and table keep the stage's names because Chalice reads the
 queue names when it loads app.py.
 """
+
 from __future__ import annotations
 
 import copy
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from chalice.utils import to_cfn_resource_name
 
@@ -135,8 +137,13 @@ def _queue_properties(name: str, attributes: Mapping[str, str], replacements: Ma
     for key, value in attributes.items():
         if key == "RedrivePolicy":
             properties[key] = _substitute(json.loads(value), replacements)
-        elif key in ("VisibilityTimeout", "ReceiveMessageWaitTimeSeconds", "MessageRetentionPeriod",
-                     "DelaySeconds", "MaximumMessageSize"):
+        elif key in (
+            "VisibilityTimeout",
+            "ReceiveMessageWaitTimeSeconds",
+            "MessageRetentionPeriod",
+            "DelaySeconds",
+            "MaximumMessageSize",
+        ):
             properties[key] = int(value)
         else:
             raise TemplateError(f"no CloudFormation mapping for queue attribute {key!r}")
@@ -181,9 +188,14 @@ def _queue_notifications(notification: Mapping[str, Any]) -> list[dict]:
 
 
 def _cors_rule(rule: Mapping[str, Any]) -> dict:
-    renames = {"AllowedMethods": "AllowedMethods", "AllowedOrigins": "AllowedOrigins",
-               "AllowedHeaders": "AllowedHeaders", "ExposeHeaders": "ExposedHeaders",
-               "MaxAgeSeconds": "MaxAge", "ID": "Id"}
+    renames = {
+        "AllowedMethods": "AllowedMethods",
+        "AllowedOrigins": "AllowedOrigins",
+        "AllowedHeaders": "AllowedHeaders",
+        "ExposeHeaders": "ExposedHeaders",
+        "MaxAgeSeconds": "MaxAge",
+        "ID": "Id",
+    }
     _strict(rule, set(renames), "CORS rule")
     return {renames[key]: value for key, value in rule.items()}
 
@@ -206,9 +218,7 @@ def stage_resources(cfg: StageConfig) -> dict[str, Any]:
 
     alarm = dead_letter_alarm(cfg)
     alarm["Dimensions"] = [{"Name": "QueueName", "Value": get_att(DEAD_LETTER_QUEUE, "QueueName")}]
-    alarm["AlarmActions"] = {
-        "Fn::If": [HAS_ALARM_TOPIC, [ref(ALARM_TOPIC_PARAMETER)], ref("AWS::NoValue")]
-    }
+    alarm["AlarmActions"] = {"Fn::If": [HAS_ALARM_TOPIC, [ref(ALARM_TOPIC_PARAMETER)], ref("AWS::NoValue")]}
     return {
         DEAD_LETTER_QUEUE: {
             "Type": "AWS::SQS::Queue",
@@ -270,8 +280,10 @@ def resource_arns(cfg: StageConfig, config: Mapping[str, Any]) -> iam.Arns:
         queue=get_att(QUEUE, "Arn"),
         dead_letter_queue=get_att(DEAD_LETTER_QUEUE, "Arn"),
         log_groups={
-            fn: {"Fn::Sub": f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}"
-                            f":log-group:/aws/lambda/{name}"}
+            fn: {
+                "Fn::Sub": f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}"
+                f":log-group:/aws/lambda/{name}"
+            }
             for fn, name in names.items()
         },
     )
@@ -396,18 +408,22 @@ def check_packaged(template: Mapping[str, Any]) -> list[str]:
             continue
         if "AssumeRolePolicyDocument" not in resources.get(role, {}).get("Properties", {}):
             problems.append(
-                f"Chalice generated no role {role!r}: set \"autogen_policy\": false for the stage in .chalice/config.json"
+                f'Chalice generated no role {role!r}: set "autogen_policy": false for the stage in .chalice/config.json'
             )
         if function in QUEUE_OF_FUNCTION:
             events = props.get("Events", {})
             event = events.get(event_logical_id(function), {})
             if set(events) != {event_logical_id(function)} or "BatchSize" not in event.get("Properties", {}):
-                problems.append(f"Chalice's SQS event of {fid!r} is not {event_logical_id(function)!r}: {sorted(events)}")
+                problems.append(
+                    f"Chalice's SQS event of {fid!r} is not {event_logical_id(function)!r}: {sorted(events)}"
+                )
             elif event["Properties"].get("Queue") != queue_arn_sub(QUEUE_OF_FUNCTION[function]):
-                problems.append(f"the SQS event of {fid!r} does not point at {QUEUE_OF_FUNCTION[function]}: "
-                                f"{event['Properties'].get('Queue')}")
+                problems.append(
+                    f"the SQS event of {fid!r} does not point at {QUEUE_OF_FUNCTION[function]}: "
+                    f"{event['Properties'].get('Queue')}"
+                )
     if "DefaultRole" in resources:
-        problems.append("the template still has Chalice's DefaultRole: set \"autogen_policy\": false")
+        problems.append('the template still has Chalice\'s DefaultRole: set "autogen_policy": false')
     api = resources.get(REST_API, {})
     if api.get("Type") != "AWS::Serverless::Api" or "paths" not in api.get("Properties", {}).get("DefinitionBody", {}):
         problems.append(f"Chalice generated no REST API {REST_API!r} with a DefinitionBody for the gateway responses")

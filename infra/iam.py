@@ -14,12 +14,14 @@ calls. The same statements are rendered
 
 No statement uses ``"Resource": "*"``.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .resources import (
     API_FUNCTION,
@@ -72,8 +74,7 @@ def static_arns(
         queue=f"arn:{partition}:sqs:{region}:{account}:{cfg.queue}",
         dead_letter_queue=f"arn:{partition}:sqs:{region}:{account}:{cfg.dead_letter_queue}",
         log_groups={
-            fn: f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{name}"
-            for fn, name in names.items()
+            fn: f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{name}" for fn, name in names.items()
         },
     )
 
@@ -113,8 +114,13 @@ def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dic
             # create (batch write), status and list (query, also on the owner index), cancel and retry (update)
             _statement(
                 "JobsTable",
-                ["dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem",
-                 "dynamodb:Query", "dynamodb:UpdateItem"],
+                [
+                    "dynamodb:BatchWriteItem",
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:Query",
+                    "dynamodb:UpdateItem",
+                ],
                 [arns.table, join(arns.table, "/index/*")],
             ),
             # A presigned URL carries its signer's permissions: PUT to uploads/,
@@ -146,8 +152,13 @@ def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dic
             # worker delays retries with ChangeMessageVisibility
             _statement(
                 "JobsQueue",
-                ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                 "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
+                [
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:GetQueueUrl",
+                    "sqs:ReceiveMessage",
+                ],
                 [arns.queue],
             ),
         ]
@@ -160,8 +171,13 @@ def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dic
             # a file still being compressed: its dead letter comes back later
             _statement(
                 "DeadLetterQueue",
-                ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                 "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
+                [
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:GetQueueUrl",
+                    "sqs:ReceiveMessage",
+                ],
                 [arns.dead_letter_queue],
             ),
         ]

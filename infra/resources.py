@@ -6,12 +6,14 @@ the local stack, LocalStack and the moto tests create them with
 CloudFormation from :func:`cloudformation_resources`. Resource names come
 from a stage's environment variables in ``.chalice/config.json``.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
@@ -88,6 +90,7 @@ def stage_config(stage: str, config: Mapping[str, Any] | None = None) -> StageCo
 
 # -- shared pieces of the definition -------------------------------------------
 
+
 def table_definition(name: str) -> dict[str, Any]:
     """CreateTable arguments (also the CloudFormation table's properties)."""
     return {
@@ -120,9 +123,7 @@ def queue_attributes(cfg: StageConfig, dead_letter_arn: str) -> dict[str, str]:
     return {
         "VisibilityTimeout": str(cfg.visibility_timeout),
         "ReceiveMessageWaitTimeSeconds": str(LONG_POLL_SECONDS),
-        "RedrivePolicy": json.dumps(
-            {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": cfg.max_receive_count}
-        ),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": cfg.max_receive_count}),
     }
 
 
@@ -199,8 +200,10 @@ def lifecycle_rules(cfg: StageConfig) -> list[dict[str, Any]]:
 def public_access_block() -> dict[str, bool]:
     """Every public-access switch on: objects are reached only through presigned URLs."""
     return {
-        "BlockPublicAcls": True, "IgnorePublicAcls": True,
-        "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
     }
 
 
@@ -223,6 +226,7 @@ def cors_rules() -> list[dict[str, Any]]:
 
 
 # -- boto3: local stack, LocalStack, moto ------------------------------------------
+
 
 @dataclass(frozen=True)
 class CreatedResources:
@@ -381,8 +385,8 @@ def empty_bucket(s3: Any, bucket: str) -> int:
             for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
         ]
         for start in range(0, len(items), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": items[start:start + 1000], "Quiet": True})
-            count += len(items[start:start + 1000])
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": items[start : start + 1000], "Quiet": True})
+            count += len(items[start : start + 1000])
     for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
         for upload in page.get("Uploads", []):
             s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])

@@ -2,6 +2,7 @@
 
 Progress goes to stderr; ``--json`` answers go to stdout.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,7 +45,9 @@ pass_ctx = click.make_pass_decorator(Context)
 
 def _stage(stage: str, config: dict) -> None:
     if stage not in config.get("stages", {}):
-        raise DeployError(f"stage {stage!r} is not in .chalice/config.json (stages: {', '.join(sorted(config['stages']))})")
+        raise DeployError(
+            f"stage {stage!r} is not in .chalice/config.json (stages: {', '.join(sorted(config['stages']))})"
+        )
 
 
 def _say(message: str) -> None:
@@ -66,8 +69,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the re
 
 
 @click.group()
-@click.option("--region", envvar="AWS_DEFAULT_REGION", default="us-east-1", show_default=True,
-              help="AWS region (env AWS_DEFAULT_REGION).")
+@click.option(
+    "--region",
+    envvar="AWS_DEFAULT_REGION",
+    default="us-east-1",
+    show_default=True,
+    help="AWS region (env AWS_DEFAULT_REGION).",
+)
 @click.pass_context
 def cli(ctx: click.Context, region: str) -> None:
     """Package, deploy and tear down Squeezer; set up its resources on LocalStack."""
@@ -91,8 +99,7 @@ def policies(check: bool) -> None:
 
 @cli.command()
 @stage_option
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write here instead of stdout.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
 def template(stage: str, output: Path | None) -> None:
     """Print the merge template chalice package gets (for review)."""
     _stage(stage, load_chalice_config())
@@ -106,8 +113,14 @@ def template(stage: str, output: Path | None) -> None:
 
 @cli.command()
 @stage_option
-@click.option("--out", "outdir", default="packaged", show_default=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output directory for sam.json and deployment.zip.")
+@click.option(
+    "--out",
+    "outdir",
+    default="packaged",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output directory for sam.json and deployment.zip.",
+)
 @click.option("--lint/--no-lint", default=True, show_default=True, help="Run cfn-lint on the result.")
 @pass_ctx
 def package(ctx: Context, stage: str, outdir: Path, lint: bool) -> None:
@@ -123,41 +136,72 @@ def package(ctx: Context, stage: str, outdir: Path, lint: bool) -> None:
 
 @cli.command()
 @stage_option
-@click.option("--artifacts-bucket", required=True, envvar="SQUEEZER_ARTIFACTS_BUCKET",
-              help="Existing S3 bucket for the code zip and template (env SQUEEZER_ARTIFACTS_BUCKET).")
-@click.option("--packaged-dir", default="packaged", show_default=True,
-              type=click.Path(file_okay=False, exists=True, path_type=Path), help="Output of the package command.")
+@click.option(
+    "--artifacts-bucket",
+    required=True,
+    envvar="SQUEEZER_ARTIFACTS_BUCKET",
+    help="Existing S3 bucket for the code zip and template (env SQUEEZER_ARTIFACTS_BUCKET).",
+)
+@click.option(
+    "--packaged-dir",
+    default="packaged",
+    show_default=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Output of the package command.",
+)
 @click.option("--stack-name", help="CloudFormation stack name [default: squeezer-<stage>].")
-@click.option("--alarm-topic-arn", default="", envvar="SQUEEZER_ALARM_TOPIC_ARN",
-              help="SNS topic for the dead-letter alarm (env SQUEEZER_ALARM_TOPIC_ARN).")
+@click.option(
+    "--alarm-topic-arn",
+    default="",
+    envvar="SQUEEZER_ALARM_TOPIC_ARN",
+    help="SNS topic for the dead-letter alarm (env SQUEEZER_ALARM_TOPIC_ARN).",
+)
 @json_option
 @pass_ctx
-def deploy(ctx: Context, stage: str, artifacts_bucket: str, packaged_dir: Path, stack_name: str | None,
-           alarm_topic_arn: str, as_json: bool) -> None:
+def deploy(
+    ctx: Context,
+    stage: str,
+    artifacts_bucket: str,
+    packaged_dir: Path,
+    stack_name: str | None,
+    alarm_topic_arn: str,
+    as_json: bool,
+) -> None:
     """Create or update the CloudFormation stack from the packaged template."""
     config = load_chalice_config(ctx.project_dir / ".chalice" / "config.json")
     name = stack_name or stack.stack_name(stage, config["app_name"])
     result = stack.deploy_stack(
-        ctx.client("cloudformation"), ctx.client("s3"), name=name, packaged_dir=packaged_dir,
+        ctx.client("cloudformation"),
+        ctx.client("s3"),
+        name=name,
+        packaged_dir=packaged_dir,
         artifacts_bucket=artifacts_bucket,
         parameters={cloudformation.ALARM_TOPIC_PARAMETER: alarm_topic_arn},
     )
     url = result.outputs.get("EndpointURL", "")
-    _emit({"stack": result.stack_name, "status": result.status, "outputs": result.outputs}, as_json,
-          [f"API URL: {url}"])
+    _emit(
+        {"stack": result.stack_name, "status": result.status, "outputs": result.outputs}, as_json, [f"API URL: {url}"]
+    )
 
 
 @cli.command("chalice-deploy")
 @stage_option
-@click.option("--alarm-topic-arn", default="", envvar="SQUEEZER_ALARM_TOPIC_ARN",
-              help="SNS topic for the dead-letter alarm (env SQUEEZER_ALARM_TOPIC_ARN).")
+@click.option(
+    "--alarm-topic-arn",
+    default="",
+    envvar="SQUEEZER_ALARM_TOPIC_ARN",
+    help="SNS topic for the dead-letter alarm (env SQUEEZER_ALARM_TOPIC_ARN).",
+)
 @json_option
 @pass_ctx
 def chalice_deploy(ctx: Context, stage: str, alarm_topic_arn: str, as_json: bool) -> None:
     """Create the resources with boto3, run chalice deploy, enable ReportBatchItemFailures."""
     result = direct.chalice_deploy(
-        stage, session=ctx.session, region=ctx.region,
-        alarm_actions=[alarm_topic_arn] if alarm_topic_arn else None, project_dir=ctx.project_dir,
+        stage,
+        session=ctx.session,
+        region=ctx.region,
+        alarm_actions=[alarm_topic_arn] if alarm_topic_arn else None,
+        project_dir=ctx.project_dir,
     )
     _emit(result, as_json, [f"API URL: {result['api_url']}"])
 
@@ -185,8 +229,13 @@ def teardown(ctx: Context, stage: str, stack_name: str | None, yes: bool) -> Non
 
 
 @cli.command("localstack-deploy")
-@click.option("--endpoint", default=DEFAULT_LOCALSTACK, show_default=True, envvar="LOCALSTACK_ENDPOINT",
-              help="LocalStack endpoint (env LOCALSTACK_ENDPOINT).")
+@click.option(
+    "--endpoint",
+    default=DEFAULT_LOCALSTACK,
+    show_default=True,
+    envvar="LOCALSTACK_ENDPOINT",
+    help="LocalStack endpoint (env LOCALSTACK_ENDPOINT).",
+)
 @click.option("--stage", default="local", show_default=True, help="Stage whose names to use.")
 @json_option
 @pass_ctx
@@ -206,9 +255,11 @@ def localstack_deploy(ctx: Context, endpoint: str, stage: str, as_json: bool) ->
         ) from exc
     env = direct.app_environment(cfg, endpoint_url=endpoint, region=ctx.region)
     _say(f"created the {stage} stage's resources on {endpoint} (queue {created.queue_url})")
-    _emit({"environment": env, "queue_url": created.queue_url,
-           "dead_letter_queue_url": created.dead_letter_queue_url}, as_json,
-          [f"export {key}={value}" for key, value in env.items()])
+    _emit(
+        {"environment": env, "queue_url": created.queue_url, "dead_letter_queue_url": created.dead_letter_queue_url},
+        as_json,
+        [f"export {key}={value}" for key, value in env.items()],
+    )
 
 
 def main() -> None:

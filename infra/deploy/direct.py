@@ -5,13 +5,15 @@ mappings, but not the bucket, queues and table (create_resources does), and
 it cannot turn on ``ReportBatchItemFailures`` (Chalice 1.34 has no setting
 for it): :func:`enable_batch_item_failures` does that afterwards.
 """
+
 from __future__ import annotations
 
 import json
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -83,7 +85,8 @@ def enable_batch_item_failures(
                 f"{function_name} has no event source mapping from {queue_arn}: did 'chalice deploy' run for this stage?"
             )
         pending = [
-            m for m in mappings
+            m
+            for m in mappings
             if BATCH_ITEM_FAILURES not in (m.get("FunctionResponseTypes") or []) and m["UUID"] not in changed
         ]
         if not pending:
@@ -141,7 +144,9 @@ def chalice_deploy(
             ) from exc
         raise
     create_aws_extras(
-        cfg, dynamodb=clients["dynamodb"], cloudwatch=session.client("cloudwatch", region_name=region),
+        cfg,
+        dynamodb=clients["dynamodb"],
+        cloudwatch=session.client("cloudwatch", region_name=region),
         alarm_actions=alarm_actions,
     )
     run_chalice(["deploy", "--stage", stage], region=region, project_dir=project_dir)
@@ -170,7 +175,10 @@ def chalice_teardown(stage: str, *, session: Any, region: str, project_dir: Path
         run_chalice(["delete", "--stage", stage], region=region, project_dir=project_dir)
     clients = make_clients(session, region)
     return delete_resources(
-        cfg, s3=clients["s3"], sqs=clients["sqs"], dynamodb=clients["dynamodb"],
+        cfg,
+        s3=clients["s3"],
+        sqs=clients["sqs"],
+        dynamodb=clients["dynamodb"],
         cloudwatch=session.client("cloudwatch", region_name=region),
     )
 

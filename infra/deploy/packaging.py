@@ -1,4 +1,5 @@
 """``chalice package`` with the merge template of infra/cloudformation.py, and cfn-lint."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .. import cloudformation, iam
 from ..resources import ROOT, load_chalice_config
@@ -50,7 +52,9 @@ def run_chalice(
 def require_own_policies(stage: str, config: Mapping[str, Any]) -> None:
     stage_cfg = config["stages"].get(stage)
     if stage_cfg is None:
-        raise DeployError(f"stage {stage!r} is not in .chalice/config.json (stages: {', '.join(sorted(config['stages']))})")
+        raise DeployError(
+            f"stage {stage!r} is not in .chalice/config.json (stages: {', '.join(sorted(config['stages']))})"
+        )
     if stage_cfg.get("autogen_policy", config.get("autogen_policy", True)):
         raise DeployError(
             f'stage {stage!r} lets Chalice generate its IAM policy (with "Resource": "*"). '
@@ -95,7 +99,8 @@ def package(stage: str, outdir: Path, *, region: str, project_dir: Path = ROOT) 
     _clear_outdir(outdir)
     run_chalice(
         ["package", "--stage", stage, "--merge-template", str(merge), str(outdir)],
-        region=region, project_dir=project_dir,
+        region=region,
+        project_dir=project_dir,
     )
     template_path = outdir / "sam.json"
     problems = cloudformation.check_packaged(json.loads(template_path.read_text()))

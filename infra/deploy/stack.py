@@ -1,12 +1,14 @@
 """Deploy and delete the packaged SAM template with boto3 CloudFormation."""
+
 from __future__ import annotations
 
 import hashlib
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
 
@@ -48,8 +50,11 @@ def upload_artifacts(s3: Any, packaged_dir: Path, bucket: str, prefix: str) -> t
     s3.upload_file(str(zip_path), bucket, code_key)
     for resource in template.get("Resources", {}).values():
         props = resource.get("Properties", {})
-        if resource.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str) \
-                and not props["CodeUri"].startswith("s3://"):
+        if (
+            resource.get("Type") == "AWS::Serverless::Function"
+            and isinstance(props.get("CodeUri"), str)
+            and not props["CodeUri"].startswith("s3://")
+        ):
             props["CodeUri"] = f"s3://{bucket}/{code_key}"
     body = json.dumps(template, indent=1).encode()
     template_key = f"{prefix}/template-{hashlib.sha256(body).hexdigest()}.json"
@@ -74,7 +79,8 @@ def _failure_reasons(cfn: Any, name: str, limit: int = 10) -> str:
         return ""
     reasons = [
         f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}"
-        for e in events if e.get("ResourceStatus", "").endswith("FAILED")
+        for e in events
+        if e.get("ResourceStatus", "").endswith("FAILED")
     ]
     return "\n  ".join(reasons[:limit])
 
