@@ -280,7 +280,8 @@ def _report_offline(outcome: offline.Outcome, plain: int, packed: int, as_json: 
                    f"{output.human_size(outcome.stats.bytes_out)}{share}")
 
 
-def _upload_summary(created: dict[str, Any], uploads: list, status: dict[str, Any] | None, saved: list) -> dict:
+def _upload_summary(created: dict[str, Any], uploads: list[Any], status: dict[str, Any] | None,
+                    saved: list[Any]) -> dict[str, Any]:
     states = {f["file_id"]: f for f in (status or {}).get("files", [])}
     paths = {d.name: d for d in saved}
     files = []

@@ -62,7 +62,7 @@ class ApiUnreachable(SqueezerCliError):
 class FilesFailed(SqueezerCliError):
     exit_code = EXIT_FILES_FAILED
 
-    def __init__(self, failures: Iterable[tuple[str, str, str]], total: int) -> None:
+    def __init__(self, failures: Iterable[tuple[str, str | None, str | None]], total: int) -> None:
         """``failures``: (name, error code, message) per failed file."""
         self.failures = list(failures)
         lines = [f"{len(self.failures)} of {total} file(s) failed:"]

@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from chalicelib.domain import Algorithm
 from chalicelib.errors import ValidationError
@@ -261,6 +261,6 @@ def download_results(
     return sorted(done, key=lambda d: order.get(d.name, len(order)))
 
 
-def raise_if_failed(problems: list[tuple[str, str, str]], total: int) -> None:
+def raise_if_failed(problems: Sequence[tuple[str, str | None, str | None]], total: int) -> None:
     if problems:
         raise FilesFailed(problems, total)

@@ -11,10 +11,11 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from chalicelib.codecs import (
     CodecError,
+    Source,
     StreamStats,
     compress_stream,
     decompress_stream,
@@ -37,12 +38,12 @@ class Outcome:
 
 
 class _Counting:
-    def __init__(self, source, on_bytes: Callable[[int], None]) -> None:
+    def __init__(self, source: Source, on_bytes: Callable[[int], None]) -> None:
         self._source = source
         self._on_bytes = on_bytes
 
     def read(self, size: int = -1) -> bytes:
-        data = self._source.read(size)
+        data: bytes = self._source.read(size)
         self._on_bytes(len(data))
         return data
 
@@ -94,14 +95,14 @@ def _check_target(source: Path, output: Path, force: bool) -> None:
                 raise InputError(f"{output} is the input file: choose another output")
 
 
-def _open_input(path: Path):
+def _open_input(path: Path) -> BinaryIO:
     try:
         return open(path, "rb")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _write_atomically(output: Path, produce: Callable[[object], StreamStats]) -> StreamStats:
+def _write_atomically(output: Path, produce: Callable[[BinaryIO], StreamStats]) -> StreamStats:
     directory = output.parent if str(output.parent) else Path(".")
     try:
         fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{output.name}.", suffix=".part")

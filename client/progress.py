@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Protocol
+from typing import Any, Protocol
 
 import click
 from tqdm import tqdm
@@ -47,7 +47,7 @@ class Progress:
         return _FilesTask(self, description, total)
 
     # bars -----------------------------------------------------------------
-    def _open_bar(self, **kwargs) -> tqdm | None:
+    def _open_bar(self, **kwargs: Any) -> tqdm | None:
         if not self.bars:
             return None
         with self._lock:
@@ -84,7 +84,7 @@ class _BytesTask:
     def __enter__(self) -> "_BytesTask":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -116,7 +116,7 @@ class _FilesTask:
     def __enter__(self) -> "_FilesTask":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 
 import click
 
+from chalicelib.codecs import Source
 from chalicelib.errors import ValidationError
 from chalicelib.validation import check_name
 
@@ -74,7 +75,7 @@ class UploadResult:
 
 # -- discovery ---------------------------------------------------------------
 
-def discover(paths: Iterable[str | os.PathLike], *, on_skip: Callable[[str], None]) -> list[LocalFile]:
+def discover(paths: Iterable[str | os.PathLike[str]], *, on_skip: Callable[[str], None]) -> list[LocalFile]:
     """Files named on the command line plus everything under the folders named.
 
     A folder's files are named ``<folder name>/<path inside it>`` (``.`` and
@@ -199,7 +200,7 @@ class _ProgressReader:
     sends a Content-Length instead of chunked encoding.
     """
 
-    def __init__(self, source, remaining: int, on_bytes: Callable[[int], None], cancel: threading.Event) -> None:
+    def __init__(self, source: Source, remaining: int, on_bytes: Callable[[int], None], cancel: threading.Event) -> None:
         self._source = source
         self._remaining = remaining
         self._on_bytes = on_bytes
@@ -209,7 +210,7 @@ class _ProgressReader:
     def read(self, size: int = -1) -> bytes:
         if self._cancel.is_set():
             raise Cancelled()
-        data = self._source.read(size)
+        data: bytes = self._source.read(size)
         self.count += len(data)
         self._remaining -= len(data)
         self._on_bytes(len(data))
