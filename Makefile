@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STAGE ?= dev
 
-.PHONY: venv test test-fast up demo clean bench-tools localstack-setup localstack-up localstack-down localstack-deploy test-localstack package deploy chalice-deploy teardown bench
+.PHONY: venv lint test test-fast up demo clean bench-tools localstack-setup localstack-up localstack-down localstack-deploy test-localstack package deploy chalice-deploy teardown bench
 
 venv: $(STAMP)
 
@@ -19,9 +19,16 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
-## The test suite: unit, service (fakes), adapters and app (moto), client, end to end (local stack),
-## and the benchmarks in quick mode (they compare with Debian's zstd, brotli and gzip tools).
-test: venv bench-tools
+## Static checks: ruff (lint and format) on everything, mypy --strict on chalicelib, client and app.py.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+## The static checks, then the test suite: unit, service (fakes), adapters and app (moto), client,
+## faults, end to end (local stack), and the benchmarks in quick mode (they compare with Debian's
+## zstd, brotli and gzip tools).
+test: lint bench-tools
 	$(PY) -m pytest
 
 ## Without the tests that start servers.

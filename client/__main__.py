@@ -1,4 +1,5 @@
 """``python -m client`` runs the ``squeezer`` command."""
+
 from client.cli import main
 
 main()

@@ -13,6 +13,7 @@ dead-letter queue); 2 usage error; 3 AWS could not be reached or refused
 the command (credentials, a missing queue, the jobs queue refusing every
 message).
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,12 @@ def sqs_client(queue: str, dlq: str) -> Any:
     env = os.environ
     try:
         # Only the queue names matter here; the bucket and table are the service's, unused.
-        settings = Settings.from_env(queue_name=queue, dead_letter_queue_name=dlq,
-                                     bucket=env.get("SQUEEZER_BUCKET", ""), table=env.get("SQUEEZER_TABLE", ""))
+        settings = Settings.from_env(
+            queue_name=queue,
+            dead_letter_queue_name=dlq,
+            bucket=env.get("SQUEEZER_BUCKET", ""),
+            table=env.get("SQUEEZER_TABLE", ""),
+        )
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
     return AwsClients(settings).sqs
@@ -83,8 +88,9 @@ class RedriveStopped(Exception):
 REFUSALS_IN_A_ROW = 10
 
 
-def redrive(sqs: Any, *, source_url: str, target_url: str, limit: int | None = None,
-            wait_seconds: int = RECEIVE_WAIT_SECONDS) -> Redriven:
+def redrive(
+    sqs: Any, *, source_url: str, target_url: str, limit: int | None = None, wait_seconds: int = RECEIVE_WAIT_SECONDS
+) -> Redriven:
     """Move messages from ``source_url`` to ``target_url`` until the source is empty or ``limit`` moved.
 
     A message is deleted from the source only after the target accepted it,
@@ -102,9 +108,12 @@ def redrive(sqs: Any, *, source_url: str, target_url: str, limit: int | None = N
         while empty < EMPTY_RECEIVES and (limit is None or run.done.moved < limit):
             wanted = SQS_BATCH if limit is None else min(SQS_BATCH, limit - run.done.moved)
             try:
-                messages = sqs.receive_message(QueueUrl=source_url, MaxNumberOfMessages=wanted,
-                                               WaitTimeSeconds=wait_seconds,
-                                               MessageAttributeNames=["All"]).get("Messages", [])
+                messages = sqs.receive_message(
+                    QueueUrl=source_url,
+                    MaxNumberOfMessages=wanted,
+                    WaitTimeSeconds=wait_seconds,
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
             except (BotoCoreError, ClientError) as exc:
                 raise RedriveStopped(run.done, f"could not receive from the dead-letter queue: {exc}") from None
             # Only refused messages left (back after the queue's visibility timeout): as good as empty.
@@ -136,7 +145,7 @@ class _Run:
             except ClientError as exc:  # about this message (its size, its attributes...): the others may still go
                 self._refuse(message, str(exc))
                 if self.refused_in_a_row >= REFUSALS_IN_A_ROW:
-                    self.held += fresh[index + 1:]
+                    self.held += fresh[index + 1 :]
                     stop = f"the jobs queue refused {self.refused_in_a_row} messages in a row: {exc}"
                     break
                 continue
@@ -149,8 +158,10 @@ class _Run:
         if sent:
             self.done.moved += len(sent)
             try:
-                answer = self.sqs.delete_message_batch(QueueUrl=self.source_url, Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(sent)])
+                answer = self.sqs.delete_message_batch(
+                    QueueUrl=self.source_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(sent)],
+                )
                 self.done.not_deleted += len(answer.get("Failed", []))
             except (BotoCoreError, ClientError) as exc:
                 self.done.not_deleted += len(sent)
@@ -168,8 +179,10 @@ class _Run:
     def release(self) -> None:
         """Make the messages not moved visible again at once (best effort: else they return by themselves)."""
         for start in range(0, len(self.held), SQS_BATCH):
-            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                       for i, m in enumerate(self.held[start:start + SQS_BATCH])]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(self.held[start : start + SQS_BATCH])
+            ]
             try:
                 self.sqs.change_message_visibility_batch(QueueUrl=self.source_url, Entries=entries)
             except (BotoCoreError, ClientError):
@@ -195,12 +208,28 @@ def admin() -> None:
 
 
 @admin.command(name="redrive-dead-letters")
-@click.option("--queue", envvar="SQUEEZER_QUEUE", required=True, metavar="NAME",
-              help="The jobs queue to move the messages back to (env: SQUEEZER_QUEUE).")
-@click.option("--dlq", envvar="SQUEEZER_DLQ", required=True, metavar="NAME",
-              help="The dead-letter queue to empty (env: SQUEEZER_DLQ).")
-@click.option("--max", "limit", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Move at most N messages (default: until the dead-letter queue is empty).")
+@click.option(
+    "--queue",
+    envvar="SQUEEZER_QUEUE",
+    required=True,
+    metavar="NAME",
+    help="The jobs queue to move the messages back to (env: SQUEEZER_QUEUE).",
+)
+@click.option(
+    "--dlq",
+    envvar="SQUEEZER_DLQ",
+    required=True,
+    metavar="NAME",
+    help="The dead-letter queue to empty (env: SQUEEZER_DLQ).",
+)
+@click.option(
+    "--max",
+    "limit",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Move at most N messages (default: until the dead-letter queue is empty).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Write machine-readable JSON to stdout.")
 def redrive_dead_letters(queue: str, dlq: str, limit: int | None, as_json: bool) -> None:
     """Move messages from the dead-letter queue back to the jobs queue, so the worker tries them again.
@@ -216,21 +245,34 @@ def redrive_dead_letters(queue: str, dlq: str, limit: int | None, as_json: bool)
         queue_url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
         dlq_url = sqs.get_queue_url(QueueName=dlq)["QueueUrl"]
     except (BotoCoreError, ClientError) as exc:
-        raise AwsUnavailable(f"could not look up the queues {queue!r} and {dlq!r}: {exc} "
-                             "(check --queue/--dlq, AWS credentials, AWS_REGION and AWS_ENDPOINT_URL)") from None
+        raise AwsUnavailable(
+            f"could not look up the queues {queue!r} and {dlq!r}: {exc} "
+            "(check --queue/--dlq, AWS credentials, AWS_REGION and AWS_ENDPOINT_URL)"
+        ) from None
     try:
         done = redrive(sqs, source_url=dlq_url, target_url=queue_url, limit=limit)
     except RedriveStopped as stopped:
-        raise AwsUnavailable(f"stopped after moving {stopped.done.moved} message(s) from {dlq} to {queue}: "
-                             f"{stopped.reason}{_left(stopped.done)}") from None
+        raise AwsUnavailable(
+            f"stopped after moving {stopped.done.moved} message(s) from {dlq} to {queue}: "
+            f"{stopped.reason}{_left(stopped.done)}"
+        ) from None
     if as_json:
-        output.emit_json({"queue": queue, "dead_letter_queue": dlq, "moved": done.moved,
-                          "not_moved": [{"message_id": i, "error": why} for i, why in done.not_moved],
-                          "not_deleted": done.not_deleted})
+        output.emit_json(
+            {
+                "queue": queue,
+                "dead_letter_queue": dlq,
+                "moved": done.moved,
+                "not_moved": [{"message_id": i, "error": why} for i, why in done.not_moved],
+                "not_deleted": done.not_deleted,
+            }
+        )
     click.echo(f"moved {done.moved} message(s) from {dlq} to {queue}", err=True)
     if done.not_deleted:
-        click.echo(f"{done.not_deleted} moved message(s) could not be deleted from {dlq}: "
-                   "they are on both queues (the worker processes a file once)", err=True)
+        click.echo(
+            f"{done.not_deleted} moved message(s) could not be deleted from {dlq}: "
+            "they are on both queues (the worker processes a file once)",
+            err=True,
+        )
     if done.not_moved:
         lines = [f"{len(done.not_moved)} message(s) could not be moved and stay on {dlq}:"]
         lines += [f"  {message_id}: {output.printable(why)}" for message_id, why in done.not_moved]

@@ -5,11 +5,13 @@ Every failure becomes one of two errors from :mod:`client.errors`:
 Reads (GET) are retried on connection trouble, 5xx and 429; creating a job
 is not, because a retried POST could create the job twice.
 """
+
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 
@@ -143,7 +145,8 @@ def _decode(response: requests.Response) -> dict[str, Any]:
         raise ApiError(response.status_code, f"http_{response.status_code}", str(text)[:200])
     if not isinstance(body, dict):
         raise ApiError(
-            response.status_code, "bad_response",
+            response.status_code,
+            "bad_response",
             "the answer is not a JSON object: is --api-url the Squeezer API?",
         )
     return body

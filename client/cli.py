@@ -4,6 +4,7 @@ Exit codes: 0 every file completed; 1 at least one file failed (or a local
 file could not be read or written); 2 usage error; 3 the API could not be
 reached or answered with an error; 70 a bug in this client.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,18 +63,29 @@ def _level(algorithm: str, level: int | None) -> int | None:
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Write machine-readable JSON to stdout.")
 parallel_option = click.option(
-    "--parallel", type=click.IntRange(1, 64), default=8, show_default=True,
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
     help="Files transferred at the same time.",
 )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--api-url", envvar="SQUEEZER_API_URL", default=DEFAULT_API_URL, show_default=True, metavar="URL",
+    "--api-url",
+    envvar="SQUEEZER_API_URL",
+    default=DEFAULT_API_URL,
+    show_default=True,
+    metavar="URL",
     help="Base URL of the Squeezer API (env: SQUEEZER_API_URL).",
 )
 @click.option(
-    "--timeout", envvar="SQUEEZER_TIMEOUT", type=click.FloatRange(min=1), default=30.0, show_default=True,
+    "--timeout",
+    envvar="SQUEEZER_TIMEOUT",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
     help="Seconds to wait for an answer from the API (env: SQUEEZER_TIMEOUT).",
 )
 @click.version_option(__version__, prog_name="squeezer")
@@ -85,19 +97,38 @@ def cli(ctx: click.Context, api_url: str, timeout: float) -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("-a", "--algorithm", type=click.Choice(ALGORITHMS), default="zstd", show_default=True,
-              help="Compression algorithm.")
+@click.option(
+    "-a", "--algorithm", type=click.Choice(ALGORITHMS), default="zstd", show_default=True, help="Compression algorithm."
+)
 @click.option("-l", "--level", type=int, help="Compression level (default: the algorithm's own).")
 @parallel_option
-@click.option("--checksum/--no-checksum", default=True, show_default=True,
-              help="Send each file's sha256 so storage and worker verify the upload (reads files twice).")
+@click.option(
+    "--checksum/--no-checksum",
+    default=True,
+    show_default=True,
+    help="Send each file's sha256 so storage and worker verify the upload (reads files twice).",
+)
 @click.option("--wait", is_flag=True, help="Wait until every file is compressed (or failed).")
-@click.option("--download", "download_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Save the results under DIR, keeping relative paths (implies --wait).")
+@click.option(
+    "--download",
+    "download_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Save the results under DIR, keeping relative paths (implies --wait).",
+)
 @json_option
 @click.pass_obj
-def upload(app: AppContext, paths: tuple[Path, ...], algorithm: str, level: int | None, parallel: int,
-           checksum: bool, wait: bool, download_dir: Path | None, as_json: bool) -> None:
+def upload(
+    app: AppContext,
+    paths: tuple[Path, ...],
+    algorithm: str,
+    level: int | None,
+    parallel: int,
+    checksum: bool,
+    wait: bool,
+    download_dir: Path | None,
+    as_json: bool,
+) -> None:
     """Upload files and folders (recursively) as one compression job; print its id."""
     level = _level(algorithm, level)
     progress = app.progress()
@@ -110,10 +141,13 @@ def upload(app: AppContext, paths: tuple[Path, ...], algorithm: str, level: int 
     job_id = created["job_id"]
     if not as_json:
         click.echo(job_id)
-    progress.note(f"job {job_id}: {len(files)} file(s), {output.human_size(sum(f.size for f in files))}, "
-                  f"{created['algorithm']} level {created['level']}")
+    progress.note(
+        f"job {job_id}: {len(files)} file(s), {output.human_size(sum(f.size for f in files))}, "
+        f"{created['algorithm']} level {created['level']}"
+    )
     uploads = Uploader(parallel=parallel, timeout=app.transfer_timeout, progress=progress).upload_all(
-        jobs.pair_files(files, created))
+        jobs.pair_files(files, created)
+    )
     uploaded = [u.file_id for u in uploads if u.ok]
     problems = [(u.file.name, u.error_code, u.error_message) for u in uploads if not u.ok]
     status, saved = None, []
@@ -121,8 +155,9 @@ def upload(app: AppContext, paths: tuple[Path, ...], algorithm: str, level: int 
         status = jobs.wait_for_job(app.api, job_id, progress=progress, file_ids=uploaded)
         problems += jobs.failures(status, uploaded)
         if download_dir:
-            saved = jobs.download_results(status, download_dir, progress=progress, parallel=parallel,
-                                          timeout=app.transfer_timeout)
+            saved = jobs.download_results(
+                status, download_dir, progress=progress, parallel=parallel, timeout=app.transfer_timeout
+            )
             problems += [(d.name, d.error_code, d.error_message) for d in saved if d.error_code]
     if as_json:
         output.emit_json(_upload_summary(created, uploads, status, saved))
@@ -136,10 +171,7 @@ def upload(app: AppContext, paths: tuple[Path, ...], algorithm: str, level: int 
 @click.pass_obj
 def status(app: AppContext, job_id: str, watch: bool, as_json: bool) -> None:
     """Show a job's files: state, sizes, ratio, time and errors."""
-    if watch:
-        result = jobs.wait_for_job(app.api, job_id, progress=app.progress())
-    else:
-        result = app.api.get_job(job_id)
+    result = jobs.wait_for_job(app.api, job_id, progress=app.progress()) if watch else app.api.get_job(job_id)
     if as_json:
         output.emit_json(result)
     else:
@@ -149,8 +181,14 @@ def status(app: AppContext, job_id: str, watch: bool, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("job_id")
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder to save the results in (created if missing).")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to save the results in (created if missing).",
+)
 @click.option("--wait", is_flag=True, help="Wait for files that are not finished yet.")
 @parallel_option
 @json_option
@@ -159,8 +197,7 @@ def download(app: AppContext, job_id: str, out_dir: Path, wait: bool, parallel: 
     """Save a job's compressed files under a folder, keeping relative paths."""
     progress = app.progress()
     result = jobs.wait_for_job(app.api, job_id, progress=progress) if wait else app.api.get_job(job_id)
-    saved = jobs.download_results(result, out_dir, progress=progress, parallel=parallel,
-                                  timeout=app.transfer_timeout)
+    saved = jobs.download_results(result, out_dir, progress=progress, parallel=parallel, timeout=app.transfer_timeout)
     if as_json:
         output.emit_json({"job_id": job_id, "files": [_saved_json(d) for d in saved]})
     else:
@@ -235,16 +272,23 @@ def list_jobs(app: AppContext, limit: int, follow: bool, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-a", "--algorithm", type=click.Choice(ALGORITHMS), default="zstd", show_default=True,
-              help="Compression algorithm.")
+@click.option(
+    "-a", "--algorithm", type=click.Choice(ALGORITHMS), default="zstd", show_default=True, help="Compression algorithm."
+)
 @click.option("-l", "--level", type=int, help="Compression level (default: the algorithm's own).")
-@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file (default: FILE plus .zst, .br or .gz).")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file (default: FILE plus .zst, .br or .gz).",
+)
 @click.option("-f", "--force", is_flag=True, help="Overwrite the output if it exists.")
 @json_option
 @click.pass_obj
-def compress(app: AppContext, file: Path, algorithm: str, level: int | None, out: Path | None,
-             force: bool, as_json: bool) -> None:
+def compress(
+    app: AppContext, file: Path, algorithm: str, level: int | None, out: Path | None, force: bool, as_json: bool
+) -> None:
     """Compress FILE locally, with the service's codecs (no network)."""
     level = _level(algorithm, level)
     with app.progress().bytes("compress", file.stat().st_size) as task:
@@ -254,8 +298,13 @@ def compress(app: AppContext, file: Path, algorithm: str, level: int | None, out
 
 @cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file (default: FILE without its .zst, .br or .gz).")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file (default: FILE without its .zst, .br or .gz).",
+)
 @click.option("-f", "--force", is_flag=True, help="Overwrite the output if it exists.")
 @json_option
 @click.pass_obj
@@ -269,19 +318,27 @@ def decompress(app: AppContext, file: Path, out: Path | None, force: bool, as_js
 def _report_offline(outcome: offline.Outcome, plain: int, packed: int, as_json: bool) -> None:
     ratio = packed / plain if plain else None
     if as_json:
-        output.emit_json({
-            "input": str(outcome.source), "output": str(outcome.output), "algorithm": outcome.algorithm.value,
-            "bytes_in": outcome.stats.bytes_in, "bytes_out": outcome.stats.bytes_out,
-            "ratio": None if ratio is None else round(ratio, 4),
-        })
+        output.emit_json(
+            {
+                "input": str(outcome.source),
+                "output": str(outcome.output),
+                "algorithm": outcome.algorithm.value,
+                "bytes_in": outcome.stats.bytes_in,
+                "bytes_out": outcome.stats.bytes_out,
+                "ratio": None if ratio is None else round(ratio, 4),
+            }
+        )
     else:
         share = "" if ratio is None else f" ({ratio * 100:.1f}%)"
-        click.echo(f"{outcome.source} -> {outcome.output}: {output.human_size(outcome.stats.bytes_in)} -> "
-                   f"{output.human_size(outcome.stats.bytes_out)}{share}")
+        click.echo(
+            f"{outcome.source} -> {outcome.output}: {output.human_size(outcome.stats.bytes_in)} -> "
+            f"{output.human_size(outcome.stats.bytes_out)}{share}"
+        )
 
 
-def _upload_summary(created: dict[str, Any], uploads: list[Any], status: dict[str, Any] | None,
-                    saved: list[Any]) -> dict[str, Any]:
+def _upload_summary(
+    created: dict[str, Any], uploads: list[Any], status: dict[str, Any] | None, saved: list[Any]
+) -> dict[str, Any]:
     states = {f["file_id"]: f for f in (status or {}).get("files", [])}
     paths = {d.name: d for d in saved}
     files = []
@@ -291,16 +348,27 @@ def _upload_summary(created: dict[str, Any], uploads: list[Any], status: dict[st
         if u.file.name in paths and paths[u.file.name].error_code:
             d = paths[u.file.name]
             error = {"code": d.error_code, "message": d.error_message}
-        files.append({
-            "name": u.file.name, "file_id": u.file_id, "size": u.file.size, "uploaded": u.ok,
-            "state": remote.get("state"),
-            "compressed_size": remote.get("compressed_size"), "ratio": remote.get("ratio"),
-            "error": error,
-            "output": str(paths[u.file.name].path) if u.file.name in paths and not paths[u.file.name].error_code else None,
-        })
+        files.append(
+            {
+                "name": u.file.name,
+                "file_id": u.file_id,
+                "size": u.file.size,
+                "uploaded": u.ok,
+                "state": remote.get("state"),
+                "compressed_size": remote.get("compressed_size"),
+                "ratio": remote.get("ratio"),
+                "error": error,
+                "output": str(paths[u.file.name].path)
+                if u.file.name in paths and not paths[u.file.name].error_code
+                else None,
+            }
+        )
     return {
-        "job_id": created["job_id"], "algorithm": created["algorithm"], "level": created["level"],
-        "state": (status or {}).get("state"), "files": files,
+        "job_id": created["job_id"],
+        "algorithm": created["algorithm"],
+        "level": created["level"],
+        "state": (status or {}).get("state"),
+        "files": files,
     }
 
 

@@ -12,9 +12,10 @@ adds one line per failed file, with names from the server escaped if they
 hold control characters) and never contain a presigned URL: anyone holding
 one could use it.
 """
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import click
 
@@ -54,8 +55,7 @@ class ApiUnreachable(SqueezerCliError):
     def __init__(self, api_url: str, reason: str) -> None:
         self.api_url = api_url
         super().__init__(
-            f"could not reach the Squeezer API at {api_url}: {reason} "
-            "(check --api-url or SQUEEZER_API_URL)"
+            f"could not reach the Squeezer API at {api_url}: {reason} (check --api-url or SQUEEZER_API_URL)"
         )
 
 
@@ -66,5 +66,7 @@ class FilesFailed(SqueezerCliError):
         """``failures``: (name, error code, message) per failed file."""
         self.failures = list(failures)
         lines = [f"{len(self.failures)} of {total} file(s) failed:"]
-        lines += [f"  {printable(name)}: {printable(code)}: {printable(message)}" for name, code, message in self.failures]
+        lines += [
+            f"  {printable(name)}: {printable(code)}: {printable(message)}" for name, code, message in self.failures
+        ]
         super().__init__("\n".join(lines))

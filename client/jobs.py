@@ -3,14 +3,16 @@
 Kept out of cli.py so the commands stay a few lines each, and out of
 api.py so the API client stays a plain adapter.
 """
+
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from chalicelib.domain import Algorithm
 from chalicelib.errors import ValidationError
@@ -151,7 +153,9 @@ def result_path(out_dir: Path, f: dict[str, Any]) -> Path:
     try:
         extension = Algorithm(f.get("algorithm")).extension
     except ValueError:
-        raise TransferFailed("unknown_algorithm", f"the server names no known algorithm: {f.get('algorithm')!r}") from None
+        raise TransferFailed(
+            "unknown_algorithm", f"the server names no known algorithm: {f.get('algorithm')!r}"
+        ) from None
     return out_dir.joinpath(*name.parts[:-1], name.name + extension)
 
 
@@ -178,7 +182,8 @@ def _plan(out_dir: Path, files: list[dict[str, Any]]) -> dict[int, Path | Transf
         clash = _clash(parts, folders, files_at, folders_at)
         if clash is not None:
             plan[index] = TransferFailed(
-                "duplicate_name", f"would be saved as {printable(str(path))}, {clash}; not overwritten")
+                "duplicate_name", f"would be saved as {printable(str(path))}, {clash}; not overwritten"
+            )
             continue
         files_at[parts] = f["name"]
         for folder in folders:
@@ -187,8 +192,12 @@ def _plan(out_dir: Path, files: list[dict[str, Any]]) -> dict[int, Path | Transf
     return plan
 
 
-def _clash(parts: tuple[str, ...], folders: list[tuple[str, ...]], files_at: dict[tuple[str, ...], str],
-           folders_at: dict[tuple[str, ...], str]) -> str | None:
+def _clash(
+    parts: tuple[str, ...],
+    folders: list[tuple[str, ...]],
+    files_at: dict[tuple[str, ...], str],
+    folders_at: dict[tuple[str, ...], str],
+) -> str | None:
     """Why an earlier file of the download already has this target, or None."""
     if parts in files_at:
         return f"where {printable(files_at[parts])} is saved"
@@ -231,14 +240,24 @@ def download_results(
                 return Downloaded(str(f.get("name")), out_dir, path.code, path.message)
             try:
                 download_to(
-                    sessions.get(), f["download_url"], path, policy=policy, timeout=timeout,
-                    expected_size=f.get("compressed_size"), on_bytes=task.advance, cancel=cancel,
-                    on_retry=lambda n, exc, wait: progress.note(f"retrying {printable(f['name'])} in {wait:.1f}s: {exc.message}"),
+                    sessions.get(),
+                    f["download_url"],
+                    path,
+                    policy=policy,
+                    timeout=timeout,
+                    expected_size=f.get("compressed_size"),
+                    on_bytes=task.advance,
+                    cancel=cancel,
+                    on_retry=lambda n, exc, wait: progress.note(
+                        f"retrying {printable(f['name'])} in {wait:.1f}s: {exc.message}"
+                    ),
                 )
             except TransferFailed as exc:
                 return Downloaded(f["name"], out_dir, exc.code, exc.message)
             except OSError as exc:
-                return Downloaded(f["name"], out_dir, "write_failed", f"{exc.filename or out_dir}: {exc.strerror or exc}")
+                return Downloaded(
+                    f["name"], out_dir, "write_failed", f"{exc.filename or out_dir}: {exc.strerror or exc}"
+                )
             return Downloaded(f["name"], path)
 
         pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="squeezer-download")
@@ -247,7 +266,9 @@ def download_results(
                 result = future.result()
                 done.append(result)
                 if result.error_code:
-                    progress.note(f"download failed: {printable(result.name)}: {result.error_code}: {result.error_message}")
+                    progress.note(
+                        f"download failed: {printable(result.name)}: {result.error_code}: {result.error_message}"
+                    )
                 else:
                     progress.note(f"saved {result.path}")
         except BaseException:

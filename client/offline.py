@@ -4,14 +4,16 @@ Output goes to a temporary file next to the target and is renamed into place
 only once the stream is complete, so a failure never leaves a half-written
 file behind, and an existing file is replaced only with ``force``.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from chalicelib.codecs import (
     CodecError,
@@ -49,18 +51,28 @@ class _Counting:
 
 
 def compress_file(
-    source: Path, output: Path | None, algorithm: Algorithm, level: int | None, *,
-    force: bool = False, on_bytes: Callable[[int], None] = lambda n: None,
+    source: Path,
+    output: Path | None,
+    algorithm: Algorithm,
+    level: int | None,
+    *,
+    force: bool = False,
+    on_bytes: Callable[[int], None] = lambda n: None,
 ) -> Outcome:
     output = output or source.with_name(source.name + algorithm.extension)
     _check_target(source, output, force)
     with _open_input(source) as src:
-        stats = _write_atomically(output, lambda sink: compress_stream(_Counting(src, on_bytes), sink, algorithm, level))
+        stats = _write_atomically(
+            output, lambda sink: compress_stream(_Counting(src, on_bytes), sink, algorithm, level)
+        )
     return Outcome(source, output, algorithm, stats)
 
 
 def decompress_file(
-    source: Path, output: Path | None, *, force: bool = False,
+    source: Path,
+    output: Path | None,
+    *,
+    force: bool = False,
     on_bytes: Callable[[int], None] = lambda n: None,
 ) -> Outcome:
     with _open_input(source) as src:

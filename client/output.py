@@ -1,9 +1,11 @@
 """What commands print on stdout: tables for people, JSON for programs."""
+
 from __future__ import annotations
 
 import datetime as _dt
 import json
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import click
 
@@ -40,7 +42,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, right: Itera
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
     def line(row: list[str]) -> str:
-        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False))]
         return "  ".join(parts).rstrip()
 
     return "\n".join([line(cells[0]), line(["-" * w for w in widths])] + [line(r) for r in cells[1:]])
@@ -73,8 +75,12 @@ def status_text(status: dict[str, Any]) -> str:
     )
     rows = [
         (
-            printable(f["name"]), f["state"], human_size(f["size"]), human_size(f.get("compressed_size")),
-            _ratio(f.get("ratio")), _seconds((f.get("timings") or {}).get("compress_seconds")),
+            printable(f["name"]),
+            f["state"],
+            human_size(f["size"]),
+            human_size(f.get("compressed_size")),
+            _ratio(f.get("ratio")),
+            _seconds((f.get("timings") or {}).get("compress_seconds")),
             _error(f.get("error")),
         )
         for f in status.get("files", [])
@@ -92,8 +98,12 @@ def status_text(status: dict[str, Any]) -> str:
 def jobs_text(jobs: list[dict[str, Any]]) -> str:
     rows = [
         (
-            j["job_id"], _when(j.get("created_at")), f"{j['algorithm']}/{j['level']}", j.get("file_count"),
-            human_size(j.get("total_size")), "cancelled" if j.get("cancelled_at") else "",
+            j["job_id"],
+            _when(j.get("created_at")),
+            f"{j['algorithm']}/{j['level']}",
+            j.get("file_count"),
+            human_size(j.get("total_size")),
+            "cancelled" if j.get("cancelled_at") else "",
         )
         for j in jobs
     ]

@@ -9,6 +9,7 @@ When stderr is not a terminal (CI logs, pipes, ``CliRunner``) no bar is drawn:
 only one line per finished file and per change in a job's progress, so logs
 stay readable.
 """
+
 from __future__ import annotations
 
 import sys
@@ -40,10 +41,10 @@ class Progress:
             else:
                 click.echo(message, err=True)
 
-    def bytes(self, description: str, total: int) -> "_BytesTask":
+    def bytes(self, description: str, total: int) -> _BytesTask:
         return _BytesTask(self, description, total)
 
-    def files(self, description: str, total: int) -> "_FilesTask":
+    def files(self, description: str, total: int) -> _FilesTask:
         return _FilesTask(self, description, total)
 
     # bars -----------------------------------------------------------------
@@ -68,9 +69,7 @@ class _BytesTask:
 
     def __init__(self, progress: Progress, description: str, total: int) -> None:
         self._progress = progress
-        self._bar = progress._open_bar(
-            desc=description, total=total, unit="B", unit_scale=True, unit_divisor=1024
-        )
+        self._bar = progress._open_bar(desc=description, total=total, unit="B", unit_scale=True, unit_divisor=1024)
         self._lock = threading.Lock()
 
     def advance(self, nbytes: int) -> None:
@@ -81,7 +80,7 @@ class _BytesTask:
     def close(self) -> None:
         self._progress._close_bar(self._bar)
 
-    def __enter__(self) -> "_BytesTask":
+    def __enter__(self) -> _BytesTask:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -113,7 +112,7 @@ class _FilesTask:
     def close(self) -> None:
         self._progress._close_bar(self._bar)
 
-    def __enter__(self) -> "_FilesTask":
+    def __enter__(self) -> _FilesTask:
         return self
 
     def __exit__(self, *exc: object) -> None:

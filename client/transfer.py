@@ -7,6 +7,7 @@
 
 Neither message ever contains the URL: a presigned URL is a credential.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,9 +17,10 @@ import re
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import requests
 
@@ -96,9 +98,7 @@ def run_with_retries(
             return attempt()
         except RetryableError as exc:
             if number >= policy.tries:
-                raise TransferFailed(
-                    exc.code, f"{exc.message} (gave up after {number} tries)"
-                ) from exc
+                raise TransferFailed(exc.code, f"{exc.message} (gave up after {number} tries)") from exc
             wait = policy.delay(number, exc.retry_after)
             if on_retry is not None:
                 on_retry(number, exc, wait)
@@ -130,8 +130,14 @@ def describe_transport_error(exc: BaseException) -> tuple[str, str]:
         return "unreachable", "connection refused"
     if "NameResolutionError" in names or any(getattr(e, "errno", None) == -2 for e in chain):
         return "unreachable", "host name not found"
-    if names & {"RemoteDisconnected", "ProtocolError", "ConnectionResetError", "BrokenPipeError",
-                "IncompleteRead", "ChunkedEncodingError"}:
+    if names & {
+        "RemoteDisconnected",
+        "ProtocolError",
+        "ConnectionResetError",
+        "BrokenPipeError",
+        "IncompleteRead",
+        "ChunkedEncodingError",
+    }:
         return "connection_dropped", "the server closed the connection"
     return "connection_error", f"connection error ({type(exc).__name__})"
 
@@ -239,9 +245,7 @@ def download_to(
                 except TRANSPORT_ERRORS as exc:
                     raise RetryableError(*describe_transport_error(exc)) from exc
                 if expected_size is not None and written != expected_size:
-                    raise RetryableError(
-                        "short_download", f"got {written} bytes, expected {expected_size}"
-                    )
+                    raise RetryableError("short_download", f"got {written} bytes, expected {expected_size}")
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp_name, target)
@@ -253,4 +257,3 @@ def download_to(
             raise
 
     return run_with_retries(attempt, policy, on_retry=on_retry)
-

@@ -5,6 +5,7 @@ the headers it listed (they are signed: S3 rejects anything else). Each
 worker thread has its own ``requests.Session``; bodies are streamed from
 disk, so memory stays flat whatever the file sizes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -12,10 +13,11 @@ import mimetypes
 import os
 import re
 import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import click
 
@@ -74,6 +76,7 @@ class UploadResult:
 
 
 # -- discovery ---------------------------------------------------------------
+
 
 def discover(paths: Iterable[str | os.PathLike[str]], *, on_skip: Callable[[str], None]) -> list[LocalFile]:
     """Files named on the command line plus everything under the folders named.
@@ -168,6 +171,7 @@ def _content_type(name: str) -> str | None:
 
 # -- checksums -----------------------------------------------------------------
 
+
 def add_checksums(files: list[LocalFile], *, parallel: int, progress: Progress) -> list[LocalFile]:
     """The files with their sha256 (read once here, once more to upload).
 
@@ -192,6 +196,7 @@ def add_checksums(files: list[LocalFile], *, parallel: int, progress: Progress) 
 
 # -- uploads -----------------------------------------------------------------
 
+
 class _ProgressReader:
     """The open file, reported to the progress bar as requests reads it.
 
@@ -200,7 +205,9 @@ class _ProgressReader:
     sends a Content-Length instead of chunked encoding.
     """
 
-    def __init__(self, source: Source, remaining: int, on_bytes: Callable[[int], None], cancel: threading.Event) -> None:
+    def __init__(
+        self, source: Source, remaining: int, on_bytes: Callable[[int], None], cancel: threading.Event
+    ) -> None:
         self._source = source
         self._remaining = remaining
         self._on_bytes = on_bytes
@@ -275,7 +282,9 @@ class Uploader:
             return UploadResult(local, file_id, "unreadable", f"cannot read {local.path}: {exc.strerror or exc}")
         return UploadResult(local, file_id)
 
-    def upload(self, local: LocalFile, upload: dict[str, Any], *, on_bytes: Callable[[int], None] = lambda n: None) -> None:
+    def upload(
+        self, local: LocalFile, upload: dict[str, Any], *, on_bytes: Callable[[int], None] = lambda n: None
+    ) -> None:
         """PUT one file to its presigned URL, retrying what a retry can fix."""
         session = self._sessions.get()
         method = upload.get("method", "PUT")
@@ -309,4 +318,3 @@ class Uploader:
 def _roll_back(body: object, on_bytes: Callable[[int], None]) -> None:
     if isinstance(body, _ProgressReader) and body.count:
         on_bytes(-body.count)
-

@@ -6,6 +6,7 @@ each user mixes ``POST /jobs`` with 100 files (1 in 5) and ``GET /jobs/{id}``
 of its own jobs (4 in 5). Figures come from Locust's ``*_stats.csv``.
 Locust itself shares the 2 cores with the API and the emulator.
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,14 +45,19 @@ def parse_stats(path: Path) -> dict[str, dict[str, float]]:
     rows = {}
     with open(path, newline="") as handle:
         for row in csv.DictReader(handle):
-            def num(key: str) -> float:
+
+            def num(key: str, row: dict[str, str] = row) -> float:
                 value = row.get(key, "")
                 return float(value) if value not in ("", "N/A") else float("nan")
 
             rows[row["Name"]] = {
-                "requests": num("Request Count"), "failures": num("Failure Count"),
-                "rps": num("Requests/s"), "p50": num("50%"), "p99": num("99%"),
-                "mean": num("Average Response Time"), "max": num("Max Response Time"),
+                "requests": num("Request Count"),
+                "failures": num("Failure Count"),
+                "rps": num("Requests/s"),
+                "p50": num("50%"),
+                "p99": num("99%"),
+                "mean": num("Average Response Time"),
+                "max": num("Max Response Time"),
             }
     return rows
 
@@ -61,9 +67,27 @@ def run(stack: Any, users: int, seconds: int) -> list[Figure]:
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     prefix = out_dir / "api"
-    argv = [*locust_cmd(), "-f", str(LOCUSTFILE), "--headless", "--host", stack.api_url,
-            "-u", str(users), "-r", str(users), "--run-time", f"{seconds}s", "--stop-timeout", "10",
-            "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"]
+    argv = [
+        *locust_cmd(),
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        stack.api_url,
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "--run-time",
+        f"{seconds}s",
+        "--stop-timeout",
+        "10",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+    ]
     say(f"api: locust, {users} users, {seconds}s")
     out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120)
     # Locust exits 1 when any request failed: that is a figure here, not a crash.
@@ -74,18 +98,29 @@ def run(stack: Any, users: int, seconds: int) -> list[Figure]:
     figures = []
     for name, figure in NAMES.items():
         row = stats.get(name, {"requests": 0, "failures": 0, "rps": 0.0, "p50": float("nan"), "p99": float("nan")})
-        figures.append(Figure(
-            figure, f"{name}: requests/s ({users} users, {seconds}s; p50 {row['p50']:.0f} ms, p99 {row['p99']:.0f} ms)",
-            row["rps"], "req/s",
-            detail=f"{row['requests']:.0f} requests, {row['failures']:.0f} failed, mean {row.get('mean', 0):.0f} ms, "
-                   f"max {row.get('max', 0):.0f} ms", extra=row,
-        ))
+        figures.append(
+            Figure(
+                figure,
+                f"{name}: requests/s ({users} users, {seconds}s; p50 {row['p50']:.0f} ms, p99 {row['p99']:.0f} ms)",
+                row["rps"],
+                "req/s",
+                detail=f"{row['requests']:.0f} requests, {row['failures']:.0f} failed, mean {row.get('mean', 0):.0f} ms, "
+                f"max {row.get('max', 0):.0f} ms",
+                extra=row,
+            )
+        )
     total = stats.get("Aggregated", {})
     failures_csv = Path(f"{prefix}_failures.csv")
     failure_lines = failures_csv.read_text().strip().splitlines()[1:6] if failures_csv.exists() else []
-    figures.append(Figure(
-        "api.errors", f"failed requests of {total.get('requests', 0):.0f} (locust exit {out.returncode})",
-        total.get("failures", float("nan")), "errors", 0.0, higher_is_better=False,
-        detail="; ".join(failure_lines) or "none",
-    ))
+    figures.append(
+        Figure(
+            "api.errors",
+            f"failed requests of {total.get('requests', 0):.0f} (locust exit {out.returncode})",
+            total.get("failures", float("nan")),
+            "errors",
+            0.0,
+            higher_is_better=False,
+            detail="; ".join(failure_lines) or "none",
+        )
+    )
     return figures

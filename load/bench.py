@@ -6,13 +6,13 @@ never fails a build, a crash does. Results are also written as JSON to
 ``.state/bench/results-<mode>.json``; the full run's chart goes to
 ``load/charts/``, the quick run's to ``.state/bench/charts/``.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -30,7 +30,7 @@ from . import (
     upload_bench,
 )
 from .chart import latency_chart, throughput_chart
-from .measure import Figure, MiB, say
+from .measure import Figure, MiB
 
 GiB = 1024 * MiB
 BENCHES = ("codec", "pipeline", "memory", "threads", "budget", "upload", "e2e", "api")
@@ -49,7 +49,7 @@ class Mode:
     memory_moto: tuple[int, ...]
     threads_size: int
     threads_rounds: int
-    upload_small: tuple[int, int]   # files, bytes each
+    upload_small: tuple[int, int]  # files, bytes each
     upload_large: tuple[int, int]
     upload_rounds: int
     e2e_small: tuple[int, int, int]  # files, smallest, largest
@@ -63,11 +63,48 @@ class Mode:
 
 
 KiB = 1024
-FULL = Mode("full", 100 * MiB, 3, 16 * MiB, 5, 100 * MiB, 2 * GiB, (100 * MiB,), 100 * MiB, 5,
-            (1000, 4 * KiB), (4, 256 * MiB), 3, (1000, 4 * KiB, 16 * KiB), (10, 100 * MiB), 600.0, 10, 30)
-QUICK = Mode("quick", 4 * MiB, 3, 4 * MiB, 3, 8 * MiB, 128 * MiB, (), 72 * MiB, 5,
-             (100, 4 * KiB), (2, 8 * MiB), 3, (50, 4 * KiB, 16 * KiB), (2, 4 * MiB), 120.0, 10, 5, 1 * MiB,
-             budget_warm_cap=0)  # no warm-up: benchmark 8 stays under 15 s, a smoke test only
+FULL = Mode(
+    "full",
+    100 * MiB,
+    3,
+    16 * MiB,
+    5,
+    100 * MiB,
+    2 * GiB,
+    (100 * MiB,),
+    100 * MiB,
+    5,
+    (1000, 4 * KiB),
+    (4, 256 * MiB),
+    3,
+    (1000, 4 * KiB, 16 * KiB),
+    (10, 100 * MiB),
+    600.0,
+    10,
+    30,
+)
+QUICK = Mode(
+    "quick",
+    4 * MiB,
+    3,
+    4 * MiB,
+    3,
+    8 * MiB,
+    128 * MiB,
+    (),
+    72 * MiB,
+    5,
+    (100, 4 * KiB),
+    (2, 8 * MiB),
+    3,
+    (50, 4 * KiB, 16 * KiB),
+    (2, 4 * MiB),
+    120.0,
+    10,
+    5,
+    1 * MiB,
+    budget_warm_cap=0,
+)  # no warm-up: benchmark 8 stays under 15 s, a smoke test only
 
 
 def figure_names(only: str | None = None) -> list[str]:
@@ -96,21 +133,27 @@ def run_stack_benches(mode: Mode, only: str | None, files: dict, section) -> Non
     if "upload" in wanted:
         n, size = mode.upload_small
         big_n, big = mode.upload_large
-        data["upload"] = (e2e_bench.small_files(n, size, size, mode.name),
-                          e2e_bench.large_files(big_n, big, None, mode.name))
+        data["upload"] = (
+            e2e_bench.small_files(n, size, size, mode.name),
+            e2e_bench.large_files(big_n, big, None, mode.name),
+        )
     if "e2e" in wanted:
         n, low, high = mode.e2e_small
         big_n, big = mode.e2e_large
         sources = [p for k, p in files.items() if k in ("logs", "jsonl") and p.stat().st_size == big]
-        data["e2e"] = (e2e_bench.small_files(n, low, high, mode.name),
-                       e2e_bench.large_files(big_n, big, sources or None, mode.name))
+        data["e2e"] = (
+            e2e_bench.small_files(n, low, high, mode.name),
+            e2e_bench.large_files(big_n, big, sources or None, mode.name),
+        )
     with e2e_bench.bench_stack() as stack:
         api_p50 = None
         if "upload" in wanted:
             small, large = data["upload"]
-            section(f"5. squeezer upload vs aws s3 cp --recursive, same folder, same emulator "
-                    f"(median of {mode.upload_rounds} alternating rounds; value = aws time / squeezer time)",
-                    lambda: upload_bench.run(stack, small, large, mode.upload_rounds))
+            section(
+                f"5. squeezer upload vs aws s3 cp --recursive, same folder, same emulator "
+                f"(median of {mode.upload_rounds} alternating rounds; value = aws time / squeezer time)",
+                lambda: upload_bench.run(stack, small, large, mode.upload_rounds),
+            )
         measured: dict = {}
         if "e2e" in wanted:
             small, large = data["e2e"]
@@ -119,23 +162,31 @@ def run_stack_benches(mode: Mode, only: str | None, files: dict, section) -> Non
                 new, got = e2e_bench.run(stack, small, large, mode.e2e_timeout)
                 measured.update(got)
                 return new
-            section("6. end to end on the local stack: squeezer upload -> S3 event -> SQS -> bridge -> worker "
-                    "-> completed", e2e)
+
+            section(
+                "6. end to end on the local stack: squeezer upload -> S3 event -> SQS -> bridge -> worker -> completed",
+                e2e,
+            )
         if "api" in wanted:
+
             def api():
                 nonlocal api_p50
                 new = api_bench.run(stack, mode.api_users, mode.api_seconds)
                 p50 = {f.name: f.extra.get("p50") for f in new}
                 api_p50 = {"post_100": p50.get("api.post_jobs", 250) / 1000, "get": p50.get("api.get_job", 100) / 1000}
                 return new
-            section(f"7. API under load: locust, {mode.api_users} users, {mode.api_seconds}s, against chalice local",
-                    api)
+
+            section(
+                f"7. API under load: locust, {mode.api_users} users, {mode.api_seconds}s, against chalice local", api
+            )
         if measured:
             # Item 7's latencies are mostly queueing in one `chalice local`; on AWS each
             # request has its own Lambda, so the model keeps the idle service times.
-            section("cost model (us-east-1 list prices; worker at 3538 MB; measured worker seconds; "
-                    "API service seconds of an idle stack)",
-                    lambda: e2e_bench.cost_model(measured)[0])
+            section(
+                "cost model (us-east-1 list prices; worker at 3538 MB; measured worker seconds; "
+                "API service seconds of an idle stack)",
+                lambda: e2e_bench.cost_model(measured)[0],
+            )
 
 
 def versions() -> dict[str, str]:
@@ -153,7 +204,7 @@ def versions() -> dict[str, str]:
     return {
         "python": platform.python_version(),
         "zstandard": f"{zstandard.__version__} (libzstd {zstandard.ZSTD_VERSION[0]}.{zstandard.ZSTD_VERSION[1]}."
-                     f"{zstandard.ZSTD_VERSION[2]}, backend {zstandard.backend})",
+        f"{zstandard.ZSTD_VERSION[2]}, backend {zstandard.backend})",
         "brotli": getattr(brotli, "__version__", "?"),
         "zlib-ng": f"{getattr(zlib_ng, '__version__', '?')} (zlib-ng {zlib_ng.zlib_ng.ZLIBNG_VERSION})",
         "zstd CLI": tool(["zstd", "--version"]),
@@ -167,9 +218,10 @@ def versions() -> dict[str, str]:
 def machine() -> str:
     model = "?"
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
                 break
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GiB
     except (OSError, ValueError):
@@ -180,8 +232,9 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m load.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small inputs, under a minute (CI)")
-    parser.add_argument("--only", choices=(*BENCHES, "stack"),
-                        help="run one benchmark (stack: 5-7, which share one local stack)")
+    parser.add_argument(
+        "--only", choices=(*BENCHES, "stack"), help="run one benchmark (stack: 5-7, which share one local stack)"
+    )
     args = parser.parse_args(argv)
     mode = QUICK if args.quick else FULL
     missing = codec_bench.missing_tools()
@@ -206,27 +259,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"({time.perf_counter() - started:.0f}s)", flush=True)
 
     if args.only in (None, "codec"):
-        section(f"1. codec core vs reference tools ({mode.corpus_size / MiB:.0f} MiB files, one core, "
-                f"median of {mode.rounds} alternating rounds; value = CLI time / stream time)",
-                lambda: codec_bench.run(files, mode.rounds, files["mixed"], mode.table_bytes))
+        section(
+            f"1. codec core vs reference tools ({mode.corpus_size / MiB:.0f} MiB files, one core, "
+            f"median of {mode.rounds} alternating rounds; value = CLI time / stream time)",
+            lambda: codec_bench.run(files, mode.rounds, files["mixed"], mode.table_bytes),
+        )
     if args.only in (None, "pipeline"):
-        section("2. whole worker path vs the codec alone (zstd-3, logs file, moto server on 127.0.0.1)",
-                lambda: pipeline_bench.run(files["logs"], mode.pipeline_rounds))
+        section(
+            "2. whole worker path vs the codec alone (zstd-3, logs file, moto server on 127.0.0.1)",
+            lambda: pipeline_bench.run(files["logs"], mode.pipeline_rounds),
+        )
     if args.only in (None, "memory"):
-        section("3. memory: peak RSS of FileProcessor._compress, fresh process per size",
-                lambda: memory_bench.run(mode.memory_small, mode.memory_large, files["logs"], mode.memory_moto))
+        section(
+            "3. memory: peak RSS of FileProcessor._compress, fresh process per size",
+            lambda: memory_bench.run(mode.memory_small, mode.memory_large, files["logs"], mode.memory_moto),
+        )
     if args.only in (None, "threads"):
-        section("4. two cores: zstd threads=2 vs single-thread",
-                lambda: threads_bench.run(files["logs"], mode.threads_size, mode.threads_rounds))
+        section(
+            "4. two cores: zstd threads=2 vs single-thread",
+            lambda: threads_bench.run(files["logs"], mode.threads_size, mode.threads_rounds),
+        )
 
     if args.only in (None, "budget"):
-        warm = (f"after one codec window (at most {mode.budget_warm_cap / MiB:g} MiB) untimed"
-                if mode.budget_warm_cap else "no warm-up, so faster than steady state")
-        section(f"8. the speed table behind POST /jobs's time budget vs measured (sha256 + compress + verify, "
-                f"one core, slowest of {len(budget_bench.KINDS)} data kinds, {mode.budget_sample / MiB:g} MiB "
-                f"timed each, {warm}; value = measured / table)",
-                lambda: budget_bench.run(mode.budget_sample, warm_cap=mode.budget_warm_cap,
-                                         repeats=mode.budget_repeats))
+        warm = (
+            f"after one codec window (at most {mode.budget_warm_cap / MiB:g} MiB) untimed"
+            if mode.budget_warm_cap
+            else "no warm-up, so faster than steady state"
+        )
+        section(
+            f"8. the speed table behind POST /jobs's time budget vs measured (sha256 + compress + verify, "
+            f"one core, slowest of {len(budget_bench.KINDS)} data kinds, {mode.budget_sample / MiB:g} MiB "
+            f"timed each, {warm}; value = measured / table)",
+            lambda: budget_bench.run(mode.budget_sample, warm_cap=mode.budget_warm_cap, repeats=mode.budget_repeats),
+        )
 
     if any(_selected(args.only, b) for b in STACK_BENCHES):
         run_stack_benches(mode, args.only, files, section)
@@ -237,9 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     table = next((f for f in figures if f.name == "codec.table"), None)
     if table is not None:
         folder = corpus.ROOT / "load" / "charts" if mode is FULL else corpus.STATE / "charts"
-        path = throughput_chart(table.extra["rows"], f"compress_stream, {table.extra['file']} "
-                                f"({mode.table_bytes / MiB:.0f} MiB), {machine().split(',')[0]}",
-                                folder / "throughput.png")
+        path = throughput_chart(
+            table.extra["rows"],
+            f"compress_stream, {table.extra['file']} ({mode.table_bytes / MiB:.0f} MiB), {machine().split(',')[0]}",
+            folder / "throughput.png",
+        )
         print(f"\nchart: {path.relative_to(corpus.ROOT)} ({path.stat().st_size / 1024:.0f} KB)")
     folder = corpus.ROOT / "load" / "charts" if mode is FULL else corpus.STATE / "charts"
     lat = {f.name: f for f in figures if f.name in ("e2e.small_files_per_s", "e2e.large_mib_per_s")}
@@ -247,11 +314,14 @@ def main(argv: list[str] | None = None) -> int:
         path = latency_chart(
             {f.label.split(",")[0]: f.extra["latencies"] for f in lat.values()},
             f"end-to-end latency per file on the local stack ({mode.name} mode), {machine().split(',')[0]}",
-            folder / "e2e_latency.png")
+            folder / "e2e_latency.png",
+        )
         print(f"chart: {path.relative_to(corpus.ROOT)} ({path.stat().st_size / 1024:.0f} KB)")
     counts = {v: sum(f.verdict == v for f in figures) for v in ("PASS", "SHORT", "INFO")}
-    print(f"\nsummary: {counts['PASS']} PASS, {counts['SHORT']} SHORT, {counts['INFO']} INFO "
-          f"in {time.perf_counter() - began:.0f}s; results in {out.relative_to(corpus.ROOT)}")
+    print(
+        f"\nsummary: {counts['PASS']} PASS, {counts['SHORT']} SHORT, {counts['INFO']} INFO "
+        f"in {time.perf_counter() - began:.0f}s; results in {out.relative_to(corpus.ROOT)}"
+    )
     for f in figures:
         if f.verdict == "SHORT":
             print(f"SHORT: {f.name}")

@@ -19,6 +19,7 @@ catch a gross error.
 ``python -m load.budget_bench --write-table`` measures every level and
 prints the table to paste into chalicelib/throughput.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,7 +69,7 @@ class _Source:
 
     def read(self, size: int = -1) -> bytes:
         end = len(self._view) if size < 0 else self._pos + size
-        chunk = bytes(self._view[self._pos:end])
+        chunk = bytes(self._view[self._pos : end])
         self._pos += len(chunk)
         if self.warm_at is None and self._pos >= self._warm:
             self.warm_at = time.process_time()
@@ -92,11 +93,13 @@ def measure(algorithm: Algorithm, level: int, data: bytes, *, warm: int = 0) -> 
     return (len(data) - warm) / MiB / seconds
 
 
-def slowest(algorithm: Algorithm, level: int, samples: dict[str, bytes], *, warm: int = 0,
-            repeats: int = 1) -> tuple[float, str]:
+def slowest(
+    algorithm: Algorithm, level: int, samples: dict[str, bytes], *, warm: int = 0, repeats: int = 1
+) -> tuple[float, str]:
     """The slowest kind's speed; each kind's best of ``repeats`` (noise on a shared box only slows)."""
-    speeds = {kind: max(measure(algorithm, level, data, warm=warm) for _ in range(repeats))
-              for kind, data in samples.items()}
+    speeds = {
+        kind: max(measure(algorithm, level, data, warm=warm) for _ in range(repeats)) for kind, data in samples.items()
+    }
     kind = min(speeds, key=lambda k: speeds[k])
     return speeds[kind], kind
 
@@ -136,13 +139,17 @@ def run(sample_bytes: int, *, warm_cap: int = WARM_CAP, repeats: int = 2) -> lis
             table = SPEEDS[algorithm][level]
             verdict = "PASS" if speed / table >= TOLERANCE else "SHORT"
             say(f"budget {algorithm.value}-{level}: {speed:.2f} MiB/s measured ({kind}), table {table}: {verdict}")
-            figures.append(Figure(
-                f"budget.{algorithm.value}_{level}", f"{algorithm.value} level {level}: measured / table",
-                speed / table, target=TOLERANCE,
-                detail=f"measured {speed:.2f} MiB/s on the slowest kind ({kind}; {warm / MiB:g} MiB warm-up, "
-                       f"{sample_bytes / MiB:g} MiB timed), table {table} MiB/s",
-                extra={"measured": speed, "table": table, "kind": kind, "warm": warm},
-            ))
+            figures.append(
+                Figure(
+                    f"budget.{algorithm.value}_{level}",
+                    f"{algorithm.value} level {level}: measured / table",
+                    speed / table,
+                    target=TOLERANCE,
+                    detail=f"measured {speed:.2f} MiB/s on the slowest kind ({kind}; {warm / MiB:g} MiB warm-up, "
+                    f"{sample_bytes / MiB:g} MiB timed), table {table} MiB/s",
+                    extra={"measured": speed, "table": table, "kind": kind, "warm": warm},
+                )
+            )
     return figures
 
 
@@ -181,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m load.budget_bench", description=__doc__.splitlines()[0])
     parser.add_argument("--write-table", action="store_true", help="measure every level; print the table")
     parser.add_argument("--mib", type=float, default=2, help="timed sample per data kind, after the warm-up (MiB)")
-    parser.add_argument("--quick", action="store_true",
-                        help="no warm-up, one run per kind (what make bench QUICK=1 does)")
+    parser.add_argument(
+        "--quick", action="store_true", help="no warm-up, one run per kind (what make bench QUICK=1 does)"
+    )
     args = parser.parse_args(argv)
     size = int(args.mib * MiB)
     began = time.perf_counter()

@@ -1,4 +1,5 @@
 """The throughput chart: MiB/s against compression ratio, per codec and level."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,9 @@ def throughput_chart(rows: list[dict], title: str, path: Path) -> Path:
         pts = [r for r in rows if r["codec"] == codec]
         ax.plot([r["ratio"] for r in pts], [r["mib_s"] for r in pts], marker=marker, label=codec)
         for r in pts:
-            ax.annotate(str(r["level"]), (r["ratio"], r["mib_s"]), textcoords="offset points",
-                        xytext=(4, 4), fontsize=8)
+            ax.annotate(
+                str(r["level"]), (r["ratio"], r["mib_s"]), textcoords="offset points", xytext=(4, 4), fontsize=8
+            )
     ax.set_yscale("log")
     ax.set_xlabel("compression ratio (input / output)")
     ax.set_ylabel("compress_stream throughput, MiB/s (log)")
@@ -39,7 +41,7 @@ def latency_chart(series: dict[str, list[float]], title: str, path: Path) -> Pat
 
     series = {k: sorted(v) for k, v in series.items() if v}
     fig, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.8), dpi=90, squeeze=False)
-    for ax, (label, values) in zip(axes[0], series.items()):
+    for ax, (label, values) in zip(axes[0], series.items(), strict=False):
         ax.hist(values, bins=min(40, max(5, len(values) // 10)), color="#4c72b0", alpha=0.75)
         ax.set_xlabel("created -> finished, s")
         ax.set_ylabel("files")
@@ -52,8 +54,15 @@ def latency_chart(series: dict[str, list[float]], title: str, path: Path) -> Pat
         for q in (50, 95, 99):
             v = values[min(n - 1, int(round((n - 1) * q / 100)))]
             ax.axvline(v, color="grey", linestyle=":", linewidth=1)
-            ax.annotate(f"p{q} {v:.1f}s", (v, 0), xytext=(2, 4 + q / 5), textcoords="offset points",
-                        fontsize=7, rotation=90, va="bottom")
+            ax.annotate(
+                f"p{q} {v:.1f}s",
+                (v, 0),
+                xytext=(2, 4 + q / 5),
+                textcoords="offset points",
+                fontsize=7,
+                rotation=90,
+                va="bottom",
+            )
         ax.grid(True, alpha=0.3)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

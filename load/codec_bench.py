@@ -7,6 +7,7 @@ quick corpus. A "native loop" (the wheel's one-shot call on the whole file,
 read beforehand) shows how far the streaming wrapper is from the library it
 wraps, since the Debian tools link older libraries than the wheels.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -18,7 +19,6 @@ import zstandard
 from zlib_ng import zlib_ng
 
 from chalicelib.codecs import compress_stream
-
 from chalicelib.domain import Algorithm
 
 from .measure import Figure, MiB, NullSink, alternate, median_ratio, say, timed
@@ -52,6 +52,7 @@ def _stream(path: Path, algorithm: Algorithm, level: int):
     def run():
         with open(path, "rb") as source:
             compress_stream(source, NullSink(), algorithm, level)
+
     return run
 
 
@@ -71,6 +72,7 @@ def _native(data: bytes, algorithm: Algorithm, level: int):
         obj = zlib_ng.compressobj(level, zlib_ng.DEFLATED, 31)
         obj.compress(data)
         obj.flush()
+
     return run
 
 
@@ -80,26 +82,40 @@ def run(files: dict[str, Path], rounds: int, table_file: Path, table_bytes: int)
         for kind, path in files.items():
             data = path.read_bytes()
             say(f"[1] {algorithm.value}-{level} on {kind}: {rounds} rounds")
-            times = alternate({
-                "stream": _stream(path, algorithm, level),
-                "cli": _cli(path, algorithm, level),
-                "native": _native(data, algorithm, level),
-            }, rounds)
+            times = alternate(
+                {
+                    "stream": _stream(path, algorithm, level),
+                    "cli": _cli(path, algorithm, level),
+                    "native": _native(data, algorithm, level),
+                },
+                rounds,
+            )
             del data
             size = path.stat().st_size
-            mbps = lambda key: size / MiB / sorted(times[key])[len(times[key]) // 2]  # noqa: E731
-            speeds = f"stream {mbps('stream'):.0f} MiB/s, CLI {mbps('cli'):.0f} MiB/s, native {mbps('native'):.0f} MiB/s"
-            figures.append(Figure(
-                f"codec.{algorithm.value}.vs_cli.{kind}",
-                f"{algorithm.value} {level} stream / `{' '.join(CLI[algorithm](level, '<f>')[:-2])}` speed ({kind})",
-                median_ratio(times["cli"], times["stream"]), target=target, detail=speeds,
-                extra={k: v for k, v in times.items()},
-            ))
-            figures.append(Figure(
-                f"codec.{algorithm.value}.vs_native.{kind}",
-                f"{algorithm.value} {level} stream / one-shot wheel call speed ({kind})",
-                median_ratio(times["native"], times["stream"]),
-            ))
+
+            def mbps(key: str, size: int = size, times: dict = times) -> float:
+                return size / MiB / sorted(times[key])[len(times[key]) // 2]
+
+            speeds = (
+                f"stream {mbps('stream'):.0f} MiB/s, CLI {mbps('cli'):.0f} MiB/s, native {mbps('native'):.0f} MiB/s"
+            )
+            figures.append(
+                Figure(
+                    f"codec.{algorithm.value}.vs_cli.{kind}",
+                    f"{algorithm.value} {level} stream / `{' '.join(CLI[algorithm](level, '<f>')[:-2])}` speed ({kind})",
+                    median_ratio(times["cli"], times["stream"]),
+                    target=target,
+                    detail=speeds,
+                    extra={k: v for k, v in times.items()},
+                )
+            )
+            figures.append(
+                Figure(
+                    f"codec.{algorithm.value}.vs_native.{kind}",
+                    f"{algorithm.value} {level} stream / one-shot wheel call speed ({kind})",
+                    median_ratio(times["native"], times["stream"]),
+                )
+            )
     figures.append(table(table_file, table_bytes))
     return figures
 
@@ -115,14 +131,27 @@ def table(path: Path, limit: int) -> Figure:
             best = float("inf")
             for _ in range(2):
                 sink = NullSink()
-                best = min(best, timed(lambda: compress_stream(_Reader(data), sink, algorithm, level)))
-            rows.append({"codec": algorithm.value, "level": level, "mib_s": len(data) / MiB / best,
-                         "ratio": len(data) / sink.count})
+                best = min(best, timed(lambda s=sink, a=algorithm, lv=level: compress_stream(_Reader(data), s, a, lv)))
+            rows.append(
+                {
+                    "codec": algorithm.value,
+                    "level": level,
+                    "mib_s": len(data) / MiB / best,
+                    "ratio": len(data) / sink.count,
+                }
+            )
             say(f"[1] table {algorithm.value}-{level}: {rows[-1]['mib_s']:.0f} MiB/s ratio {rows[-1]['ratio']:.2f}")
-    text = "\n".join(f"      {r['codec']:7} {r['level']:>3}  {r['mib_s']:8.1f} MiB/s  ratio {r['ratio']:.3f}"
-                     for r in rows)
-    return Figure("codec.table", f"throughput per codec and level on {path.name} ({len(data) / MiB:.0f} MiB)",
-                  len(rows), unit="rows", detail=text.lstrip(), extra={"rows": rows, "file": path.name})
+    text = "\n".join(
+        f"      {r['codec']:7} {r['level']:>3}  {r['mib_s']:8.1f} MiB/s  ratio {r['ratio']:.3f}" for r in rows
+    )
+    return Figure(
+        "codec.table",
+        f"throughput per codec and level on {path.name} ({len(data) / MiB:.0f} MiB)",
+        len(rows),
+        unit="rows",
+        detail=text.lstrip(),
+        extra={"rows": rows, "file": path.name},
+    )
 
 
 class _Reader:
@@ -134,6 +163,6 @@ class _Reader:
 
     def read(self, size: int = -1) -> bytes:
         end = len(self._view) if size < 0 else self._pos + size
-        chunk = self._view[self._pos:end]
+        chunk = self._view[self._pos : end]
         self._pos += len(chunk)
         return bytes(chunk)

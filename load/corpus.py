@@ -4,6 +4,7 @@ Four kinds, the same size each: service logs, JSON lines, a tar mixing slices
 of those with binary members, and random bytes. The same seed and size give
 the same bytes on every machine (``random.Random`` only, no numpy).
 """
+
 from __future__ import annotations
 
 import io
@@ -22,14 +23,50 @@ KINDS = ("logs", "jsonl", "mixed", "random")
 _SUFFIX = {"logs": ".log", "jsonl": ".jsonl", "mixed": ".tar", "random": ".bin"}
 
 _SERVICES = [f"{name}-{i}" for name in ("api", "auth", "billing", "search", "worker") for i in range(4)]
-_PATHS = ["/api/v1/users/{}", "/api/v1/orders/{}", "/api/v1/search?q=item{}", "/health",
-          "/api/v1/files/{}/download", "/static/app.{}.js", "/api/v2/jobs/{}/status"]
-_AGENTS = ["Mozilla/5.0 (X11; Linux x86_64) Firefox/124.0", "curl/8.5.0",
-           "python-requests/2.31.0", "Mozilla/5.0 (Macintosh) Safari/605.1.15", "squeezer/0.1"]
+_PATHS = [
+    "/api/v1/users/{}",
+    "/api/v1/orders/{}",
+    "/api/v1/search?q=item{}",
+    "/health",
+    "/api/v1/files/{}/download",
+    "/static/app.{}.js",
+    "/api/v2/jobs/{}/status",
+]
+_AGENTS = [
+    "Mozilla/5.0 (X11; Linux x86_64) Firefox/124.0",
+    "curl/8.5.0",
+    "python-requests/2.31.0",
+    "Mozilla/5.0 (Macintosh) Safari/605.1.15",
+    "squeezer/0.1",
+]
 _LEVELS = ["INFO"] * 12 + ["DEBUG"] * 5 + ["WARN"] * 2 + ["ERROR"]
 _STATUS = [200] * 20 + [201, 204, 301, 304, 400, 401, 403, 404, 404, 500, 503]
-_WORDS = ("alpha beta gamma delta user order file job queue cache miss hit retry timeout "
-          "compress upload download token session region bucket table stream chunk").split()
+_WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "user",
+    "order",
+    "file",
+    "job",
+    "queue",
+    "cache",
+    "miss",
+    "hit",
+    "retry",
+    "timeout",
+    "compress",
+    "upload",
+    "download",
+    "token",
+    "session",
+    "region",
+    "bucket",
+    "table",
+    "stream",
+    "chunk",
+]
 
 
 def _logs(rng: random.Random, size: int) -> bytes:
@@ -56,10 +93,14 @@ def _jsonl(rng: random.Random, size: int) -> bytes:
     while total < size:
         t += rng.randrange(3)
         record = {
-            "ts": t, "event": rng.choice(("job.created", "file.uploaded", "file.completed", "file.failed")),
-            "job_id": f"{rng.getrandbits(48):012x}", "user": f"user{rng.randrange(5000)}",
-            "size": rng.randrange(1, 5 * 1024**3), "ratio": round(rng.uniform(1, 9), 3),
-            "algorithm": rng.choice(("zstd", "brotli", "gzip")), "level": rng.randrange(1, 10),
+            "ts": t,
+            "event": rng.choice(("job.created", "file.uploaded", "file.completed", "file.failed")),
+            "job_id": f"{rng.getrandbits(48):012x}",
+            "user": f"user{rng.randrange(5000)}",
+            "size": rng.randrange(1, 5 * 1024**3),
+            "ratio": round(rng.uniform(1, 9), 3),
+            "algorithm": rng.choice(("zstd", "brotli", "gzip")),
+            "level": rng.randrange(1, 10),
             "tags": rng.sample(_WORDS, rng.randrange(1, 5)),
             "note": " ".join(rng.choices(_WORDS, k=rng.randrange(3, 12))),
         }
@@ -81,8 +122,12 @@ def _binary(rng: random.Random, size: int) -> bytes:
 def _mixed(rng: random.Random, size: int) -> bytes:
     buf = io.BytesIO()
     member = max(256 * 1024, size // 64)
-    makers = [("logs/app-{}.log", _logs), ("events/part-{}.jsonl", _jsonl),
-              ("bin/blob-{}.dat", _binary), ("media/img-{}.jpg", lambda r, n: r.randbytes(n))]
+    makers = [
+        ("logs/app-{}.log", _logs),
+        ("events/part-{}.jsonl", _jsonl),
+        ("bin/blob-{}.dat", _binary),
+        ("media/img-{}.jpg", lambda r, n: r.randbytes(n)),
+    ]
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
         i = 0
         while buf.tell() < size - member - 2048:

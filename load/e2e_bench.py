@@ -13,6 +13,7 @@ includes the time a file waited for its turn to be uploaded.
 Also here: the one stack benchmarks 5-7 share (:func:`bench_stack`) and the
 seeded data sets they upload (:func:`small_files`, :func:`large_files`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,22 +26,31 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 
 from .corpus import ROOT, STATE, generate
 from .measure import Figure, MiB, say
 
-FIGURES = ["e2e.small_files_per_s", "e2e.small_latency", "e2e.large_mib_per_s", "e2e.large_latency",
-           "e2e.bridge", "cost.per_1000_small", "cost.per_gb"]
+FIGURES = [
+    "e2e.small_files_per_s",
+    "e2e.small_latency",
+    "e2e.large_mib_per_s",
+    "e2e.large_latency",
+    "e2e.bridge",
+    "cost.per_1000_small",
+    "cost.per_gb",
+]
 DATASETS = STATE / "datasets"
 FINAL = {"completed", "failed", "cancelled"}
 
 
 # -- the stack the benchmarks share ------------------------------------------------
+
 
 @contextlib.contextmanager
 def bench_stack() -> Iterator[Any]:
@@ -84,8 +94,13 @@ def squeezer_cmd(api_url: str, *args: str) -> list[str]:
 
 def run_upload(api_url: str, folder: Path, *extra: str) -> dict:
     """``squeezer upload FOLDER --json`` (no wait); its JSON summary."""
-    out = subprocess.run(squeezer_cmd(api_url, "upload", str(folder), "--json", *extra), cwd=ROOT,
-                         capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        squeezer_cmd(api_url, "upload", str(folder), "--json", *extra),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"squeezer upload exited {out.returncode}: {out.stderr[-2000:]}")
     summary = json.loads(out.stdout)
@@ -103,6 +118,7 @@ def delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
 
 
 # -- data sets ---------------------------------------------------------------------
+
 
 def _ready(folder: Path, count: int) -> bool:
     return folder.is_dir() and len(list(folder.iterdir())) == count
@@ -122,7 +138,7 @@ def small_files(count: int, low: int, high: int, tag: str) -> Path:
         kind = "log" if i % 2 == 0 else "json"
         size = rng.randint(low, high)
         start = rng.randrange(len(pools[kind]) - size)
-        (folder / f"f{i:05d}.{kind}").write_bytes(pools[kind][start:start + size])
+        (folder / f"f{i:05d}.{kind}").write_bytes(pools[kind][start : start + size])
     return folder
 
 
@@ -155,18 +171,19 @@ def large_files(count: int, size: int, sources: list[Path] | None, tag: str) -> 
 
 # -- one end-to-end job --------------------------------------------------------------
 
+
 @dataclass
 class JobRun:
     files: int
     bytes_in: int
-    seconds: float          # upload command launched -> last finished_at
-    upload_seconds: float   # upload launched -> first file started by a worker
+    seconds: float  # upload command launched -> last finished_at
+    upload_seconds: float  # upload launched -> first file started by a worker
     latencies: list[float]  # created -> finished, per file
     worker_seconds: list[float]  # started -> finished, per file (one claim to its completion)
     polls: int
     failed: int
-    status_bytes: int       # size of the last GET /jobs/{id} answer
-    status_seconds: float   # how long that GET took (the stack idle)
+    status_bytes: int  # size of the last GET /jobs/{id} answer
+    status_seconds: float  # how long that GET took (the stack idle)
 
 
 def run_job(api_url: str, folder: Path, timeout: float) -> JobRun:
@@ -188,11 +205,15 @@ def run_job(api_url: str, folder: Path, timeout: float) -> JobRun:
     done = [f for f in files if f["state"] == "completed"]
     end = max(f["timings"]["finished_at"] for f in files)
     return JobRun(
-        files=len(files), bytes_in=sum(f["size"] for f in files), seconds=end - began,
+        files=len(files),
+        bytes_in=sum(f["size"] for f in files),
+        seconds=end - began,
         upload_seconds=min(f["timings"]["started_at"] for f in done) - began,
         latencies=[f["timings"]["total_seconds"] for f in done],
         worker_seconds=[f["timings"]["finished_at"] - f["timings"]["started_at"] for f in done],
-        polls=cli_polls(end - began), failed=len(files) - len(done), status_bytes=len(response.content),
+        polls=cli_polls(end - began),
+        failed=len(files) - len(done),
+        status_bytes=len(response.content),
         status_seconds=status_seconds,
     )
 
@@ -207,8 +228,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _latency_text(values: list[float]) -> str:
-    return (f"created->finished p50 {percentile(values, 50):.2f}s, p95 {percentile(values, 95):.2f}s, "
-            f"p99 {percentile(values, 99):.2f}s, max {max(values):.2f}s")
+    return (
+        f"created->finished p50 {percentile(values, 50):.2f}s, p95 {percentile(values, 95):.2f}s, "
+        f"p99 {percentile(values, 99):.2f}s, max {max(values):.2f}s"
+    )
 
 
 def item_sizes(stack: Any, table: str) -> dict[str, float]:
@@ -235,27 +258,54 @@ def run(stack: Any, small: Path, large: Path, timeout: float) -> tuple[list[Figu
     names = stage_names()
     sizes = item_sizes(stack, names["table"])
     figures = [
-        Figure("e2e.small_files_per_s", f"{s.files} small files, upload launched -> last completed",
-               s.files / s.seconds, "files/s", 50.0,
-               detail=f"{s.seconds:.1f}s in all, first file started {s.upload_seconds:.1f}s after launch; "
-                      f"{s.failed} failed; {s.bytes_in / MiB:.1f} MiB; one GET /jobs/{{id}} of this job "
-                      f"{s.status_seconds:.2f}s ({s.status_bytes / 1024:.0f} KiB) on the idle stack",
-               extra={"latencies": s.latencies}),
-        Figure("e2e.small_latency", f"p99 per-file latency, {s.files} small files", percentile(s.latencies, 99), "s",
-               detail=_latency_text(s.latencies) + f"; worker started->finished p50 "
-                      f"{percentile(s.worker_seconds, 50) * 1000:.0f} ms"),
-        Figure("e2e.large_mib_per_s", f"{g.files} large files, upload launched -> last completed",
-               g.bytes_in / MiB / g.seconds, "MiB/s",
-               detail=f"{g.bytes_in / MiB:.0f} MiB in {g.seconds:.1f}s, first file started "
-                      f"{g.upload_seconds:.1f}s after launch; {g.failed} failed", extra={"latencies": g.latencies}),
-        Figure("e2e.large_latency", f"p99 per-file latency, {g.files} large files", percentile(g.latencies, 99), "s",
-               detail=_latency_text(g.latencies) + f"; worker started->finished p50 "
-                      f"{percentile(g.worker_seconds, 50):.1f}s"),
-        Figure("e2e.bridge", f"bridge workers ({bridge}, process executor)",
-               float(re.search(r"concurrency=(\d+)", bridge).group(1)) if "concurrency=" in bridge else 0.0, "workers"),
+        Figure(
+            "e2e.small_files_per_s",
+            f"{s.files} small files, upload launched -> last completed",
+            s.files / s.seconds,
+            "files/s",
+            50.0,
+            detail=f"{s.seconds:.1f}s in all, first file started {s.upload_seconds:.1f}s after launch; "
+            f"{s.failed} failed; {s.bytes_in / MiB:.1f} MiB; one GET /jobs/{{id}} of this job "
+            f"{s.status_seconds:.2f}s ({s.status_bytes / 1024:.0f} KiB) on the idle stack",
+            extra={"latencies": s.latencies},
+        ),
+        Figure(
+            "e2e.small_latency",
+            f"p99 per-file latency, {s.files} small files",
+            percentile(s.latencies, 99),
+            "s",
+            detail=_latency_text(s.latencies) + f"; worker started->finished p50 "
+            f"{percentile(s.worker_seconds, 50) * 1000:.0f} ms",
+        ),
+        Figure(
+            "e2e.large_mib_per_s",
+            f"{g.files} large files, upload launched -> last completed",
+            g.bytes_in / MiB / g.seconds,
+            "MiB/s",
+            detail=f"{g.bytes_in / MiB:.0f} MiB in {g.seconds:.1f}s, first file started "
+            f"{g.upload_seconds:.1f}s after launch; {g.failed} failed",
+            extra={"latencies": g.latencies},
+        ),
+        Figure(
+            "e2e.large_latency",
+            f"p99 per-file latency, {g.files} large files",
+            percentile(g.latencies, 99),
+            "s",
+            detail=_latency_text(g.latencies) + f"; worker started->finished p50 "
+            f"{percentile(g.worker_seconds, 50):.1f}s",
+        ),
+        Figure(
+            "e2e.bridge",
+            f"bridge workers ({bridge}, process executor)",
+            float(re.search(r"concurrency=(\d+)", bridge).group(1)) if "concurrency=" in bridge else 0.0,
+            "workers",
+        ),
     ]
     measured = {
-        "small": s.__dict__, "large": g.__dict__, "bridge": bridge, **sizes,
+        "small": s.__dict__,
+        "large": g.__dict__,
+        "bridge": bridge,
+        **sizes,
         "small_worker_s_per_file": statistics.mean(s.worker_seconds),
         "large_worker_s_per_gib": statistics.median(g.worker_seconds) / (g.bytes_in / g.files / (1024 * MiB)),
         "small_mean_size": s.bytes_in / s.files,
@@ -268,13 +318,18 @@ def run(stack: Any, small: Path, large: Path, timeout: float) -> tuple[list[Figu
 # us-east-1 list prices, read 2026-11-25 from the brief (DynamoDB: the on-demand
 # prices after AWS's November 2024 cut).
 PRICES = {
-    "lambda_gb_s": 0.0000166667, "lambda_request": 0.20 / 1e6,
-    "s3_gb_month": 0.023, "s3_put": 0.005 / 1000, "s3_get": 0.0004 / 1000,
-    "sqs_request": 0.40 / 1e6, "ddb_write": 0.625 / 1e6, "ddb_read": 0.125 / 1e6,
+    "lambda_gb_s": 0.0000166667,
+    "lambda_request": 0.20 / 1e6,
+    "s3_gb_month": 0.023,
+    "s3_put": 0.005 / 1000,
+    "s3_get": 0.0004 / 1000,
+    "sqs_request": 0.40 / 1e6,
+    "ddb_write": 0.625 / 1e6,
+    "ddb_read": 0.125 / 1e6,
     "apigw_request": 3.50 / 1e6,  # REST API; assumed in infra/DEPLOY.md, not in the brief
 }
-WORKER_MB = 3538   # .chalice/config.json, lambda_functions.compress
-API_MB = 512       # the app's default lambda_memory_size
+WORKER_MB = 3538  # .chalice/config.json, lambda_functions.compress
+API_MB = 512  # the app's default lambda_memory_size
 API_SECONDS = {"post_100": 0.25, "get": 0.10}  # replaced by benchmark 7's p50s when it ran
 
 
@@ -288,8 +343,13 @@ def cli_polls(seconds: float) -> int:
     return polls
 
 
-def cost_model(measured: dict, api_p50: dict[str, float] | None = None, part_size: int = 8 * MiB,
-               result_days: int = 30, polls_per_job: int | None = None) -> tuple[list[Figure], dict]:
+def cost_model(
+    measured: dict,
+    api_p50: dict[str, float] | None = None,
+    part_size: int = 8 * MiB,
+    result_days: int = 30,
+    polls_per_job: int | None = None,
+) -> tuple[list[Figure], dict]:
     """Dollars per 1,000 small files and per GiB of large files, line by line.
 
     Counts (per file, from chalicelib/worker.py, jobstore.py, storage.py):
@@ -320,8 +380,11 @@ def cost_model(measured: dict, api_p50: dict[str, float] | None = None, part_siz
         out = {
             "Lambda worker GB-s": files * worker_s * gb_worker * p["lambda_gb_s"],
             "Lambda worker requests": batches * p["lambda_request"],
-            "Lambda API GB-s": (jobs * api["post_100"] * max(1, files / jobs / 100) + polls * api["get"]
-                                * max(1, files / jobs / 100)) * gb_api * p["lambda_gb_s"],
+            "Lambda API GB-s": (
+                jobs * api["post_100"] * max(1, files / jobs / 100) + polls * api["get"] * max(1, files / jobs / 100)
+            )
+            * gb_api
+            * p["lambda_gb_s"],
             "API Gateway + API Lambda requests": (jobs + polls) * (p["apigw_request"] + p["lambda_request"]),
             "S3 PUT-class (upload, result)": files * (1 + result_puts) * p["s3_put"],
             "S3 GET-class (worker GET, download GET)": files * 2 * p["s3_get"],
@@ -336,16 +399,37 @@ def cost_model(measured: dict, api_p50: dict[str, float] | None = None, part_siz
     polls = polls_per_job if polls_per_job is not None else cli_polls(small["seconds"])
     per_1000 = lines_for(1000, measured["small_mean_size"], measured["small_worker_s_per_file"], 0.35, polls)
     gib_files = 1024 * MiB / (large["bytes_in"] / large["files"])
-    per_gib = lines_for(max(1, round(gib_files)), large["bytes_in"] / large["files"],
-                        measured["large_worker_s_per_gib"] / gib_files, 0.35, polls)
+    per_gib = lines_for(
+        max(1, round(gib_files)),
+        large["bytes_in"] / large["files"],
+        measured["large_worker_s_per_gib"] / gib_files,
+        0.35,
+        polls,
+    )
     figures = [
-        Figure("cost.per_1000_small", f"USD per million small files (mean {measured['small_mean_size'] / 1024:.1f} KiB; "
-               f"per 1,000: ${sum(per_1000.values()):.5f})", sum(per_1000.values()) * 1000, "USD/M files",
-               detail="per 1,000 files: " + "; ".join(f"{k} ${v:.6f}" for k, v in per_1000.items())),
-        Figure("cost.per_gb", f"USD per TiB compressed ({large['bytes_in'] // large['files'] // MiB} MiB files; "
-               f"per GiB: ${sum(per_gib.values()):.5f})", sum(per_gib.values()) * 1024, "USD/TiB",
-               detail="per GiB: " + "; ".join(f"{k} ${v:.6f}" for k, v in per_gib.items())),
+        Figure(
+            "cost.per_1000_small",
+            f"USD per million small files (mean {measured['small_mean_size'] / 1024:.1f} KiB; "
+            f"per 1,000: ${sum(per_1000.values()):.5f})",
+            sum(per_1000.values()) * 1000,
+            "USD/M files",
+            detail="per 1,000 files: " + "; ".join(f"{k} ${v:.6f}" for k, v in per_1000.items()),
+        ),
+        Figure(
+            "cost.per_gb",
+            f"USD per TiB compressed ({large['bytes_in'] // large['files'] // MiB} MiB files; "
+            f"per GiB: ${sum(per_gib.values()):.5f})",
+            sum(per_gib.values()) * 1024,
+            "USD/TiB",
+            detail="per GiB: " + "; ".join(f"{k} ${v:.6f}" for k, v in per_gib.items()),
+        ),
     ]
-    return figures, {"per_1000_small": per_1000, "per_gib": per_gib, "prices": PRICES, "polls": polls,
-                     "worker_s_per_small_file": measured["small_worker_s_per_file"],
-                     "worker_s_per_gib": measured["large_worker_s_per_gib"], "file_item_bytes": measured.get("file_item")}
+    return figures, {
+        "per_1000_small": per_1000,
+        "per_gib": per_gib,
+        "prices": PRICES,
+        "polls": polls,
+        "worker_s_per_small_file": measured["small_worker_s_per_file"],
+        "worker_s_per_gib": measured["large_worker_s_per_gib"],
+        "file_item_bytes": measured.get("file_item"),
+    }

@@ -5,6 +5,7 @@ share the benchmark's GIL (on AWS, S3 is somebody else's CPU). On a 2-core
 machine it still shares the cores: worker-side CPU time is reported next to
 wall time for that reason.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,11 @@ import boto3
 from infra.resources import create_resources, stage_config
 
 FAKE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
 }
 REGION = "us-east-1"
 
@@ -45,7 +49,10 @@ class Emulator:
 
 def start() -> Emulator:
     process = subprocess.Popen(
-        [sys.executable, "-m", "load.emulator"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [sys.executable, "-m", "load.emulator"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     )
     line = process.stdout.readline().strip()

@@ -6,6 +6,7 @@ Each user creates a job now and then and reads the status of the jobs it
 created (a job of 100 pending files: the API's Query of 101 items).
 No upload happens, so the worker stays idle: this is the API alone.
 """
+
 from __future__ import annotations
 
 import random
@@ -18,8 +19,14 @@ FILES_PER_JOB = 100
 def job_body(rng: random.Random) -> dict:
     return {
         "algorithm": "zstd",
-        "files": [{"name": f"dir{i % 7}/file-{i:03d}.log", "size": rng.randint(1024, 64 * 1024 * 1024),
-                   "content_type": "text/plain"} for i in range(FILES_PER_JOB)],
+        "files": [
+            {
+                "name": f"dir{i % 7}/file-{i:03d}.log",
+                "size": rng.randint(1024, 64 * 1024 * 1024),
+                "content_type": "text/plain",
+            }
+            for i in range(FILES_PER_JOB)
+        ],
     }
 
 
@@ -33,8 +40,9 @@ class ApiUser(HttpUser):
 
     @task(1)
     def create_job(self) -> None:
-        with self.client.post("/jobs", json=job_body(self.rng), name="POST /jobs (100 files)",
-                              catch_response=True) as response:
+        with self.client.post(
+            "/jobs", json=job_body(self.rng), name="POST /jobs (100 files)", catch_response=True
+        ) as response:
             if response.status_code != 201:
                 response.failure(f"status {response.status_code}")
                 return

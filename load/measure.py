@@ -1,11 +1,12 @@
 """Timing helpers, the figure record and how figures are printed."""
+
 from __future__ import annotations
 
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 MiB = 1024 * 1024
 
@@ -41,7 +42,7 @@ def alternate(variants: dict, rounds: int, cpu: dict[str, list[float]] | None = 
     names = list(variants)
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             variant = variants[name]
             if isinstance(variant, tuple):
@@ -56,7 +57,7 @@ def alternate(variants: dict, rounds: int, cpu: dict[str, list[float]] | None = 
 
 def median_ratio(numer: list[float], denom: list[float]) -> float:
     """Median over rounds of numer[i]/denom[i] (both measured in round i)."""
-    return statistics.median(n / d for n, d in zip(numer, denom))
+    return statistics.median(n / d for n, d in zip(numer, denom, strict=False))
 
 
 @dataclass

@@ -16,6 +16,7 @@ carries it across fork+exec, so a child reports its parent's peak if that
 was higher (seen here: 217 MiB reported by a child whose RSS never passed
 52 MiB).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,7 +58,7 @@ class GeneratedSource:
         out = bytearray()
         while len(out) < size:
             take = min(size - len(out), _BASE - self._pos)
-            out += self._block[self._pos:self._pos + take]
+            out += self._block[self._pos : self._pos + take]
             self._pos = (self._pos + take) % _BASE
         self._left -= len(out)
         return bytes(out)
@@ -104,8 +105,9 @@ class FakeStorage:
     def open_writer(self, key, *, content_type, metadata):
         from chalicelib.storage import MultipartWriter
 
-        return MultipartWriter(_DiscardingS3(), "bench", key, part_size=self._part_size,
-                               content_type=content_type, metadata=metadata)
+        return MultipartWriter(
+            _DiscardingS3(), "bench", key, part_size=self._part_size, content_type=content_type, metadata=metadata
+        )
 
 
 def _child(args) -> None:
@@ -133,26 +135,46 @@ def _child(args) -> None:
     else:
         from chalicelib.settings import Settings
 
-        settings = Settings(bucket="bench", table="bench", queue_name="bench", dead_letter_queue_name="bench", **overrides)
+        settings = Settings(
+            bucket="bench", table="bench", queue_name="bench", dead_letter_queue_name="bench", **overrides
+        )
         storage = FakeStorage(args.size, settings.part_size)
         job_id, file_id = "j_bench", "f_bench"
     worker = Worker(None, storage, None, settings)
-    record = FileRecord(job_id=job_id, file_id=file_id, name="bench.log", size=args.size,
-                        algorithm=Algorithm.ZSTD, level=3)
+    record = FileRecord(
+        job_id=job_id, file_id=file_id, name="bench.log", size=args.size, algorithm=Algorithm.ZSTD, level=3
+    )
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     baseline = psutil.Process().memory_info().rss
     from chalicelib.heartbeat import Heartbeat
     from chalicelib.keys import FileRef
 
     # a heartbeat that is never started: the compression path's checks, no store
-    idle = Heartbeat(None, None, FileRef(job_id, file_id), token="bench", receipt_handle=None,  # type: ignore[arg-type]
-                     interval=5.0, lease_seconds=60)
+    idle = Heartbeat(
+        None,
+        None,
+        FileRef(job_id, file_id),
+        token="bench",
+        receipt_handle=None,  # type: ignore[arg-type]
+        interval=5.0,
+        lease_seconds=60,
+    )
     result_key = ObjectKeys(settings.uploads_prefix, settings.results_prefix).result(
-        job_id, file_id, "bench", Algorithm.ZSTD)
+        job_id, file_id, "bench", Algorithm.ZSTD
+    )
     compressed, _crc, seconds = worker.files._compress(record, result_key, idle)
     peak = _vm_hwm()
-    print(json.dumps({"baseline": baseline, "peak": peak, "seconds": seconds, "compressed": compressed,
-                      "threads": settings.compress_threads if args.size >= settings.threads_min_size else 0}))
+    print(
+        json.dumps(
+            {
+                "baseline": baseline,
+                "peak": peak,
+                "seconds": seconds,
+                "compressed": compressed,
+                "threads": settings.compress_threads if args.size >= settings.threads_min_size else 0,
+            }
+        )
+    )
 
 
 def _vm_hwm() -> int:
@@ -163,8 +185,18 @@ def _vm_hwm() -> int:
 
 
 def measure(size: int, storage: str, *, block: Path, endpoint: str = "", key: str = "") -> dict:
-    argv = [sys.executable, "-m", "load.memory_bench", "child", "--size", str(size), "--storage", storage,
-            "--block", str(block)]
+    argv = [
+        sys.executable,
+        "-m",
+        "load.memory_bench",
+        "child",
+        "--size",
+        str(size),
+        "--storage",
+        storage,
+        "--block",
+        str(block),
+    ]
     if storage == "moto":
         argv += ["--endpoint", endpoint, "--key", key]
     out = subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True)
@@ -191,18 +223,41 @@ def run(small: int, large: int, block: Path, moto_sizes: tuple[int, ...] = ()) -
     figures = []
     rs, rl = results[f"fake-{small}"], results[f"fake-{large}"]
     for which, size, r in (("small", small, rs), ("large", large, rl)):
-        figures.append(Figure(
-            f"memory.peak.{which}", f"peak RSS, fake streaming storage, {_label(size)} object "
-            f"(baseline {r['baseline'] / MiB:.0f} MiB, {r['seconds']:.1f}s, zstd threads={r['threads']})",
-            r["peak"] / MiB, unit="MiB", target=128, higher_is_better=False))
-    figures.append(Figure("memory.difference", f"peak({_label(large)}) - peak({_label(small)}), fake storage",
-                          (rl["peak"] - rs["peak"]) / MiB, unit="MiB", target=16, higher_is_better=False,
-                          extra={"results": results}))
+        figures.append(
+            Figure(
+                f"memory.peak.{which}",
+                f"peak RSS, fake streaming storage, {_label(size)} object "
+                f"(baseline {r['baseline'] / MiB:.0f} MiB, {r['seconds']:.1f}s, zstd threads={r['threads']})",
+                r["peak"] / MiB,
+                unit="MiB",
+                target=128,
+                higher_is_better=False,
+            )
+        )
+    figures.append(
+        Figure(
+            "memory.difference",
+            f"peak({_label(large)}) - peak({_label(small)}), fake storage",
+            (rl["peak"] - rs["peak"]) / MiB,
+            unit="MiB",
+            target=16,
+            higher_is_better=False,
+            extra={"results": results},
+        )
+    )
     for size in moto_sizes:
         r = results[f"moto-{size}"]
-        figures.append(Figure("memory.peak.moto", f"peak RSS, S3Storage (boto3) against the moto server, "
-                              f"{_label(size)} object (baseline {r['baseline'] / MiB:.0f} MiB, {r['seconds']:.1f}s)",
-                              r["peak"] / MiB, unit="MiB", target=128, higher_is_better=False))
+        figures.append(
+            Figure(
+                "memory.peak.moto",
+                f"peak RSS, S3Storage (boto3) against the moto server, "
+                f"{_label(size)} object (baseline {r['baseline'] / MiB:.0f} MiB, {r['seconds']:.1f}s)",
+                r["peak"] / MiB,
+                unit="MiB",
+                target=128,
+                higher_is_better=False,
+            )
+        )
     return figures
 
 

@@ -14,6 +14,7 @@ the worker itself would pick for that size):
 In the ``worker`` variant every adapter call is also timed through a proxy,
 which gives the split of where its time went.
 """
+
 from __future__ import annotations
 
 import collections
@@ -25,8 +26,7 @@ from pathlib import Path
 
 from chalicelib.aws import AwsClients
 from chalicelib.codecs import HashingReader, VerifyingSink, compress_stream
-from chalicelib.domain import Algorithm
-from chalicelib.domain import FileState
+from chalicelib.domain import Algorithm, FileState
 from chalicelib.jobstore import DynamoJobStore
 from chalicelib.keys import ObjectKeys
 from chalicelib.queue import SqsWorkQueue
@@ -38,8 +38,14 @@ from . import emulator
 from .measure import Figure, MiB, NullSink, alternate, median_ratio, say
 
 ALGORITHM, LEVEL = Algorithm.ZSTD, 3
-FIGURES = ["pipeline.worker_vs_codec", "pipeline.worker_cpu_vs_codec", "pipeline.crc32_vs_codec",
-           "pipeline.verify_vs_codec", "pipeline.get_vs_codec", "pipeline.split"]
+FIGURES = [
+    "pipeline.worker_vs_codec",
+    "pipeline.worker_cpu_vs_codec",
+    "pipeline.crc32_vs_codec",
+    "pipeline.verify_vs_codec",
+    "pipeline.get_vs_codec",
+    "pipeline.split",
+]
 
 
 class Timings:
@@ -74,6 +80,7 @@ class _Proxy:
             if name == "open_writer":
                 return _Proxy(result, timings, {"abort": "S3 upload"}, "S3 result upload (parts, put, tagging)")
             return result
+
         return call
 
 
@@ -88,7 +95,7 @@ def run(path: Path, rounds: int) -> list[Figure]:
 
 
 def _run(endpoint: str, path: Path, rounds: int) -> list[Figure]:
-    created = emulator.create(endpoint)
+    emulator.create(endpoint)
     settings = emulator.settings_for(endpoint)
     clients = AwsClients(settings)
     s3 = clients.s3
@@ -98,9 +105,18 @@ def _run(endpoint: str, path: Path, rounds: int) -> list[Figure]:
     timings = Timings()
     worker = Worker(
         timings.wrap(store, {}, "DynamoDB"),
-        timings.wrap(storage, {"head": "S3 HEAD", "delete": "S3 delete upload", "open_read": "S3 GET (request)",
-                               "open_writer": "S3 result upload (parts, put, tagging)"}, "S3 other"),
-        SqsWorkQueue(clients.sqs, settings.queue_name), settings,
+        timings.wrap(
+            storage,
+            {
+                "head": "S3 HEAD",
+                "delete": "S3 delete upload",
+                "open_read": "S3 GET (request)",
+                "open_writer": "S3 result upload (parts, put, tagging)",
+            },
+            "S3 other",
+        ),
+        SqsWorkQueue(clients.sqs, settings.queue_name),
+        settings,
     )
     keys = ObjectKeys(settings.uploads_prefix, settings.results_prefix)
     size = path.stat().st_size
@@ -112,7 +128,7 @@ def _run(endpoint: str, path: Path, rounds: int) -> list[Figure]:
 
     def codec(wrap_source=False, verify=False, from_s3=False):
         def run_once():
-            source = storage.open_read(master) if from_s3 else open(path, "rb")
+            source = storage.open_read(master) if from_s3 else open(path, "rb")  # noqa: SIM115 - closed below
             try:
                 reader = HashingReader(source) if wrap_source else source
                 sink = VerifyingSink(NullSink(), ALGORITHM) if verify else NullSink()
@@ -121,13 +137,15 @@ def _run(endpoint: str, path: Path, rounds: int) -> list[Figure]:
                     sink.finish()
             finally:
                 source.close()
+
         return run_once
 
     pending: dict = {}
 
     def prepare_worker():
-        job = service.create_job({"files": [{"name": path.name, "size": size}], "algorithm": ALGORITHM.value,
-                                  "level": LEVEL}, owner="bench")
+        job = service.create_job(
+            {"files": [{"name": path.name, "size": size}], "algorithm": ALGORITHM.value, "level": LEVEL}, owner="bench"
+        )
         record = job.files[0][0]
         key = keys.upload(record.job_id, record.file_id)
         s3.copy_object(Bucket=settings.bucket, Key=key, CopySource={"Bucket": settings.bucket, "Key": master})
@@ -137,10 +155,20 @@ def _run(endpoint: str, path: Path, rounds: int) -> list[Figure]:
     splits: list[dict] = []
 
     def run_worker():
-        body = {"Records": [{"eventName": "ObjectCreated:Put", "s3": {
-            "bucket": {"name": settings.bucket}, "object": {"key": pending["key"], "size": size}}}]}
-        record = {"messageId": uuid.uuid4().hex, "receiptHandle": "bench", "body": json.dumps(body),
-                  "attributes": {"ApproximateReceiveCount": "1"}}
+        body = {
+            "Records": [
+                {
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {"bucket": {"name": settings.bucket}, "object": {"key": pending["key"], "size": size}},
+                }
+            ]
+        }
+        record = {
+            "messageId": uuid.uuid4().hex,
+            "receiptHandle": "bench",
+            "body": json.dumps(body),
+            "attributes": {"ApproximateReceiveCount": "1"},
+        }
         began = time.perf_counter()
         response = worker.handle_batch([record])
         total = time.perf_counter() - began
@@ -156,32 +184,60 @@ def _run(endpoint: str, path: Path, rounds: int) -> list[Figure]:
 
     say(f"[2] {rounds} rounds of 5 variants on {size / MiB:.0f} MiB, zstd-{LEVEL}, threads={threads}")
     cpu: dict[str, list[float]] = {}
-    times = alternate({
-        "codec": codec(),
-        "+crc32": codec(wrap_source=True),
-        "+verify": codec(wrap_source=True, verify=True),
-        "+GET": codec(wrap_source=True, verify=True, from_s3=True),
-        "worker": (prepare_worker, run_worker),
-    }, rounds, cpu=cpu)
+    times = alternate(
+        {
+            "codec": codec(),
+            "+crc32": codec(wrap_source=True),
+            "+verify": codec(wrap_source=True, verify=True),
+            "+GET": codec(wrap_source=True, verify=True, from_s3=True),
+            "worker": (prepare_worker, run_worker),
+        },
+        rounds,
+        cpu=cpu,
+    )
     med = lambda xs: statistics.median(xs)  # noqa: E731
     base = med(times["codec"])
     speeds = ", ".join(f"{k} {med(v):.3f}s" for k, v in times.items())
     labels = sorted({k for s in splits for k in s if k != "_total"})
     split_text = "; ".join(
         f"{label} {med([s.get(label, 0.0) for s in splits]):.3f}s "
-        f"({100 * med([s.get(label, 0.0) / s['_total'] for s in splits]):.0f}%)" for label in labels)
+        f"({100 * med([s.get(label, 0.0) / s['_total'] for s in splits]):.0f}%)"
+        for label in labels
+    )
     return [
-        Figure("pipeline.worker_vs_codec", f"worker handle_batch time / codec alone ({size / MiB:.0f} MiB, "
-               f"zstd-{LEVEL}, threads={threads})", median_ratio(times["worker"], times["codec"]),
-               target=1.20, higher_is_better=False, detail=f"median walls: {speeds}",
-               extra={"times": times, "cpu": cpu}),
-        Figure("pipeline.worker_cpu_vs_codec", "worker process CPU seconds / codec CPU seconds (emulator excluded)",
-               median_ratio(cpu["worker"], cpu["codec"])),
-        Figure("pipeline.crc32_vs_codec", "codec + HashingReader / codec", median_ratio(times["+crc32"], times["codec"])),
-        Figure("pipeline.verify_vs_codec", "codec + HashingReader + VerifyingSink / codec",
-               median_ratio(times["+verify"], times["codec"])),
-        Figure("pipeline.get_vs_codec", "same, source = S3 GET from the emulator / codec",
-               median_ratio(times["+GET"], times["codec"])),
-        Figure("pipeline.split", f"where the worker's time went (median of {rounds}; codec alone {base:.3f}s)",
-               med([s["_total"] for s in splits]), unit="s", detail=split_text, extra={"splits": splits}),
+        Figure(
+            "pipeline.worker_vs_codec",
+            f"worker handle_batch time / codec alone ({size / MiB:.0f} MiB, zstd-{LEVEL}, threads={threads})",
+            median_ratio(times["worker"], times["codec"]),
+            target=1.20,
+            higher_is_better=False,
+            detail=f"median walls: {speeds}",
+            extra={"times": times, "cpu": cpu},
+        ),
+        Figure(
+            "pipeline.worker_cpu_vs_codec",
+            "worker process CPU seconds / codec CPU seconds (emulator excluded)",
+            median_ratio(cpu["worker"], cpu["codec"]),
+        ),
+        Figure(
+            "pipeline.crc32_vs_codec", "codec + HashingReader / codec", median_ratio(times["+crc32"], times["codec"])
+        ),
+        Figure(
+            "pipeline.verify_vs_codec",
+            "codec + HashingReader + VerifyingSink / codec",
+            median_ratio(times["+verify"], times["codec"]),
+        ),
+        Figure(
+            "pipeline.get_vs_codec",
+            "same, source = S3 GET from the emulator / codec",
+            median_ratio(times["+GET"], times["codec"]),
+        ),
+        Figure(
+            "pipeline.split",
+            f"where the worker's time went (median of {rounds}; codec alone {base:.3f}s)",
+            med([s["_total"] for s in splits]),
+            unit="s",
+            detail=split_text,
+            extra={"splits": splits},
+        ),
     ]

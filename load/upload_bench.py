@@ -12,6 +12,7 @@ The bucket's event notifications are switched off during this benchmark
 in the bridge, on the same 2 cores, in the middle of the next round. What is
 compared here is moving bytes, not the service.
 """
+
 from __future__ import annotations
 
 import os
@@ -82,9 +83,22 @@ def compare(stack: Any, folder: Path, rounds: int) -> dict[str, list[float]]:
 
     def aws_cp() -> None:
         out = subprocess.run(
-            [aws, "s3", "cp", str(folder), f"s3://{bucket}/bench-aws/{next(counter)}/", "--recursive",
-             "--only-show-errors", "--endpoint-url", stack.endpoint_url],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=900,
+            [
+                aws,
+                "s3",
+                "cp",
+                str(folder),
+                f"s3://{bucket}/bench-aws/{next(counter)}/",
+                "--recursive",
+                "--only-show-errors",
+                "--endpoint-url",
+                stack.endpoint_url,
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         if out.returncode != 0:
             raise RuntimeError(f"aws s3 cp exited {out.returncode}: {out.stderr[-2000:]}")
@@ -106,8 +120,10 @@ def split(stack: Any, folder: Path, squeezer_seconds: float) -> Figure:
     began = time.perf_counter()
     subprocess.run([sys.executable, "-m", "client", "--version"], cwd=ROOT, capture_output=True, check=True)
     startup = time.perf_counter() - began
-    specs = [{"name": f"{folder.name}/{p.name}", "size": p.stat().st_size, "content_type": "text/plain"}
-             for p in sorted(folder.iterdir())]
+    specs = [
+        {"name": f"{folder.name}/{p.name}", "size": p.stat().st_size, "content_type": "text/plain"}
+        for p in sorted(folder.iterdir())
+    ]
     began = time.perf_counter()
     response = requests.post(f"{stack.api_url}/jobs", json={"files": specs, "algorithm": "zstd"}, timeout=300)
     post = time.perf_counter() - began
@@ -115,9 +131,12 @@ def split(stack: Any, folder: Path, squeezer_seconds: float) -> Figure:
     body = len(response.content)
     rest = max(0.0, squeezer_seconds - startup - post)
     return Figure(
-        "upload.small_split", f"squeezer upload of {len(specs)} small files: POST /jobs alone (s)", post, "s",
+        "upload.small_split",
+        f"squeezer upload of {len(specs)} small files: POST /jobs alone (s)",
+        post,
+        "s",
         detail=f"CLI start-up {startup:.2f}s, POST /jobs {post:.2f}s ({body / 1024:.0f} KiB answer), "
-               f"sha256 + {len(specs)} PUTs at --parallel 8 ~{rest:.2f}s (median round {squeezer_seconds:.2f}s)",
+        f"sha256 + {len(specs)} PUTs at --parallel 8 ~{rest:.2f}s (median round {squeezer_seconds:.2f}s)",
     )
 
 
@@ -133,14 +152,23 @@ def run(stack: Any, small: Path, large: Path, rounds: int) -> list[Figure]:
             ratio = median_ratio(times["aws"], times["squeezer"])
             sq, aw = sorted(times["squeezer"]), sorted(times["aws"])
             med_sq, med_aw = sq[len(sq) // 2], aw[len(aw) // 2]
-            size_text = f"{len(files)} x {total / len(files) / 1024:.0f} KiB" if total / len(files) < MiB else \
-                f"{len(files)} x {total / len(files) / MiB:.0f} MiB"
-            figures.append(Figure(
-                f"upload.{label}", f"aws s3 cp time / squeezer upload time, {size_text}", ratio, "x", target,
-                detail=f"per round squeezer {', '.join(f'{t:.2f}' for t in times['squeezer'])} s; "
-                       f"aws {', '.join(f'{t:.2f}' for t in times['aws'])} s",
-                extra={"times": times, "files": len(files), "bytes": total},
-            ))
+            size_text = (
+                f"{len(files)} x {total / len(files) / 1024:.0f} KiB"
+                if total / len(files) < MiB
+                else f"{len(files)} x {total / len(files) / MiB:.0f} MiB"
+            )
+            figures.append(
+                Figure(
+                    f"upload.{label}",
+                    f"aws s3 cp time / squeezer upload time, {size_text}",
+                    ratio,
+                    "x",
+                    target,
+                    detail=f"per round squeezer {', '.join(f'{t:.2f}' for t in times['squeezer'])} s; "
+                    f"aws {', '.join(f'{t:.2f}' for t in times['aws'])} s",
+                    extra={"times": times, "files": len(files), "bytes": total},
+                )
+            )
             if label == "small":
                 rates = f"squeezer {len(files) / med_sq:.0f} files/s, aws {len(files) / med_aw:.0f} files/s"
                 value = len(files) / med_sq

@@ -53,8 +53,11 @@ def moto_aws():
     with mock_aws():
         session = boto3.session.Session(region_name="us-east-1")
         created = create_resources(
-            TEST_STAGE, s3=session.client("s3"), sqs=session.client("sqs"),
-            dynamodb=session.client("dynamodb"), region="us-east-1",
+            TEST_STAGE,
+            s3=session.client("s3"),
+            sqs=session.client("sqs"),
+            dynamodb=session.client("dynamodb"),
+            region="us-east-1",
         )
         wiring.reset()
         yield created

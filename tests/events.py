@@ -1,4 +1,5 @@
 """Builders for Lambda-shaped SQS events carrying S3 notifications."""
+
 from __future__ import annotations
 
 import json
@@ -44,20 +45,23 @@ def receive_records(sqs, queue_url: str, *, wait: int = 0) -> list[dict]:
     """Receive every visible message and shape it as Lambda's SQS event records."""
     records: list[dict] = []
     while True:
-        response = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
-                                       AttributeNames=["All"])
+        response = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait, AttributeNames=["All"]
+        )
         messages = response.get("Messages", [])
         if not messages:
             return records
         for message in messages:
-            records.append({
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": message["Attributes"],
-                "messageAttributes": {},
-                "md5OfBody": message["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:queue",
-                "awsRegion": "us-east-1",
-            })
+            records.append(
+                {
+                    "messageId": message["MessageId"],
+                    "receiptHandle": message["ReceiptHandle"],
+                    "body": message["Body"],
+                    "attributes": message["Attributes"],
+                    "messageAttributes": {},
+                    "md5OfBody": message["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:queue",
+                    "awsRegion": "us-east-1",
+                }
+            )

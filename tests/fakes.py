@@ -1,11 +1,12 @@
 """In-memory twins of the ports, with the same conditional semantics."""
+
 from __future__ import annotations
 
 import io
 import threading
 from dataclasses import replace
 
-from chalicelib.domain import Claim, FileError, FileRecord, FileState, Job
+from chalicelib.domain import Claim, FileRecord, FileState, Job
 from chalicelib.storage import ObjectStream, PresignedRequest
 
 _OPEN = {FileState.PENDING, FileState.QUEUED, FileState.PROCESSING}
@@ -47,10 +48,11 @@ class InMemoryJobStore:
         return self.files.get((job_id, file_id))
 
     def list_jobs(self, owner, *, limit, cursor):
-        jobs = sorted((j for j in self.jobs.values() if j.owner == owner),
-                      key=lambda j: (j.created_at, j.job_id), reverse=True)
+        jobs = sorted(
+            (j for j in self.jobs.values() if j.owner == owner), key=lambda j: (j.created_at, j.job_id), reverse=True
+        )
         start = int(cursor) if cursor else 0
-        page = jobs[start:start + limit]
+        page = jobs[start : start + limit]
         more = start + limit < len(jobs)
         return page, str(start + limit) if more else None
 
@@ -78,9 +80,14 @@ class InMemoryJobStore:
             if record.state not in (FileState.PENDING, FileState.QUEUED) and not expired:
                 return Claim(False, record)
             self.leases[key] = token
-            self.files[key] = record = replace(record, state=FileState.PROCESSING, started_at=at,
-                                               queued_at=record.queued_at or at, attempts=record.attempts + 1,
-                                               lease_until=lease_until)
+            self.files[key] = record = replace(
+                record,
+                state=FileState.PROCESSING,
+                started_at=at,
+                queued_at=record.queued_at or at,
+                attempts=record.attempts + 1,
+                lease_until=lease_until,
+            )
             return Claim(True, record)
 
     def renew_claim(self, job_id, file_id, *, token, lease_until):
@@ -92,18 +99,40 @@ class InMemoryJobStore:
         return done is not None
 
     def complete_file(self, job_id, file_id, *, token, at, compressed_size, crc32, result_key, compress_seconds):
-        done = self._change(job_id, file_id, {FileState.PROCESSING}, token=token, state=FileState.COMPLETED,
-                            compressed_size=compressed_size, crc32=crc32, result_key=result_key,
-                            finished_at=at, compress_seconds=compress_seconds, error=None, lease_until=None)
+        done = self._change(
+            job_id,
+            file_id,
+            {FileState.PROCESSING},
+            token=token,
+            state=FileState.COMPLETED,
+            compressed_size=compressed_size,
+            crc32=crc32,
+            result_key=result_key,
+            finished_at=at,
+            compress_seconds=compress_seconds,
+            error=None,
+            lease_until=None,
+        )
         if done is None:  # a retried write that had landed: same answer as the first
             current = self.files.get((job_id, file_id))
             return current is not None and current.state is FileState.COMPLETED and current.result_key == result_key
         return self._drop_lease(job_id, file_id, done)
 
     def release_file(self, job_id, file_id, *, token, error, at):
-        return self._drop_lease(job_id, file_id, self._change(
-            job_id, file_id, {FileState.PROCESSING}, token=token, state=FileState.QUEUED,
-            error=error, queued_at=at, lease_until=None))
+        return self._drop_lease(
+            job_id,
+            file_id,
+            self._change(
+                job_id,
+                file_id,
+                {FileState.PROCESSING},
+                token=token,
+                state=FileState.QUEUED,
+                error=error,
+                queued_at=at,
+                lease_until=None,
+            ),
+        )
 
     def fail_file(self, job_id, file_id, *, error, at, token=None):
         if token is None:
@@ -111,26 +140,44 @@ class InMemoryJobStore:
             if current is not None and current.held_at(at):
                 return False
         allowed = {FileState.PROCESSING} if token is not None else _OPEN
-        return self._drop_lease(job_id, file_id, self._change(
-            job_id, file_id, allowed, token=token, state=FileState.FAILED, error=error,
-            finished_at=at, lease_until=None))
+        return self._drop_lease(
+            job_id,
+            file_id,
+            self._change(
+                job_id,
+                file_id,
+                allowed,
+                token=token,
+                state=FileState.FAILED,
+                error=error,
+                finished_at=at,
+                lease_until=None,
+            ),
+        )
 
     def cancel_file(self, job_id, file_id, at):
-        return self._drop_lease(job_id, file_id, self._change(
-            job_id, file_id, _OPEN, state=FileState.CANCELLED, finished_at=at, lease_until=None))
+        return self._drop_lease(
+            job_id,
+            file_id,
+            self._change(job_id, file_id, _OPEN, state=FileState.CANCELLED, finished_at=at, lease_until=None),
+        )
 
     def requeue_file(self, job_id, file_id, *, error_codes, at):
         with self._lock:
             record = self.files.get((job_id, file_id))
-            if record is None or record.state is not FileState.FAILED or record.error is None \
-                    or record.error.code not in set(error_codes):
+            if (
+                record is None
+                or record.state is not FileState.FAILED
+                or record.error is None
+                or record.error.code not in set(error_codes)
+            ):
                 return False
             self.files[(job_id, file_id)] = replace(record, state=FileState.QUEUED, queued_at=at, finished_at=None)
             return True
 
 
 class FakeWriter:
-    def __init__(self, storage: "InMemoryStorage", key: str, metadata: dict) -> None:
+    def __init__(self, storage: InMemoryStorage, key: str, metadata: dict) -> None:
         self._storage, self._key, self._metadata = storage, key, metadata
         self._buffer = io.BytesIO()
         self.size = 0
@@ -162,7 +209,7 @@ class FaultyReader:
     def read(self, size=-1):
         if self._pos >= self._after:
             raise self._error
-        chunk = self._data[self._pos:self._pos + (size if size > 0 else len(self._data))]
+        chunk = self._data[self._pos : self._pos + (size if size > 0 else len(self._data))]
         self._pos += len(chunk)
         return chunk
 

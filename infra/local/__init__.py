@@ -3,11 +3,20 @@
 ``python -m infra.local up`` runs it in the foreground; tests use
 :class:`LocalStack` (a context manager). See ``python -m infra.local --help``.
 """
+
 from .config import BridgeOptions, LocalConfig
 from .errors import AlreadyRunning, LocalStackError, PortInUse, StartupFailed
 from .stack import LocalStack, free_port, free_ports, process_group_members
 
 __all__ = [
-    "AlreadyRunning", "BridgeOptions", "LocalConfig", "LocalStack", "LocalStackError",
-    "PortInUse", "StartupFailed", "free_port", "free_ports", "process_group_members",
+    "AlreadyRunning",
+    "BridgeOptions",
+    "LocalConfig",
+    "LocalStack",
+    "LocalStackError",
+    "PortInUse",
+    "StartupFailed",
+    "free_port",
+    "free_ports",
+    "process_group_members",
 ]

@@ -1,11 +1,12 @@
 """``python -m infra.local``: run the local stack.
 
-    up       start everything, print the API URL, stay in the foreground
-    down     stop the processes a killed runner left behind
-    env      print shell exports that point boto3/the client at the emulator
-    demo     compress a directory end to end on the stack and verify it
-    bridge   run only the event-source bridge (the runner starts it)
+up       start everything, print the API URL, stay in the foreground
+down     stop the processes a killed runner left behind
+env      print shell exports that point boto3/the client at the emulator
+demo     compress a directory end to end on the stack and verify it
+bridge   run only the event-source bridge (the runner starts it)
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,7 +18,13 @@ from pathlib import Path
 import click
 
 from .config import (
-    BATCH_SIZE_VAR, CONCURRENCY_VAR, EXECUTOR_VAR, STATE_DIR, WINDOW_VAR, BridgeOptions, LocalConfig,
+    BATCH_SIZE_VAR,
+    CONCURRENCY_VAR,
+    EXECUTOR_VAR,
+    STATE_DIR,
+    WINDOW_VAR,
+    BridgeOptions,
+    LocalConfig,
 )
 from .errors import LocalStackError
 
@@ -27,9 +34,14 @@ class UserError(click.ClickException):
 
 
 @click.group()
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=STATE_DIR,
-              show_default=True, envvar="SQUEEZER_LOCAL_STATE_DIR",
-              help="Logs, the pid file and the saved data (env SQUEEZER_LOCAL_STATE_DIR).")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=STATE_DIR,
+    show_default=True,
+    envvar="SQUEEZER_LOCAL_STATE_DIR",
+    help="Logs, the pid file and the saved data (env SQUEEZER_LOCAL_STATE_DIR).",
+)
 @click.pass_context
 def cli(ctx: click.Context, state_dir: Path) -> None:
     """Squeezer on one machine: emulator, API and worker on 127.0.0.1."""
@@ -37,19 +49,36 @@ def cli(ctx: click.Context, state_dir: Path) -> None:
 
 
 def _bridge_options(batch_size, window, concurrency, executor) -> BridgeOptions:
-    return BridgeOptions.from_env(batch_size=batch_size, window_seconds=window,
-                                  concurrency=concurrency, executor=executor)
+    return BridgeOptions.from_env(
+        batch_size=batch_size, window_seconds=window, concurrency=concurrency, executor=executor
+    )
 
 
 _bridge_flags = [
-    click.option("--batch-size", type=click.IntRange(1, 10000), envvar=BATCH_SIZE_VAR,
-                 help=f"Messages per invocation (env {BATCH_SIZE_VAR}; default: the app's, 10)."),
-    click.option("--window", type=click.FloatRange(0, 300), envvar=WINDOW_VAR,
-                 help=f"Batching window in seconds (env {WINDOW_VAR}; default 1)."),
-    click.option("--concurrency", type=click.IntRange(1, 64), envvar=CONCURRENCY_VAR,
-                 help=f"Parallel invocations per function (env {CONCURRENCY_VAR}; default 2)."),
-    click.option("--executor", type=click.Choice(["process", "thread"]), envvar=EXECUTOR_VAR,
-                 help=f"Run invocations in processes or threads (env {EXECUTOR_VAR}; default process)."),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(1, 10000),
+        envvar=BATCH_SIZE_VAR,
+        help=f"Messages per invocation (env {BATCH_SIZE_VAR}; default: the app's, 10).",
+    ),
+    click.option(
+        "--window",
+        type=click.FloatRange(0, 300),
+        envvar=WINDOW_VAR,
+        help=f"Batching window in seconds (env {WINDOW_VAR}; default 1).",
+    ),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(1, 64),
+        envvar=CONCURRENCY_VAR,
+        help=f"Parallel invocations per function (env {CONCURRENCY_VAR}; default 2).",
+    ),
+    click.option(
+        "--executor",
+        type=click.Choice(["process", "thread"]),
+        envvar=EXECUTOR_VAR,
+        help=f"Run invocations in processes or threads (env {EXECUTOR_VAR}; default process).",
+    ),
 ]
 
 
@@ -60,14 +89,29 @@ def bridge_flags(func):
 
 
 @cli.command()
-@click.option("--api-port", type=int, envvar="SQUEEZER_API_PORT", default=8000, show_default=True,
-              help="Port of the API (env SQUEEZER_API_PORT).")
-@click.option("--moto-port", type=int, envvar="SQUEEZER_MOTO_PORT", default=5000, show_default=True,
-              help="Port of the AWS emulator (env SQUEEZER_MOTO_PORT).")
-@click.option("--autoreload/--no-autoreload", default=False, show_default=True,
-              help="Restart the API when code changes (the bridge is not restarted).")
-@click.option("--fresh", is_flag=True,
-              help="Forget the jobs and files saved by earlier runs before starting.")
+@click.option(
+    "--api-port",
+    type=int,
+    envvar="SQUEEZER_API_PORT",
+    default=8000,
+    show_default=True,
+    help="Port of the API (env SQUEEZER_API_PORT).",
+)
+@click.option(
+    "--moto-port",
+    type=int,
+    envvar="SQUEEZER_MOTO_PORT",
+    default=5000,
+    show_default=True,
+    help="Port of the AWS emulator (env SQUEEZER_MOTO_PORT).",
+)
+@click.option(
+    "--autoreload/--no-autoreload",
+    default=False,
+    show_default=True,
+    help="Restart the API when code changes (the bridge is not restarted).",
+)
+@click.option("--fresh", is_flag=True, help="Forget the jobs and files saved by earlier runs before starting.")
 @bridge_flags
 @click.pass_obj
 def up(obj, api_port, moto_port, autoreload, fresh, batch_size, window, concurrency, executor) -> None:
@@ -79,9 +123,15 @@ def up(obj, api_port, moto_port, autoreload, fresh, batch_size, window, concurre
     from .stack import LocalStack
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    stack = LocalStack(api_port=api_port, moto_port=moto_port, state_dir=obj["state_dir"],
-                       bridge=_bridge_options(batch_size, window, concurrency, executor), autoreload=autoreload,
-                       keep_state=True, fresh=fresh)
+    stack = LocalStack(
+        api_port=api_port,
+        moto_port=moto_port,
+        state_dir=obj["state_dir"],
+        bridge=_bridge_options(batch_size, window, concurrency, executor),
+        autoreload=autoreload,
+        keep_state=True,
+        fresh=fresh,
+    )
     stopping = threading.Event()
 
     def interrupt(*_):
@@ -98,16 +148,20 @@ def up(obj, api_port, moto_port, autoreload, fresh, batch_size, window, concurre
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     click.echo(stack.api_url)  # stdout: the one thing a script wants
     click.echo(f"emulator {stack.endpoint_url}, logs in {stack.state_dir}; Ctrl-C stops everything", err=True)
-    click.echo(f"jobs and files are kept in {stack.saved_state} across restarts; "
-               "start empty with: python -m infra.local up --fresh (or make clean)", err=True)
+    click.echo(
+        f"jobs and files are kept in {stack.saved_state} across restarts; "
+        "start empty with: python -m infra.local up --fresh (or make clean)",
+        err=True,
+    )
     try:
         died = stack.wait(stopping.is_set)
     finally:
         click.echo("stopping...", err=True)
         stack.stop()
     if died is not None:
-        raise UserError(f"{died.name} exited (code {died.popen.returncode}); everything was stopped. "
-                        f"Its log:\n{died.tail()}")
+        raise UserError(
+            f"{died.name} exited (code {died.popen.returncode}); everything was stopped. Its log:\n{died.tail()}"
+        )
 
 
 @cli.command()
@@ -121,8 +175,14 @@ def down(obj) -> None:
 
 
 @cli.command()
-@click.option("--moto-port", type=int, envvar="SQUEEZER_MOTO_PORT", default=5000, show_default=True,
-              help="Port of the AWS emulator (env SQUEEZER_MOTO_PORT).")
+@click.option(
+    "--moto-port",
+    type=int,
+    envvar="SQUEEZER_MOTO_PORT",
+    default=5000,
+    show_default=True,
+    help="Port of the AWS emulator (env SQUEEZER_MOTO_PORT).",
+)
 def env(moto_port) -> None:
     """Print `export` lines for the emulator's endpoint, fake credentials and resource names."""
     import shlex
@@ -137,10 +197,20 @@ def env(moto_port) -> None:
 
 
 @cli.command()
-@click.option("--dir", "source", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Directory to compress (default: a generated sample in .state/demo/sample).")
-@click.option("-a", "--algorithm", type=click.Choice(["zstd", "brotli", "gzip"]), default="zstd",
-              show_default=True, help="Compression algorithm.")
+@click.option(
+    "--dir",
+    "source",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Directory to compress (default: a generated sample in .state/demo/sample).",
+)
+@click.option(
+    "-a",
+    "--algorithm",
+    type=click.Choice(["zstd", "brotli", "gzip"]),
+    default="zstd",
+    show_default=True,
+    help="Compression algorithm.",
+)
 @click.option("-l", "--level", type=int, help="Compression level (default: the algorithm's own).")
 def demo(source, algorithm, level) -> None:
     """Start the stack, compress a directory with the client, verify every result, stop."""

@@ -9,6 +9,7 @@ to ``LocalStack(env=...)``; here values already in the environment are kept,
 so an override reaches the API as it reaches the bridge. It also answers
 unknown routes as the deployed API Gateway does (``gateway.py``).
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,7 @@ def main(argv: list[str]) -> int:
 
     def load_keeping_environment(self, environment_variables=None, *args, **kwargs):
         if environment_variables is not None:
-            environment_variables = {name: os.environ.get(name, value)
-                                     for name, value in environment_variables.items()}
+            environment_variables = {name: os.environ.get(name, value) for name, value in environment_variables.items()}
         return load_app(self, environment_variables, *args, **kwargs)
 
     CLIFactory.load_chalice_app = load_keeping_environment

@@ -14,6 +14,7 @@ the GIL); ``executor="thread"`` runs them in threads of this process.
 Nothing here logs a message body or a URL: bodies hold object keys only,
 but the handlers' answers are not ours to print.
 """
+
 from __future__ import annotations
 
 import concurrent.futures as cf
@@ -27,8 +28,9 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, TypedDict, Union
+from typing import Any, TypedDict
 
 log = logging.getLogger("infra.local.bridge")
 
@@ -39,7 +41,7 @@ DEFAULT_CONCURRENCY = 2
 POLL_SECONDS = 2  # long-poll length; stopping waits at most this long for an idle poller
 
 Handler = Callable[[dict, Any], Any]
-HandlerSpec = Union[str, Handler]  # "module:attr" (importable in worker processes) or a callable
+HandlerSpec = str | Handler  # "module:attr" (importable in worker processes) or a callable
 
 
 class SqsRecord(TypedDict):
@@ -96,7 +98,8 @@ class LambdaContext:
 
 # -- invocation (runs in a worker process or thread) ---------------------------------
 
-@functools.lru_cache(maxsize=None)
+
+@functools.cache
 def _resolve(spec: str) -> Handler:
     module, _, attr = spec.partition(":")
     return getattr(importlib.import_module(module), attr)
@@ -119,6 +122,7 @@ def _init_worker(handler: HandlerSpec, log_level: int) -> None:
 
 
 # -- the bridge ----------------------------------------------------------------
+
 
 class Bridge:
     """Feeds queues to handlers as Lambda would. ``start()``, then ``stop()``."""
@@ -147,7 +151,7 @@ class Bridge:
         self.errors = 0
 
     # -- life cycle -------------------------------------------------------
-    def start(self) -> "Bridge":
+    def start(self) -> Bridge:
         for source in self.sources:
             self._pools[source.function_name] = self._make_pool(source)
             for n in range(source.concurrency):
@@ -156,10 +160,15 @@ class Bridge:
                 )
                 thread.start()
                 self._threads.append(thread)
-        log.info("bridge started: %s (%s executor)", ", ".join(
-            f"{s.function_name}<-{s.queue_arn.rsplit(':', 1)[-1]} batch={s.batch_size} "
-            f"window={s.window_seconds}s concurrency={s.concurrency}" for s in self.sources
-        ), self._executor_kind)
+        log.info(
+            "bridge started: %s (%s executor)",
+            ", ".join(
+                f"{s.function_name}<-{s.queue_arn.rsplit(':', 1)[-1]} batch={s.batch_size} "
+                f"window={s.window_seconds}s concurrency={s.concurrency}"
+                for s in self.sources
+            ),
+            self._executor_kind,
+        )
         return self
 
     def stop(self, timeout: float | None = None) -> None:
@@ -178,7 +187,7 @@ class Bridge:
         self._threads.clear()
         log.info("bridge stopped after %d invocation(s), %d raised", self.invocations, self.errors)
 
-    def __enter__(self) -> "Bridge":
+    def __enter__(self) -> Bridge:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -265,38 +274,52 @@ class Bridge:
             return
         took = time.monotonic() - began
         if took > source.timeout_seconds:
-            log.warning("%s ran %.1fs, longer than its %ds timeout (Lambda would have stopped it)",
-                        source.function_name, took, source.timeout_seconds)
+            log.warning(
+                "%s ran %.1fs, longer than its %ds timeout (Lambda would have stopped it)",
+                source.function_name,
+                took,
+                source.timeout_seconds,
+            )
         failed = failed_message_ids(result, [m["MessageId"] for m in messages])
         done = [m for m in messages if m["MessageId"] not in failed]
         self._delete(source, done)
-        log.info("%s: %d message(s) in %.2fs, %d done, %d to retry",
-                 source.function_name, len(messages), took, len(done), len(failed))
+        log.info(
+            "%s: %d message(s) in %.2fs, %d done, %d to retry",
+            source.function_name,
+            len(messages),
+            took,
+            len(done),
+            len(failed),
+        )
 
     def _delete(self, source: EventSource, messages: list[dict]) -> None:
         for start in range(0, len(messages), SQS_MAX_BATCH):
-            chunk = messages[start:start + SQS_MAX_BATCH]
+            chunk = messages[start : start + SQS_MAX_BATCH]
             response = self._sqs.delete_message_batch(
                 QueueUrl=source.queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
             for failure in response.get("Failed", []):
-                log.error("could not delete message %s: %s", chunk[int(failure["Id"])]["MessageId"],
-                          failure.get("Code"))
+                log.error(
+                    "could not delete message %s: %s", chunk[int(failure["Id"])]["MessageId"], failure.get("Code")
+                )
 
     def _release(self, source: EventSource, messages: list[dict]) -> None:
         """Stopping: make messages received but never handed over visible again at once."""
         try:
             self._sqs.change_message_visibility_batch(
                 QueueUrl=source.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                         for i, m in enumerate(messages)],
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                    for i, m in enumerate(messages)
+                ],
             )
         except Exception:  # noqa: BLE001 - they still return after the visibility timeout
             log.exception("could not release %d message(s) at stop", len(messages))
 
 
 # -- the wire shapes -----------------------------------------------------------------
+
 
 def build_event(messages: list[dict], queue_arn: str, region: str) -> SqsEvent:
     """The event Lambda passes for SQS messages (``ReceiveMessage`` output in)."""
@@ -334,8 +357,7 @@ def failed_message_ids(result: Any, message_ids: list[str]) -> set[str]:
     """
     if not isinstance(result, dict) or not result.get("batchItemFailures"):
         return set()
-    failed = {item.get("itemIdentifier") if isinstance(item, dict) else None
-              for item in result["batchItemFailures"]}
+    failed = {item.get("itemIdentifier") if isinstance(item, dict) else None for item in result["batchItemFailures"]}
     if not failed <= set(message_ids):
         log.error("batchItemFailures names messages not in the batch; keeping the whole batch")
         return set(message_ids)
@@ -343,6 +365,7 @@ def failed_message_ids(result: Any, message_ids: list[str]) -> set[str]:
 
 
 # -- the app's event sources -------------------------------------------------------------
+
 
 def app_event_sources(sqs: Any, options: Any, *, app_module: str = "app", stage: str = "local") -> list[EventSource]:
     """An EventSource for every ``@app.on_sqs_message`` of the Chalice app.
@@ -362,17 +385,22 @@ def app_event_sources(sqs: Any, options: Any, *, app_module: str = "app", stage:
             continue
         url = sqs.get_queue_url(QueueName=config.queue)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sources.append(EventSource(
-            function_name=config.name,
-            handler=f"{app_module}:{config.handler_string.rsplit('.', 1)[-1]}",
-            queue_url=url,
-            queue_arn=arn,
-            timeout_seconds=function_timeout(config.name, stage),
-            batch_size=options.batch_size or config.batch_size or DEFAULT_BATCH_SIZE,
-            window_seconds=(options.window_seconds if options.window_seconds is not None
-                            else config.maximum_batching_window_in_seconds or DEFAULT_WINDOW_SECONDS),
-            concurrency=options.concurrency or config.maximum_concurrency or DEFAULT_CONCURRENCY,
-        ))
+        sources.append(
+            EventSource(
+                function_name=config.name,
+                handler=f"{app_module}:{config.handler_string.rsplit('.', 1)[-1]}",
+                queue_url=url,
+                queue_arn=arn,
+                timeout_seconds=function_timeout(config.name, stage),
+                batch_size=options.batch_size or config.batch_size or DEFAULT_BATCH_SIZE,
+                window_seconds=(
+                    options.window_seconds
+                    if options.window_seconds is not None
+                    else config.maximum_batching_window_in_seconds or DEFAULT_WINDOW_SECONDS
+                ),
+                concurrency=options.concurrency or config.maximum_concurrency or DEFAULT_CONCURRENCY,
+            )
+        )
     return sources
 
 

@@ -5,12 +5,13 @@ own ``Config`` (so precedence matches a deployment); the resources
 themselves come from :mod:`infra.resources`. Nothing here names a bucket,
 table or queue.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from chalice.config import Config as ChaliceConfig
 
@@ -76,7 +77,7 @@ class BridgeOptions:
     executor: str = "process"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "BridgeOptions":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> BridgeOptions:
         env = os.environ if env is None else env
         values = {
             "batch_size": _env_int(env, BATCH_SIZE_VAR, 0) or None,
@@ -107,7 +108,7 @@ class LocalConfig:
     bridge: BridgeOptions = field(default_factory=BridgeOptions)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "LocalConfig":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> LocalConfig:
         env = os.environ if env is None else env
         values = {
             "api_port": _env_int(env, "SQUEEZER_API_PORT", DEFAULT_API_PORT),
@@ -125,8 +126,9 @@ class LocalConfig:
     def endpoint_url(self) -> str:
         return f"http://{HOST}:{self.moto_port}"
 
-    def process_environment(self, base: Mapping[str, str] | None = None,
-                            extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    def process_environment(
+        self, base: Mapping[str, str] | None = None, extra: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         """The environment of every process of the stack.
 
         Starts from ``base`` without any AWS_* or SQUEEZER_* variable (a test

@@ -5,6 +5,7 @@ made on first run, or ``--dir``), waits, downloads, checks every result by
 decompressing it and comparing sha256 with the original, prints a table and
 stops the stack. Exit status 0 only if every file came back byte-exact.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib.codecs import decompress_stream
-
 from chalicelib.domain import Algorithm
 
 from .config import STATE_DIR
@@ -36,13 +36,25 @@ def make_sample(root: Path, seed: int = 7) -> Path:
     levels = ["INFO", "WARN", "ERROR", "DEBUG"]
     with open(root / "logs" / "2026" / "app.log", "w") as out:
         for i in range(60_000):
-            out.write(f"2026-11-25T10:{i // 3600 % 60:02d}:{i % 60:02d}Z {rng.choice(levels)} "
-                      f"request id={rng.randrange(10**9)} path=/api/v1/items/{rng.randrange(5000)} "
-                      f"status={rng.choice([200, 200, 200, 404, 500])} ms={rng.randrange(1, 900)}\n")
+            out.write(
+                f"2026-11-25T10:{i // 3600 % 60:02d}:{i % 60:02d}Z {rng.choice(levels)} "
+                f"request id={rng.randrange(10**9)} path=/api/v1/items/{rng.randrange(5000)} "
+                f"status={rng.choice([200, 200, 200, 404, 500])} ms={rng.randrange(1, 900)}\n"
+            )
     with open(root / "data" / "events.jsonl", "w") as out:
         for i in range(30_000):
-            out.write(json.dumps({"id": i, "user": f"u{rng.randrange(2000)}", "kind": rng.choice(["click", "view", "buy"]),
-                                  "amount": round(rng.random() * 100, 2), "tags": rng.sample(["a", "b", "c", "d"], 2)}) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "id": i,
+                        "user": f"u{rng.randrange(2000)}",
+                        "kind": rng.choice(["click", "view", "buy"]),
+                        "amount": round(rng.random() * 100, 2),
+                        "tags": rng.sample(["a", "b", "c", "d"], 2),
+                    }
+                )
+                + "\n"
+            )
     (root / "data" / "random.bin").write_bytes(rng.randbytes(2 * 1024 * 1024))
     (root / "empty.txt").write_bytes(b"")
     (root / "données" / "résumé été.txt").parent.mkdir(exist_ok=True)
@@ -98,8 +110,20 @@ def run_demo(source: Path | None, algorithm: str, level: int | None) -> int:
     out_dir = Path(tempfile.mkdtemp(prefix="out-", dir=DEMO_DIR))
     print(f"starting the local stack (API :{api_port}, emulator :{moto_port})...", file=sys.stderr)
     with LocalStack(api_port=api_port, moto_port=moto_port, state_dir=STATE_DIR / "demo") as stack:
-        command = [sys.executable, "-m", "client", "--api-url", stack.api_url, "upload", str(source),
-                   "--algorithm", algo.value, "--download", str(out_dir), "--json"]
+        command = [
+            sys.executable,
+            "-m",
+            "client",
+            "--api-url",
+            stack.api_url,
+            "upload",
+            str(source),
+            "--algorithm",
+            algo.value,
+            "--download",
+            str(out_dir),
+            "--json",
+        ]
         if level is not None:
             command += ["--level", str(level)]
         done = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
@@ -107,22 +131,31 @@ def run_demo(source: Path | None, algorithm: str, level: int | None) -> int:
             print(f"Error: the client printed nothing (exit {done.returncode})", file=sys.stderr)
             return done.returncode or 1
         summary = json.loads(done.stdout)
-        status = json.loads(subprocess.run(
-            [sys.executable, "-m", "client", "--api-url", stack.api_url, "status", summary["job_id"], "--json"],
-            stdout=subprocess.PIPE, text=True, check=False).stdout)
+        status = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "client", "--api-url", stack.api_url, "status", summary["job_id"], "--json"],
+                stdout=subprocess.PIPE,
+                text=True,
+                check=False,
+            ).stdout
+        )
     timings = {f["name"]: f["timings"].get("total_seconds") for f in status.get("files", [])}
     # The client keeps the folder's own name as the first path segment.
     base = source.name
     rows = []
     for entry in summary["files"]:
-        original = source / entry["name"].split("/", 1)[1] if entry["name"].startswith(base + "/") else source / entry["name"]
+        original = (
+            source / entry["name"].split("/", 1)[1] if entry["name"].startswith(base + "/") else source / entry["name"]
+        )
         ok, note = False, ""
         if entry.get("output"):
             ok = _verify(original, Path(entry["output"]), algo)
             note = "" if ok else "MISMATCH"
         else:
             note = (entry.get("error") or {}).get("code", "not downloaded")
-        rows.append(Row(entry["name"], entry["size"], entry.get("compressed_size"), timings.get(entry["name"]), ok, note))
+        rows.append(
+            Row(entry["name"], entry["size"], entry.get("compressed_size"), timings.get(entry["name"]), ok, note)
+        )
     _print_table(rows, summary["job_id"], algo, summary["level"], out_dir)
     return 0 if rows and all(r.verified for r in rows) else 1
 

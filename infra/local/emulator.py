@@ -8,6 +8,7 @@ stops (see :mod:`infra.local.persistence`). Saving starts only once the
 runner sends SIGUSR1 (after it restored the previous data): a save before
 that would replace the saved data with a partial copy.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,9 +45,13 @@ def _saver(folder: str, port: int):
     session = boto3.session.Session(region_name=region)
     config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=60)
     endpoint = f"http://127.0.0.1:{port}"
-    return Saver(folder, s3=session.client("s3", endpoint_url=endpoint, config=config),
-                 dynamodb=session.client("dynamodb", endpoint_url=endpoint, config=config),
-                 account_id=DEFAULT_ACCOUNT_ID, region=region)
+    return Saver(
+        folder,
+        s3=session.client("s3", endpoint_url=endpoint, config=config),
+        dynamodb=session.client("dynamodb", endpoint_url=endpoint, config=config),
+        account_id=DEFAULT_ACCOUNT_ID,
+        region=region,
+    )
 
 
 def _save(saver, why: str) -> None:

@@ -1,10 +1,11 @@
 """Errors of the local stack.
 
-    LocalStackError          something the person running the stack can fix
-    ├── PortInUse            a port we need is taken (nothing was started)
-    ├── AlreadyRunning       another local stack owns the state directory
-    └── StartupFailed        a process died or did not become ready in time
+LocalStackError          something the person running the stack can fix
+├── PortInUse            a port we need is taken (nothing was started)
+├── AlreadyRunning       another local stack owns the state directory
+└── StartupFailed        a process died or did not become ready in time
 """
+
 from __future__ import annotations
 
 

@@ -6,6 +6,7 @@ local gateway answers it with API Gateway's default instead (403 ``Missing
 Authentication Token``); ``install()`` makes it answer as the deployed API
 does, from the same table.
 """
+
 from __future__ import annotations
 
 import functools

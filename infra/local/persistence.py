@@ -27,6 +27,7 @@ on errs towards work done twice (the worker is idempotent), never a file
 left ``processing`` without a message. Not kept: multipart uploads in
 progress, presigned URLs' validity beyond their expiry, receive counts.
 """
+
 from __future__ import annotations
 
 import base64
@@ -35,8 +36,9 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 log = logging.getLogger("infra.local.persistence")
 
@@ -54,6 +56,7 @@ def state_path(state_dir: Path) -> Path:
 
 
 # -- DynamoDB items as JSON (binary values base64) --------------------------------
+
 
 def _encode(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray)):
@@ -76,6 +79,7 @@ def _decode(value: Any) -> Any:
 
 
 # -- saving (runs in the emulator's process) -----------------------------------------
+
 
 class Saver:
     """Saves the emulator's data; remembers objects already saved between saves."""
@@ -125,8 +129,12 @@ class Saver:
             with queue._messages_lock:  # noqa: SLF001 - moto has no public way to list every message
                 messages = list(queue._messages)  # noqa: SLF001
             saved[name] = [
-                {"body": m.body, "attributes": m.message_attributes,
-                 "group_id": m.group_id, "deduplication_id": m.deduplication_id}
+                {
+                    "body": m.body,
+                    "attributes": m.message_attributes,
+                    "group_id": m.group_id,
+                    "deduplication_id": m.deduplication_id,
+                }
                 for m in sorted(messages, key=lambda m: m.sent_timestamp or 0)
             ]
         return saved
@@ -173,8 +181,12 @@ class Saver:
         os.replace(out.name, blobs / blob)
         tags = self._s3.get_object_tagging(Bucket=bucket, Key=key).get("TagSet", [])
         return {
-            "bucket": bucket, "key": key, "blob": blob, "etag": response["ETag"],
-            "size": response["ContentLength"], "metadata": response.get("Metadata", {}),
+            "bucket": bucket,
+            "key": key,
+            "blob": blob,
+            "etag": response["ETag"],
+            "size": response["ContentLength"],
+            "metadata": response.get("Metadata", {}),
             "headers": {h: response[h] for h in _OBJECT_HEADERS if response.get(h)},
             "checksum_sha256": response.get("ChecksumSHA256"),
             "tags": {t["Key"]: t["Value"] for t in tags},
@@ -197,6 +209,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 # -- restoring (runs in the runner, after create_resources) -----------------------------
+
 
 def restore(folder: Path, *, s3: Any, sqs: Any, dynamodb: Any) -> dict[str, int] | None:
     """Put a saved snapshot back into the emulator; None if there is none.
@@ -226,7 +239,7 @@ def _restore_items(dynamodb: Any, tables: dict[str, list[dict]]) -> int:
             log.warning("saved items of table %s skipped: the table is no longer created", table)
             continue
         for start in range(0, len(items), 25):
-            pending = {table: [{"PutRequest": {"Item": _decode(i)}} for i in items[start:start + 25]]}
+            pending = {table: [{"PutRequest": {"Item": _decode(i)}} for i in items[start : start + 25]]}
             while pending:
                 pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or None
         count += len(items)
@@ -249,13 +262,16 @@ def _restore_objects(s3: Any, blobs: Path, entries: Iterable[dict]) -> int:
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
         try:
             for entry in objects:
-                params: dict[str, Any] = {"Bucket": bucket, "Key": entry["key"], "Metadata": entry["metadata"],
-                                          **entry["headers"]}
+                params: dict[str, Any] = {
+                    "Bucket": bucket,
+                    "Key": entry["key"],
+                    "Metadata": entry["metadata"],
+                    **entry["headers"],
+                }
                 if entry.get("checksum_sha256"):
                     params["ChecksumSHA256"] = entry["checksum_sha256"]
                 if entry.get("tags"):
-                    params["Tagging"] = "&".join(
-                        f"{_quote(k)}={_quote(v)}" for k, v in entry["tags"].items())
+                    params["Tagging"] = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in entry["tags"].items())
                 with open(blobs / entry["blob"], "rb") as body:
                     s3.put_object(Body=body, **params)
                 count += 1
@@ -282,7 +298,7 @@ def _restore_messages(sqs: Any, queues: dict[str, list[dict]]) -> int:
             continue
         for start in range(0, len(messages), 10):
             entries = []
-            for n, message in enumerate(messages[start:start + 10]):
+            for n, message in enumerate(messages[start : start + 10]):
                 entry: dict[str, Any] = {"Id": str(n), "MessageBody": message["body"]}
                 if message.get("attributes"):
                     entry["MessageAttributes"] = _message_attributes(message["attributes"])

@@ -8,9 +8,11 @@ previous log is rotated to ``<name>.log.1`` (up to ``.log.3``), never
 overwritten. With ``keep_state=True`` the emulator's data is saved there too
 and restored at the next start (:mod:`infra.local.persistence`).
 """
+
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import json
 import logging
@@ -23,9 +25,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Mapping
+from typing import IO, Any
 
 import boto3
 
@@ -105,10 +108,15 @@ class ManagedProcess:
 
     def start(self, env: Mapping[str, str], cwd: Path) -> None:
         rotate_log(self.log_path)
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - open while the process runs; closed in stop()
         self.popen = subprocess.Popen(
-            self.argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=self._log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            self.argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
 
@@ -130,10 +138,8 @@ class ManagedProcess:
                 self.popen.wait(grace)
             except subprocess.TimeoutExpired:
                 log.warning("%s did not stop within %.0fs; killing it", self.name, grace)
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signal.SIGKILL)  # leftovers: reloader or pool children
-        except (ProcessLookupError, PermissionError):
-            pass
         self.popen.wait()
         if self._log:
             self._log.close()
@@ -178,8 +184,11 @@ class LocalStack:
         python: str = sys.executable,
     ) -> None:
         self.config = LocalConfig.from_env(
-            base_env, api_port=api_port, moto_port=moto_port,
-            state_dir=Path(state_dir) if state_dir else None, bridge=bridge,
+            base_env,
+            api_port=api_port,
+            moto_port=moto_port,
+            state_dir=Path(state_dir) if state_dir else None,
+            bridge=bridge,
         )
         self._extra_env = {name: str(value) for name, value in (env or {}).items()}
         self._base_env = base_env
@@ -226,14 +235,14 @@ class LocalStack:
         ).client(service, endpoint_url=self.endpoint_url)
 
     # -- life cycle -------------------------------------------------------------------
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> "LocalStack":
+    def start(self) -> LocalStack:
         began = time.monotonic()
         cfg = self.config
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
@@ -258,8 +267,19 @@ class LocalStack:
             self.resources = self._create_resources()
             if self.keep_state:
                 self._restore_state(emulator)
-            api = ["-m", "infra.local.api", "--project-dir", str(ROOT), "local",
-                   "--stage", cfg.stage, "--host", HOST, "--port", str(cfg.api_port)]
+            api = [
+                "-m",
+                "infra.local.api",
+                "--project-dir",
+                str(ROOT),
+                "local",
+                "--stage",
+                cfg.stage,
+                "--host",
+                HOST,
+                "--port",
+                str(cfg.api_port),
+            ]
             api += ["--autoreload"] if self._autoreload else ["--no-autoreload"]
             api_process = self._spawn("api", api, env)
             self._spawn("bridge", ["-m", "infra.local", "bridge"], env)
@@ -307,7 +327,11 @@ class LocalStack:
         if self.visibility_timeout is not None:
             cfg = dataclasses.replace(cfg, visibility_timeout_override=int(self.visibility_timeout))
         return create_resources(
-            cfg, s3=self.client("s3"), sqs=self.client("sqs"), dynamodb=self.client("dynamodb"), region=REGION,
+            cfg,
+            s3=self.client("s3"),
+            sqs=self.client("sqs"),
+            dynamodb=self.client("dynamodb"),
+            region=REGION,
         )
 
     def _restore_state(self, emulator: ManagedProcess) -> None:
@@ -315,7 +339,10 @@ class LocalStack:
         began = time.monotonic()
         try:
             self.restored = persistence.restore(
-                self.saved_state, s3=self.client("s3"), sqs=self.client("sqs"), dynamodb=self.client("dynamodb"),
+                self.saved_state,
+                s3=self.client("s3"),
+                sqs=self.client("sqs"),
+                dynamodb=self.client("dynamodb"),
             )
         except (OSError, ValueError, KeyError) as exc:  # unreadable or incomplete: say so, keep it for a look
             raise StartupFailed(
@@ -323,9 +350,14 @@ class LocalStack:
                 "start empty with: python -m infra.local up --fresh"
             ) from exc
         if self.restored is not None:
-            log.info("restored %d item(s), %d object(s), %d message(s) from %s in %.1fs",
-                     self.restored["items"], self.restored["objects"], self.restored["messages"],
-                     self.saved_state, time.monotonic() - began)
+            log.info(
+                "restored %d item(s), %d object(s), %d message(s) from %s in %.1fs",
+                self.restored["items"],
+                self.restored["objects"],
+                self.restored["messages"],
+                self.saved_state,
+                time.monotonic() - began,
+            )
         emulator.popen.send_signal(signal.SIGUSR1)  # saving on: see infra.local.emulator
 
     def _deadline_check(self, process: ManagedProcess, deadline: float, what: str) -> None:
@@ -374,12 +406,17 @@ class LocalStack:
         stop_recorded(self.config.state_dir)  # leftovers of a runner that was killed
 
     def _write_pid_file(self) -> None:
-        (self.config.state_dir / PID_FILE).write_text(json.dumps({
-            "runner": os.getpid(),
-            "api_url": self.api_url,
-            "endpoint_url": self.endpoint_url,
-            "processes": {p.name: p.pid for p in self.processes},
-        }, indent=2))
+        (self.config.state_dir / PID_FILE).write_text(
+            json.dumps(
+                {
+                    "runner": os.getpid(),
+                    "api_url": self.api_url,
+                    "endpoint_url": self.endpoint_url,
+                    "processes": {p.name: p.pid for p in self.processes},
+                },
+                indent=2,
+            )
+        )
 
 
 def _pid_alive(pid: int) -> bool:

@@ -8,13 +8,12 @@ Two things `python -m localstack.runtime.main` does not do by itself:
   read when the S3 provider is created), so two instances would share it.
 """
 
+import contextlib
 import os
 import sys
 
-try:
+with contextlib.suppress(OSError):  # already a session leader
     os.setsid()
-except OSError:  # already a session leader
-    pass
 
 storage = os.environ.get("SQUEEZER_S3_STORAGE_DIR")
 if storage:

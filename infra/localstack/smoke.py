@@ -36,9 +36,7 @@ QUEUE = f"squeezer-smoke-{SUFFIX}"
 TABLE = f"squeezer-smoke-{SUFFIX}"
 CONTENT_TYPE = "application/octet-stream"
 
-session = boto3.session.Session(
-    aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION
-)
+session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
 cfg = Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 2})
 s3 = session.client("s3", endpoint_url=ENDPOINT, config=cfg)
 sqs = session.client("sqs", endpoint_url=ENDPOINT)
@@ -94,9 +92,7 @@ def record(case: str, expected: str | None, resp: requests.Response, key: str) -
     if expected is None:
         verdict = "(info)"
     else:
-        ok = got.split()[0] == expected.split()[0] and (
-            len(expected.split()) == 1 or expected == got
-        )
+        ok = got.split()[0] == expected.split()[0] and (len(expected.split()) == 1 or expected == got)
         # a rejected upload must not leave an object behind
         ok = ok and (is_stored == expected.startswith("200"))
         verdict = "ok" if ok else "UNEXPECTED"
@@ -111,15 +107,15 @@ def step(msg: str) -> None:
 
 def main() -> int:
     t0 = time.monotonic()
-    step(f"endpoint {ENDPOINT}, health: {requests.get(ENDPOINT + '/_localstack/health', timeout=5).json().get('services', {}).get('s3')}")
+    step(
+        f"endpoint {ENDPOINT}, health: {requests.get(ENDPOINT + '/_localstack/health', timeout=5).json().get('services', {}).get('s3')}"
+    )
 
     # --- basics ---------------------------------------------------------
     s3.create_bucket(Bucket=BUCKET)
     step(f"bucket {BUCKET} created")
     queue_url = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     step(f"queue created: {queue_url}")
     sqs.send_message(QueueUrl=queue_url, MessageBody="ping")
     msgs = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=2).get("Messages", [])
@@ -183,7 +179,10 @@ def main() -> int:
         ("+ ContentType", {"ContentType": CONTENT_TYPE}),
         ("+ ContentLength", {"ContentLength": len(body)}),
         ("+ ChecksumSHA256", {"ChecksumSHA256": sha}),
-        ("+ ContentType, ContentLength, ChecksumSHA256", {"ContentType": CONTENT_TYPE, "ContentLength": len(body), "ChecksumSHA256": sha}),
+        (
+            "+ ContentType, ContentLength, ChecksumSHA256",
+            {"ContentType": CONTENT_TYPE, "ContentLength": len(body), "ChecksumSHA256": sha},
+        ),
     ]
     signed_rows = []
     for label, extra in variants:
@@ -191,7 +190,19 @@ def main() -> int:
             "put_object", Params={"Bucket": BUCKET, "Key": "uploads/x", **extra}, ExpiresIn=60
         )
         q = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
-        other = sorted(k for k in q if k not in {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature"})
+        other = sorted(
+            k
+            for k in q
+            if k
+            not in {
+                "X-Amz-Algorithm",
+                "X-Amz-Credential",
+                "X-Amz-Date",
+                "X-Amz-Expires",
+                "X-Amz-SignedHeaders",
+                "X-Amz-Signature",
+            }
+        )
         signed_rows.append((label, signed_headers(url), ",".join(other) or "-"))
 
     # --- presigned PUT outcomes -------------------------------------------------
@@ -210,16 +221,31 @@ def main() -> int:
     url = presign(key, body)
     sig = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["X-Amz-Signature"][0]
     bad_sig = sig[:-1] + ("0" if sig[-1] != "0" else "1")
-    record("signature: last hex char changed", "403 SignatureDoesNotMatch", put(url.replace(sig, bad_sig), body, good_headers), key)
+    record(
+        "signature: last hex char changed",
+        "403 SignatureDoesNotMatch",
+        put(url.replace(sig, bad_sig), body, good_headers),
+        key,
+    )
 
     key = "uploads/tampered-key.bin"
     url = presign(key, body)
     other_key = "uploads/tampered-kez.bin"
-    record("key in path changed (…key → …kez)", "403 SignatureDoesNotMatch", put(url.replace("tampered-key", "tampered-kez"), body, good_headers), other_key)
+    record(
+        "key in path changed (…key → …kez)",
+        "403 SignatureDoesNotMatch",
+        put(url.replace("tampered-key", "tampered-kez"), body, good_headers),
+        other_key,
+    )
 
     key = "uploads/tampered-expires.bin"
     url = presign(key, body, expires=60)
-    record("X-Amz-Expires changed 60 → 6000", "403 SignatureDoesNotMatch", put(url.replace("X-Amz-Expires=60", "X-Amz-Expires=6000"), body, good_headers), key)
+    record(
+        "X-Amz-Expires changed 60 → 6000",
+        "403 SignatureDoesNotMatch",
+        put(url.replace("X-Amz-Expires=60", "X-Amz-Expires=6000"), body, good_headers),
+        key,
+    )
 
     key = "uploads/expired.bin"
     url = presign(key, body, expires=1)
@@ -227,40 +253,94 @@ def main() -> int:
     record("expired (ExpiresIn=1, PUT after 2.2 s)", "403 AccessDenied", put(url, body, good_headers), key)
 
     key = "uploads/wrong-ctype.bin"
-    record("wrong Content-Type (text/plain)", "403 SignatureDoesNotMatch", put(presign(key, body), body, {**good_headers, "Content-Type": "text/plain"}), key)
+    record(
+        "wrong Content-Type (text/plain)",
+        "403 SignatureDoesNotMatch",
+        put(presign(key, body), body, {**good_headers, "Content-Type": "text/plain"}),
+        key,
+    )
 
     key = "uploads/no-ctype.bin"
-    record("Content-Type header omitted", "403 SignatureDoesNotMatch", put(presign(key, body), body, {"x-amz-checksum-sha256": sha}), key)
+    record(
+        "Content-Type header omitted",
+        "403 SignatureDoesNotMatch",
+        put(presign(key, body), body, {"x-amz-checksum-sha256": sha}),
+        key,
+    )
 
     key = "uploads/bigger.bin"
     bigger = body + b"extra-bytes"
-    record(f"body larger than ContentLength ({len(bigger)} > {len(body)}), checksum header of declared body", "403", put(presign(key, body), bigger, good_headers), key)
+    record(
+        f"body larger than ContentLength ({len(bigger)} > {len(body)}), checksum header of declared body",
+        "403",
+        put(presign(key, body), bigger, good_headers),
+        key,
+    )
 
     key = "uploads/bigger-own-sha.bin"
-    record("body larger than ContentLength, checksum header of the sent body", "403", put(presign(key, body), bigger, {**good_headers, "x-amz-checksum-sha256": b64sha256(bigger)}), key)
+    record(
+        "body larger than ContentLength, checksum header of the sent body",
+        "403",
+        put(presign(key, body), bigger, {**good_headers, "x-amz-checksum-sha256": b64sha256(bigger)}),
+        key,
+    )
 
     key = "uploads/smaller.bin"
     smaller = body[:-10]
-    record(f"body smaller than ContentLength ({len(smaller)} < {len(body)})", "403", put(presign(key, body), smaller, good_headers), key)
+    record(
+        f"body smaller than ContentLength ({len(smaller)} < {len(body)})",
+        "403",
+        put(presign(key, body), smaller, good_headers),
+        key,
+    )
 
     key = "uploads/wrong-sha.bin"
     evil = os.urandom(len(body))
-    record("right size, other bytes, x-amz-checksum-sha256 = signed (declared) value", "400 BadDigest", put(presign(key, body), evil, good_headers), key)
+    record(
+        "right size, other bytes, x-amz-checksum-sha256 = signed (declared) value",
+        "400 BadDigest",
+        put(presign(key, body), evil, good_headers),
+        key,
+    )
 
     key = "uploads/wrong-sha-header.bin"
-    record("right size, other bytes, x-amz-checksum-sha256 = sha of sent bytes", "403 SignatureDoesNotMatch", put(presign(key, body), evil, {**good_headers, "x-amz-checksum-sha256": b64sha256(evil)}), key)
+    record(
+        "right size, other bytes, x-amz-checksum-sha256 = sha of sent bytes",
+        "403 SignatureDoesNotMatch",
+        put(presign(key, body), evil, {**good_headers, "x-amz-checksum-sha256": b64sha256(evil)}),
+        key,
+    )
 
     key = "uploads/no-sha-header.bin"
-    record("x-amz-checksum-sha256 header omitted (body correct)", "403", put(presign(key, body), body, {"Content-Type": CONTENT_TYPE}), key)
+    record(
+        "x-amz-checksum-sha256 header omitted (body correct)",
+        "403",
+        put(presign(key, body), body, {"Content-Type": CONTENT_TYPE}),
+        key,
+    )
 
     # exploratory: a URL without ContentLength/ChecksumSHA256 (only host;content-type signed)
     key = "uploads/loose-other-body.bin"
-    url = s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": key, "ContentType": CONTENT_TYPE}, ExpiresIn=300)
-    record("URL without ContentLength/ChecksumSHA256: any body (5 KB)", None, put(url, os.urandom(5000), {"Content-Type": CONTENT_TYPE}), key)
+    url = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": BUCKET, "Key": key, "ContentType": CONTENT_TYPE}, ExpiresIn=300
+    )
+    record(
+        "URL without ContentLength/ChecksumSHA256: any body (5 KB)",
+        None,
+        put(url, os.urandom(5000), {"Content-Type": CONTENT_TYPE}),
+        key,
+    )
 
     key = "uploads/loose-bad-sha.bin"
-    url = s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": key, "ContentType": CONTENT_TYPE}, ExpiresIn=300)
-    record("URL without ChecksumSHA256, extra (unsigned) x-amz-checksum-sha256 header", None, put(url, body, {"Content-Type": CONTENT_TYPE, "x-amz-checksum-sha256": b64sha256(b"other")}), key)
+    url = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": BUCKET, "Key": key, "ContentType": CONTENT_TYPE}, ExpiresIn=300
+    )
+    record(
+        "URL without ChecksumSHA256, extra (unsigned) x-amz-checksum-sha256 header",
+        None,
+        put(url, body, {"Content-Type": CONTENT_TYPE, "x-amz-checksum-sha256": b64sha256(b"other")}),
+        key,
+    )
 
     # --- notification: plain put_object outside and inside the prefix -----------
     s3.put_object(Bucket=BUCKET, Key="other/not-notified.txt", Body=b"x")
@@ -271,7 +351,14 @@ def main() -> int:
     } | {
         # exploratory cases that stored an object also produce an event
         k
-        for k in ("uploads/loose-other-body.bin", "uploads/loose-bad-sha.bin", "uploads/bigger.bin", "uploads/bigger-own-sha.bin", "uploads/smaller.bin", "uploads/wrong-sha.bin")
+        for k in (
+            "uploads/loose-other-body.bin",
+            "uploads/loose-bad-sha.bin",
+            "uploads/bigger.bin",
+            "uploads/bigger-own-sha.bin",
+            "uploads/smaller.bin",
+            "uploads/wrong-sha.bin",
+        )
         if stored(k)
     }
     events: list[tuple[str, str]] = []
@@ -313,8 +400,10 @@ def main() -> int:
         print(f"  {name:<28} {k}")
     if others:
         print(f"  non-record messages: {others}")
-    print(f"  other/not-notified.txt filtered out: {'other/not-notified.txt' not in event_keys}; "
-          f"rejected uploads produced no event: {not (event_keys - expected_keys)}; verdict: {'ok' if notif_ok else 'UNEXPECTED'}")
+    print(
+        f"  other/not-notified.txt filtered out: {'other/not-notified.txt' not in event_keys}; "
+        f"rejected uploads produced no event: {not (event_keys - expected_keys)}; verdict: {'ok' if notif_ok else 'UNEXPECTED'}"
+    )
 
     # --- cleanup ----------------------------------------------------------------
     try:

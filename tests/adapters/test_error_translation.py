@@ -1,4 +1,5 @@
 """The adapters turn botocore's errors into the project's (errors.py): nothing above them sees botocore."""
+
 from __future__ import annotations
 
 import boto3
@@ -16,6 +17,7 @@ from chalicelib.worker import classify
 def failing(exc):
     def call(*args, **kwargs):
         raise exc
+
     return call
 
 
@@ -61,11 +63,13 @@ def test_a_broken_body_mid_read_is_an_aws_error():
 def test_job_store_translates_errors_but_a_failed_condition_is_an_answer():
     table = boto3.resource("dynamodb", region_name="us-east-1", endpoint_url="http://127.0.0.1:9").Table("t")
     store = DynamoJobStore(table)
-    table.update_item = failing(ClientError({"Error": {"Code": "ConditionalCheckFailedException", "Message": "no"}},
-                                            "UpdateItem"))
+    table.update_item = failing(
+        ClientError({"Error": {"Code": "ConditionalCheckFailedException", "Message": "no"}}, "UpdateItem")
+    )
     assert store.mark_queued("j", "f", 1.0) is False
-    table.update_item = failing(ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
-                                                       "Message": "slow"}}, "UpdateItem"))
+    table.update_item = failing(
+        ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}, "UpdateItem")
+    )
     with pytest.raises(AwsError) as raised:
         store.mark_queued("j", "f", 1.0)
     assert raised.value.aws_code == "ProvisionedThroughputExceededException"
@@ -77,8 +81,9 @@ def test_job_store_translates_errors_but_a_failed_condition_is_an_answer():
 def test_queue_translates_errors():
     sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url="http://127.0.0.1:9")
     queue = SqsWorkQueue(sqs, "q")
-    sqs.get_queue_url = failing(ClientError({"Error": {"Code": "AWS.SimpleQueueService.NonExistentQueue",
-                                                       "Message": "none"}}, "GetQueueUrl"))
+    sqs.get_queue_url = failing(
+        ClientError({"Error": {"Code": "AWS.SimpleQueueService.NonExistentQueue", "Message": "none"}}, "GetQueueUrl")
+    )
     with pytest.raises(AwsError):
         queue.delay("rh", 5)
 

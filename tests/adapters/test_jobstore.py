@@ -1,12 +1,12 @@
 """One contract, two implementations: DynamoDB (moto) and the in-memory fake."""
+
 import boto3
 import pytest
+from fakes import InMemoryJobStore
 
-from chalicelib.domain import Algorithm
-from chalicelib.domain import FileError, FileRecord, FileState, Job
+from chalicelib.domain import Algorithm, FileError, FileRecord, FileState, Job
 from chalicelib.errors import ValidationError
 from chalicelib.jobstore import DynamoJobStore
-from fakes import InMemoryJobStore
 
 
 @pytest.fixture(params=["dynamodb", "memory"])
@@ -20,11 +20,28 @@ def store(request):
 
 
 def make(store, n=3, owner="alice", created=100.0, job_id="j1"):
-    job = Job(job_id=job_id, owner=owner, algorithm=Algorithm.BROTLI, level=5, file_count=n,
-              total_size=n * 10, created_at=created)
-    files = [FileRecord(job_id=job_id, file_id=f"f{i}", name=f"dir/file{i}.txt", size=10,
-                        algorithm=Algorithm.BROTLI, level=5, sha256=None, created_at=created)
-             for i in range(n)]
+    job = Job(
+        job_id=job_id,
+        owner=owner,
+        algorithm=Algorithm.BROTLI,
+        level=5,
+        file_count=n,
+        total_size=n * 10,
+        created_at=created,
+    )
+    files = [
+        FileRecord(
+            job_id=job_id,
+            file_id=f"f{i}",
+            name=f"dir/file{i}.txt",
+            size=10,
+            algorithm=Algorithm.BROTLI,
+            level=5,
+            sha256=None,
+            created_at=created,
+        )
+        for i in range(n)
+    ]
     store.create_job(job, files)
     return job, files
 
@@ -48,8 +65,9 @@ def test_state_machine_is_conditional(store):
     assert not refused.won
     assert (refused.record.state, refused.record.lease_until) == (FileState.PROCESSING, 20.0)  # ALL_OLD
     assert refused.record.held_at(15.0) and not refused.record.held_at(21.0)
-    assert not store.complete_file("j1", "f0", token="B", at=16.0, compressed_size=1, crc32=1,
-                                   result_key="k", compress_seconds=0.1)
+    assert not store.complete_file(
+        "j1", "f0", token="B", at=16.0, compressed_size=1, crc32=1, result_key="k", compress_seconds=0.1
+    )
     retaken = store.claim_file("j1", "f0", token="B", at=21.0, lease_until=30.0)  # expired lease
     assert retaken.won and retaken.record.attempts == 2
     assert not store.renew_claim("j1", "f0", token="A", lease_until=99.0)  # A lost it
@@ -60,15 +78,39 @@ def test_state_machine_is_conditional(store):
     released = store.get_file("j1", "f0")
     assert released.state is FileState.QUEUED and released.error == FileError("slow", "later")
     store.claim_file("j1", "f0", token="C", at=23.0, lease_until=40.0)
-    assert store.complete_file("j1", "f0", token="C", at=24.0, compressed_size=4, crc32=7,
-                               result_key="results/j1/f0/C.br", compress_seconds=0.5)
+    assert store.complete_file(
+        "j1",
+        "f0",
+        token="C",
+        at=24.0,
+        compressed_size=4,
+        crc32=7,
+        result_key="results/j1/f0/C.br",
+        compress_seconds=0.5,
+    )
     done = store.get_file("j1", "f0")
     assert (done.state, done.compressed_size, done.error, done.attempts) == (FileState.COMPLETED, 4, None, 3)
     # a retried completion that had landed gets the same answer; another result does not
-    assert store.complete_file("j1", "f0", token="C", at=25.0, compressed_size=4, crc32=7,
-                               result_key="results/j1/f0/C.br", compress_seconds=0.5)
-    assert not store.complete_file("j1", "f0", token="D", at=25.0, compressed_size=4, crc32=7,
-                                   result_key="results/j1/f0/D.br", compress_seconds=0.5)
+    assert store.complete_file(
+        "j1",
+        "f0",
+        token="C",
+        at=25.0,
+        compressed_size=4,
+        crc32=7,
+        result_key="results/j1/f0/C.br",
+        compress_seconds=0.5,
+    )
+    assert not store.complete_file(
+        "j1",
+        "f0",
+        token="D",
+        at=25.0,
+        compressed_size=4,
+        crc32=7,
+        result_key="results/j1/f0/D.br",
+        compress_seconds=0.5,
+    )
     # final states are final
     final = store.claim_file("j1", "f0", token="D", at=1e12, lease_until=2e12)
     assert not final.won and final.record.state is FileState.COMPLETED
@@ -143,8 +185,7 @@ def test_dynamo_cursor_is_checked(moto_aws):
 def test_file_states_are_a_projection_of_the_files(store):
     make(store, n=3)
     store.claim_file("j1", "f0", token="A", at=2.0, lease_until=100.0)
-    store.complete_file("j1", "f0", token="A", at=3.0, compressed_size=4, crc32=1, result_key="k",
-                        compress_seconds=0.1)
+    store.complete_file("j1", "f0", token="A", at=3.0, compressed_size=4, crc32=1, result_key="k", compress_seconds=0.1)
     states = {f.file_id: f for f in store.get_file_states("j1")}
     assert set(states) == {"f0", "f1", "f2"}
     assert (states["f0"].state, states["f0"].size, states["f0"].compressed_size) == (FileState.COMPLETED, 10, 4)

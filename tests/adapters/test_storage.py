@@ -37,7 +37,7 @@ def test_large_result_goes_multipart_with_bounded_buffer(storage, s3):
     writer = storage.open_writer("results/j/big.zst", content_type="application/zstd", metadata={"a": "1"})
     data = os.urandom(12 * MiB + 123)
     for start in range(0, len(data), 1 * MiB):
-        writer.write(data[start:start + MiB])
+        writer.write(data[start : start + MiB])
         assert len(writer._buffer) < 5 * MiB  # never more than one part in memory
     writer.close(tags={"original-crc32": "1"})
     body = s3.get_object(Bucket=BUCKET, Key="results/j/big.zst")["Body"].read()
@@ -72,8 +72,11 @@ def test_presigned_upload_signs_size_type_and_checksum(storage):
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(request.url).query))
     assert query["X-Amz-SignedHeaders"] == "content-length;content-type;host;x-amz-checksum-sha256"
     assert query["X-Amz-Expires"] == "60"
-    assert request.headers == {"Content-Length": "5", "Content-Type": "text/plain",
-                               "x-amz-checksum-sha256": "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="}
+    assert request.headers == {
+        "Content-Length": "5",
+        "Content-Type": "text/plain",
+        "x-amz-checksum-sha256": "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=",
+    }
 
 
 def test_download_url_names_the_file():

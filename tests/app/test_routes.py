@@ -1,4 +1,5 @@
 """Every route through chalice.test.Client, against moto."""
+
 import json
 
 import pytest
@@ -26,9 +27,17 @@ def test_index_names_the_service_and_routes(client):
 
 
 def test_create_job_returns_presigned_uploads(client):
-    response = post(client, {"files": [{"name": "logs/app.log", "size": 12, "content_type": "text/plain"},
-                                       {"name": "empty", "size": 0, "sha256": "ab" * 32}],
-                             "algorithm": "brotli", "level": 7})
+    response = post(
+        client,
+        {
+            "files": [
+                {"name": "logs/app.log", "size": 12, "content_type": "text/plain"},
+                {"name": "empty", "size": 0, "sha256": "ab" * 32},
+            ],
+            "algorithm": "brotli",
+            "level": 7,
+        },
+    )
     assert response.status_code == 201, response.body
     body = json.loads(response.body)
     assert body["job_id"].startswith("j_") and len(body["job_id"]) == 34
@@ -44,29 +53,32 @@ def test_create_job_returns_presigned_uploads(client):
     assert first["upload"]["expires_in"] == 3600
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    ("{not json", "invalid_json"),
-    ("", "invalid_json"),
-    ("[1]", "invalid_body"),
-    ({"files": []}, "invalid_file_count"),
-    ({"files": [{"name": f"f{i}", "size": 1} for i in range(1001)]}, "invalid_file_count"),
-    ({"files": [{"name": "/abs", "size": 1}]}, "invalid_name"),
-    ({"files": [{"name": "a/../b", "size": 1}]}, "invalid_name"),
-    ({"files": [{"name": "a\\b", "size": 1}]}, "invalid_name"),
-    ({"files": [{"name": "a\x07", "size": 1}]}, "invalid_name"),
-    ({"files": [{"name": "", "size": 1}]}, "invalid_name"),
-    ({"files": [{"name": "n" * 1025, "size": 1}]}, "invalid_name"),
-    ({"files": [{"name": "a", "size": 1}, {"name": "a", "size": 1}]}, "duplicate_name"),
-    ({"files": [{"name": "a", "size": -1}]}, "invalid_size"),
-    ({"files": [{"name": "a", "size": 5 * GiB + 1}]}, "invalid_size"),
-    ({"files": [{"name": "a", "size": "1"}]}, "invalid_size"),
-    ({"files": [{"name": "a", "size": 1}], "algorithm": "zstd", "level": 23}, "invalid_level"),
-    ({"files": [{"name": "a", "size": 1}], "algorithm": "brotli", "level": 12}, "invalid_level"),
-    ({"files": [{"name": "a", "size": 1}], "algorithm": "gzip", "level": 0}, "invalid_level"),
-    ({"files": [{"name": "a", "size": 1}], "algorithm": "xz"}, "invalid_algorithm"),
-    ({"files": [{"name": "a", "size": 1}], "priority": "high"}, "unknown_field"),
-    ({"files": [{"name": "a", "size": 1, "owner": "x"}]}, "unknown_field"),
-])
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("{not json", "invalid_json"),
+        ("", "invalid_json"),
+        ("[1]", "invalid_body"),
+        ({"files": []}, "invalid_file_count"),
+        ({"files": [{"name": f"f{i}", "size": 1} for i in range(1001)]}, "invalid_file_count"),
+        ({"files": [{"name": "/abs", "size": 1}]}, "invalid_name"),
+        ({"files": [{"name": "a/../b", "size": 1}]}, "invalid_name"),
+        ({"files": [{"name": "a\\b", "size": 1}]}, "invalid_name"),
+        ({"files": [{"name": "a\x07", "size": 1}]}, "invalid_name"),
+        ({"files": [{"name": "", "size": 1}]}, "invalid_name"),
+        ({"files": [{"name": "n" * 1025, "size": 1}]}, "invalid_name"),
+        ({"files": [{"name": "a", "size": 1}, {"name": "a", "size": 1}]}, "duplicate_name"),
+        ({"files": [{"name": "a", "size": -1}]}, "invalid_size"),
+        ({"files": [{"name": "a", "size": 5 * GiB + 1}]}, "invalid_size"),
+        ({"files": [{"name": "a", "size": "1"}]}, "invalid_size"),
+        ({"files": [{"name": "a", "size": 1}], "algorithm": "zstd", "level": 23}, "invalid_level"),
+        ({"files": [{"name": "a", "size": 1}], "algorithm": "brotli", "level": 12}, "invalid_level"),
+        ({"files": [{"name": "a", "size": 1}], "algorithm": "gzip", "level": 0}, "invalid_level"),
+        ({"files": [{"name": "a", "size": 1}], "algorithm": "xz"}, "invalid_algorithm"),
+        ({"files": [{"name": "a", "size": 1}], "priority": "high"}, "unknown_field"),
+        ({"files": [{"name": "a", "size": 1, "owner": "x"}]}, "unknown_field"),
+    ],
+)
 def test_create_job_validation_errors(client, body, code):
     response = post(client, body)
     assert response.status_code == 400, response.body
@@ -96,8 +108,15 @@ def test_summary_of_a_new_job(client):
     job = json.loads(post(client, {"files": [{"name": "b.txt", "size": 3}, {"name": "a.txt", "size": 4}]}).body)
     body = json.loads(client.http.get(f"/jobs/{job['job_id']}/summary").body)
     assert body["state"] == "pending" and "files" not in body
-    assert body["counts"] == {"pending": 2, "queued": 0, "processing": 0, "completed": 0, "failed": 0,
-                              "cancelled": 0, "open": 2}
+    assert body["counts"] == {
+        "pending": 2,
+        "queued": 0,
+        "processing": 0,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 0,
+        "open": 2,
+    }
     assert body["totals"] == {"files": 2, "bytes_in": 0, "bytes_out": 0, "ratio": None}
 
 

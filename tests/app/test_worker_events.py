@@ -4,24 +4,27 @@ Uploads go to moto's S3, whose ObjectCreated notification lands in the jobs
 queue (created from infra's definition); the test receives those messages,
 shapes them as Lambda's SQS event and invokes the handlers.
 """
+
 import io
 import json
 import os
 
 import pytest
-from chalicelib.errors import AwsUnreachable
+from events import receive_records, sqs_event, sqs_record
 
 from chalicelib import wiring
 from chalicelib.codecs import decompress_stream
 from chalicelib.domain import Algorithm
-from events import receive_records, s3_notification, sqs_event, sqs_record
+from chalicelib.errors import AwsUnreachable
 
 BUCKET = "squeezer-test-files"
 
 
 def create(client, files, algorithm="zstd", level=3):
     body = {"files": [{"name": n, "size": len(d)} for n, d in files.items()], "algorithm": algorithm, "level": level}
-    job = json.loads(client.http.post("/jobs", headers={"Content-Type": "application/json"}, body=json.dumps(body)).body)
+    job = json.loads(
+        client.http.post("/jobs", headers={"Content-Type": "application/json"}, body=json.dumps(body)).body
+    )
     return job, {f["name"]: f"uploads/{job['job_id']}/{f['file_id']}" for f in job["files"]}
 
 
@@ -148,8 +151,15 @@ def test_repeated_failure_goes_to_the_dead_letter_handler_and_shows_on_status(cl
     doomed = next(r for b, r in records.items() if keys["doomed"].replace("/", "%2F") in b)
     storage = wiring.get_worker()._storage
     real_open = storage.open_read
-    monkeypatch.setattr(storage, "open_read", lambda key, **kw: (_ for _ in ()).throw(
-        AwsUnreachable("EndpointConnectionError: could not connect to http://s3.invalid")) if key == keys["doomed"] else real_open(key, **kw))
+    monkeypatch.setattr(
+        storage,
+        "open_read",
+        lambda key, **kw: (
+            (_ for _ in ()).throw(AwsUnreachable("EndpointConnectionError: could not connect to http://s3.invalid"))
+            if key == keys["doomed"]
+            else real_open(key, **kw)
+        ),
+    )
     client.lambda_.invoke("compress", sqs_event(*records.values()))
     for count in (2, 3):  # the queue's maxReceiveCount in the test stage is 3
         again = dict(doomed, attributes={**doomed["attributes"], "ApproximateReceiveCount": str(count)})
@@ -185,10 +195,17 @@ def test_retry_delay_is_set_on_the_real_queue(client, aws, monkeypatch):
     upload_all(s3, {"a": b"abc"}, keys)
     records = upload_records(sqs, created.queue_url)
     storage = wiring.get_worker()._storage
-    monkeypatch.setattr(storage, "open_read", lambda key, **kw: (_ for _ in ()).throw(
-        AwsUnreachable("EndpointConnectionError: could not connect to http://s3.invalid")))
+    monkeypatch.setattr(
+        storage,
+        "open_read",
+        lambda key, **kw: (_ for _ in ()).throw(
+            AwsUnreachable("EndpointConnectionError: could not connect to http://s3.invalid")
+        ),
+    )
     assert client.lambda_.invoke("compress", sqs_event(*records)).payload["batchItemFailures"]
     # The message is in flight with the backoff as its visibility timeout: not receivable now.
     assert receive_records(sqs, created.queue_url) == []
-    attrs = sqs.get_queue_attributes(QueueUrl=created.queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=created.queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+    )
     assert attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"

@@ -1,4 +1,5 @@
 """Unit tests of the benchmark helpers of items 5-7 (no stack, no network)."""
+
 from __future__ import annotations
 
 import math
@@ -41,9 +42,14 @@ def test_cli_polls_follow_the_client_backoff():
 
 def test_cost_model_counts_every_line():
     run = {"files": 10, "bytes_in": 10 * 100 * 1024 * 1024, "seconds": 30.0}
-    measured = {"small": {"files": 1000, "bytes_in": 10_000_000, "seconds": 80.0}, "large": run,
-                "small_mean_size": 10_000.0, "small_worker_s_per_file": 0.1, "large_worker_s_per_gib": 10.0,
-                "file_item": 500.0}
+    measured = {
+        "small": {"files": 1000, "bytes_in": 10_000_000, "seconds": 80.0},
+        "large": run,
+        "small_mean_size": 10_000.0,
+        "small_worker_s_per_file": 0.1,
+        "large_worker_s_per_gib": 10.0,
+        "file_item": 500.0,
+    }
     figures, detail = e2e_bench.cost_model(measured, {"post_100": 0.2, "get": 0.1})
     per_1000 = detail["per_1000_small"]
     # 4 DynamoDB writes per file, 1 WRU each (items under 1 KB), at $0.625 per million

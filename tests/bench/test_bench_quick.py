@@ -3,15 +3,16 @@
 Speed never fails this test (the machines are shared and noisy); a crash,
 a missing figure or a non-zero exit does.
 """
+
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from pathlib import Path
+from load.bench import figure_names
 
 ROOT = Path(__file__).resolve().parents[2]
-from load.bench import figure_names
 
 pytestmark = pytest.mark.integration  # starts a moto server on 127.0.0.1
 
@@ -20,7 +21,10 @@ pytestmark = pytest.mark.integration  # starts a moto server on 127.0.0.1
 def test_quick_benchmarks_print_every_figure():
     result = subprocess.run(
         [sys.executable, "-m", "load.bench", "--quick"],
-        cwd=ROOT, capture_output=True, text=True, timeout=170,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     missing = [name for name in figure_names() if name not in result.stdout]

@@ -1,12 +1,13 @@
 """Tiny local HTTP servers for the client's tests (127.0.0.1, a free port, a thread)."""
+
 from __future__ import annotations
 
 import json
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 import pytest
 
@@ -27,7 +28,7 @@ class Reply:
     drop: bool = False  # close the connection without answering
 
     @classmethod
-    def json(cls, status: int, value: object) -> "Reply":
+    def json(cls, status: int, value: object) -> Reply:
         return cls(status, json.dumps(value).encode(), {"Content-Type": "application/json"})
 
 
@@ -69,7 +70,7 @@ class LocalServer:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         self._thread.start()
         return self
 

@@ -1,4 +1,5 @@
 """``squeezer admin redrive-dead-letters``: straight to SQS (moto), not through the API."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,9 @@ def queues(monkeypatch):
 
 def drain(sqs, url) -> list[dict]:
     found = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
-                                          MessageAttributeNames=["All"]).get("Messages", []):
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
+        "Messages", []
+    ):
         for message in messages:
             found.append(message)
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
@@ -75,8 +77,11 @@ def refused(code="InvalidParameterValue", message="nope"):
 def test_redrive_moves_every_dead_letter_back_with_its_attributes(queues) -> None:
     sqs, jobs, dlq = queues
     for i in range(25):
-        sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps({"n": i}),
-                         MessageAttributes={"origin": {"DataType": "String", "StringValue": f"o{i}"}})
+        sqs.send_message(
+            QueueUrl=dlq,
+            MessageBody=json.dumps({"n": i}),
+            MessageAttributes={"origin": {"DataType": "String", "StringValue": f"o{i}"}},
+        )
     result = run("admin", "redrive-dead-letters", expect=0)
     assert "moved 25 message(s) from jobs-dlq to jobs-q" in result.stderr and result.stdout == ""
     moved = drain(sqs, jobs)
@@ -91,8 +96,13 @@ def test_options_beat_the_environment_and_json_goes_to_stdout(queues, monkeypatc
     monkeypatch.delenv("SQUEEZER_DLQ")
     sqs.send_message(QueueUrl=dlq, MessageBody="m")
     result = run("admin", "redrive-dead-letters", "--queue", "jobs-q", "--dlq", "jobs-dlq", "--json", expect=0)
-    assert json.loads(result.stdout) == {"queue": "jobs-q", "dead_letter_queue": "jobs-dlq", "moved": 1,
-                                         "not_moved": [], "not_deleted": 0}
+    assert json.loads(result.stdout) == {
+        "queue": "jobs-q",
+        "dead_letter_queue": "jobs-dlq",
+        "moved": 1,
+        "not_moved": [],
+        "not_deleted": 0,
+    }
     assert bodies(sqs, jobs) == ["m"]
 
 
@@ -137,8 +147,9 @@ def test_no_connection_to_the_jobs_queue_stops_and_loses_nothing(queues, monkeyp
 
     failing_sends(monkeypatch, fail)
     result = run("admin", "redrive-dead-letters", expect=3)
-    assert "stopped after moving 1 message(s) from jobs-dlq to jobs-q: could not send to the jobs queue" \
-        in result.stderr
+    assert (
+        "stopped after moving 1 message(s) from jobs-dlq to jobs-q: could not send to the jobs queue" in result.stderr
+    )
     assert bodies(sqs, jobs) == [sent[0]]
     assert bodies(sqs, dlq) == sorted(set(["m0", "m1", "m2"]) - {sent[0]})
 

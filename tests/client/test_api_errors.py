@@ -1,4 +1,5 @@
 """How API trouble reaches the user: exit code 3 and one clear line."""
+
 from __future__ import annotations
 
 from click.testing import CliRunner
@@ -37,10 +38,28 @@ def test_api_url_comes_from_the_environment(closed_port_url) -> None:
 
 
 def test_reads_are_retried_on_5xx_then_answered(serve) -> None:
-    job = {"job_id": "j_1", "algorithm": "zstd", "level": 3, "created_at": 1.0, "state": "completed",
-           "counts": {"completed": 1}, "totals": {"files": 1, "bytes_in": 10, "bytes_out": 5, "ratio": 0.5},
-           "files": [{"file_id": "f_1", "name": "a.txt", "state": "completed", "size": 10, "compressed_size": 5,
-                      "ratio": 0.5, "error": None, "timings": {"compress_seconds": 0.01}, "algorithm": "zstd"}]}
+    job = {
+        "job_id": "j_1",
+        "algorithm": "zstd",
+        "level": 3,
+        "created_at": 1.0,
+        "state": "completed",
+        "counts": {"completed": 1},
+        "totals": {"files": 1, "bytes_in": 10, "bytes_out": 5, "ratio": 0.5},
+        "files": [
+            {
+                "file_id": "f_1",
+                "name": "a.txt",
+                "state": "completed",
+                "size": 10,
+                "compressed_size": 5,
+                "ratio": 0.5,
+                "error": None,
+                "timings": {"compress_seconds": 0.01},
+                "algorithm": "zstd",
+            }
+        ],
+    }
     server = serve(scripted(Reply(502, b"bad gateway"), Reply.json(200, job)))
 
     result = run("--api-url", server.url, "status", "j_1", expect=0)
@@ -66,10 +85,22 @@ def test_an_answer_that_is_not_ours_is_still_one_line(serve) -> None:
 
 
 def test_cancel_sends_delete_and_reports_a_conflict(serve) -> None:
-    body = {"job_id": "j_1", "algorithm": "zstd", "level": 3, "created_at": 1.0, "state": "cancelled",
-            "counts": {}, "totals": {"files": 0, "bytes_in": 0, "bytes_out": 0, "ratio": None}, "files": []}
-    server = serve(scripted(Reply.json(200, body),
-                            Reply.json(409, {"error": {"code": "already_cancelled", "message": "job j_1 is already cancelled"}})))
+    body = {
+        "job_id": "j_1",
+        "algorithm": "zstd",
+        "level": 3,
+        "created_at": 1.0,
+        "state": "cancelled",
+        "counts": {},
+        "totals": {"files": 0, "bytes_in": 0, "bytes_out": 0, "ratio": None},
+        "files": [],
+    }
+    server = serve(
+        scripted(
+            Reply.json(200, body),
+            Reply.json(409, {"error": {"code": "already_cancelled", "message": "job j_1 is already cancelled"}}),
+        )
+    )
     ok = run("--api-url", server.url, "cancel", "j_1", "--json", expect=0)
     assert '"cancelled"' in ok.output
     assert (server.seen[0].method, server.seen[0].path) == ("DELETE", "/jobs/j_1")

@@ -1,4 +1,5 @@
 """Which files ``squeezer upload`` picks up, and under which names."""
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 The fake API on 127.0.0.1 answers ``GET /jobs/j_1`` with the listed files
 (names chosen by the test) and serves each result at ``/blob/<n>``.
 """
+
 from __future__ import annotations
 
 import io
@@ -38,14 +39,37 @@ class NamedResults:
 
     def status(self) -> dict:
         files = [
-            {"file_id": f"f_{i}", "name": name, "state": "completed", "size": 1, "compressed_size": len(blob),
-             "ratio": 0.5, "algorithm": "gzip", "level": 6, "attempts": 1, "error": None, "timings": {},
-             "download_url": f"{self.url}/blob/{i}", "download_name": None}
-            for i, (name, blob) in enumerate(zip(self.names, self.blobs))
+            {
+                "file_id": f"f_{i}",
+                "name": name,
+                "state": "completed",
+                "size": 1,
+                "compressed_size": len(blob),
+                "ratio": 0.5,
+                "algorithm": "gzip",
+                "level": 6,
+                "attempts": 1,
+                "error": None,
+                "timings": {},
+                "download_url": f"{self.url}/blob/{i}",
+                "download_name": None,
+            }
+            for i, (name, blob) in enumerate(zip(self.names, self.blobs, strict=False))
         ]
-        return {"job_id": "j_1", "state": "completed", "algorithm": "gzip", "level": 6, "file_count": len(files),
-                "total_size": len(files), "created_at": 1.0, "cancelled_at": None, "finished_at": 2.0,
-                "counts": {"completed": len(files)}, "totals": {"files": len(files)}, "files": files}
+        return {
+            "job_id": "j_1",
+            "state": "completed",
+            "algorithm": "gzip",
+            "level": 6,
+            "file_count": len(files),
+            "total_size": len(files),
+            "created_at": 1.0,
+            "cancelled_at": None,
+            "finished_at": 2.0,
+            "counts": {"completed": len(files)},
+            "totals": {"files": len(files)},
+            "files": files,
+        }
 
     def __call__(self, seen: Seen) -> Reply:
         if seen.path == "/jobs/j_1":
@@ -66,8 +90,9 @@ def fake(serve):
 
 
 def download(api: NamedResults, out: Path, *extra: str):
-    return CliRunner().invoke(cli, ["--api-url", api.url, "download", "j_1", "--output", str(out), *extra],
-                              catch_exceptions=False)
+    return CliRunner().invoke(
+        cli, ["--api-url", api.url, "download", "j_1", "--output", str(out), *extra], catch_exceptions=False
+    )
 
 
 def saved_files(root: Path) -> list[str]:
@@ -103,7 +128,10 @@ def test_two_files_with_the_same_name_do_not_overwrite_each_other(fake, tmp_path
     assert (tmp_path / "out/logs/a.log.gz").read_bytes() == packed(b"the first\n")
     assert saved_files(tmp_path) == ["out/b.txt.gz", "out/logs/a.log.gz"]
     assert "1 of 3 file(s) failed" in result.stderr
-    assert "logs/a.log: duplicate_name: would be saved as" in result.stderr and "where logs/a.log is saved" in result.stderr
+    assert (
+        "logs/a.log: duplicate_name: would be saved as" in result.stderr
+        and "where logs/a.log is saved" in result.stderr
+    )
 
 
 def test_a_file_whose_result_is_another_files_folder_is_refused_before_any_download(fake, tmp_path: Path) -> None:
@@ -119,11 +147,17 @@ def test_a_file_whose_result_is_another_files_folder_is_refused_before_any_downl
 
 
 def test_download_results_plans_every_target_before_fetching(tmp_path: Path) -> None:
-    files = [{"name": n, "state": "completed", "algorithm": "zstd", "download_url": "http://127.0.0.1:9/x"}
-             for n in ("x\x00y", "dup", "dup", "dup.zst/z")]
+    files = [
+        {"name": n, "state": "completed", "algorithm": "zstd", "download_url": "http://127.0.0.1:9/x"}
+        for n in ("x\x00y", "dup", "dup", "dup.zst/z")
+    ]
     plan = jobs._plan(tmp_path, files)
     assert [p.code if isinstance(p, TransferFailed) else p for p in plan.values()] == [
-        "unsafe_name", tmp_path / "dup.zst", "duplicate_name", "duplicate_name"]
+        "unsafe_name",
+        tmp_path / "dup.zst",
+        "duplicate_name",
+        "duplicate_name",
+    ]
 
 
 def test_an_unknown_algorithm_fails_that_file_only(fake, tmp_path: Path) -> None:
@@ -137,9 +171,18 @@ def test_an_unknown_algorithm_fails_that_file_only(fake, tmp_path: Path) -> None
 
 
 def test_failure_lines_escape_what_the_server_said(tmp_path: Path) -> None:
-    status = {"job_id": "j_1", "files": [
-        {"file_id": "f_1", "name": "x\x1b]0;owned\x07", "state": "failed", "size": 1,
-         "error": {"code": "codec_error", "message": "bad\nline"}}]}
+    status = {
+        "job_id": "j_1",
+        "files": [
+            {
+                "file_id": "f_1",
+                "name": "x\x1b]0;owned\x07",
+                "state": "failed",
+                "size": 1,
+                "error": {"code": "codec_error", "message": "bad\nline"},
+            }
+        ],
+    }
     with pytest.raises(FilesFailed) as caught:
         jobs.raise_if_failed(jobs.failures(status), 1)
     text = caught.value.format_message()

@@ -1,4 +1,5 @@
 """squeezer compress / decompress: the service's codecs on local files, through the CLI."""
+
 from __future__ import annotations
 
 import os
@@ -124,9 +125,9 @@ def test_an_unreadable_input_is_one_clear_line(plain: Path) -> None:
 
 def test_an_input_that_fails_while_reading_is_one_clear_line(tmp_path: Path) -> None:
     # Works as root too: reading a folder's file handle fails with EISDIR.
+    from chalicelib.domain import Algorithm
     from client.errors import InputError
     from client.offline import compress_file
-    from chalicelib.domain import Algorithm
 
     with pytest.raises(InputError, match="cannot read"):
         compress_file(tmp_path, tmp_path / "out.zst", Algorithm.ZSTD, None)

@@ -1,4 +1,5 @@
 """``squeezer retry JOB_ID [--wait] [--json]`` against a fake API on 127.0.0.1."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,11 @@ from client.cli import cli
 
 from .conftest import Reply, Seen
 
-OUTCOME = {"job_id": "j_1", "retried": [{"file_id": "f_1", "name": "a.log"}],
-           "skipped": [{"file_id": "f_2", "name": "b.bin", "reason": "checksum_mismatch is not fixed by a retry"}]}
+OUTCOME = {
+    "job_id": "j_1",
+    "retried": [{"file_id": "f_1", "name": "a.log"}],
+    "skipped": [{"file_id": "f_2", "name": "b.bin", "reason": "checksum_mismatch is not fixed by a retry"}],
+}
 
 
 def run(*args: str, expect: int):
@@ -23,15 +27,38 @@ def run(*args: str, expect: int):
 
 
 def file(file_id: str, name: str, state: str, error: dict | None = None) -> dict:
-    return {"file_id": file_id, "name": name, "state": state, "size": 10, "compressed_size": 4 if state == "completed"
-            else None, "ratio": 0.4 if state == "completed" else None, "algorithm": "zstd", "level": 3,
-            "attempts": 1, "error": error, "timings": {}, "download_url": None, "download_name": None}
+    return {
+        "file_id": file_id,
+        "name": name,
+        "state": state,
+        "size": 10,
+        "compressed_size": 4 if state == "completed" else None,
+        "ratio": 0.4 if state == "completed" else None,
+        "algorithm": "zstd",
+        "level": 3,
+        "attempts": 1,
+        "error": error,
+        "timings": {},
+        "download_url": None,
+        "download_name": None,
+    }
 
 
 def status(*files: dict) -> dict:
-    return {"job_id": "j_1", "state": "processing", "algorithm": "zstd", "level": 3, "file_count": len(files),
-            "total_size": 10 * len(files), "created_at": 1.0, "cancelled_at": None, "finished_at": None,
-            "counts": {}, "totals": {"files": len(files)}, "files": list(files)}
+    return {
+        "job_id": "j_1",
+        "state": "processing",
+        "algorithm": "zstd",
+        "level": 3,
+        "file_count": len(files),
+        "total_size": 10 * len(files),
+        "created_at": 1.0,
+        "cancelled_at": None,
+        "finished_at": None,
+        "counts": {},
+        "totals": {"files": len(files)},
+        "files": list(files),
+    }
 
 
 CHECKSUM = {"code": "checksum_mismatch", "message": "not the declared sha256"}
@@ -100,9 +127,14 @@ def test_an_unreachable_api_exits_3(closed_port_url: str) -> None:
 
 def test_wait_follows_the_retried_files_until_final_and_exits_0(serve) -> None:
     skipped = file("f_2", "b.bin", "failed", CHECKSUM)  # still failed, but not retried: not waited for, not judged
-    server = serve(RetryApi(OUTCOME, status(file("f_1", "a.log", "queued"), skipped),
-                            status(file("f_1", "a.log", "processing"), skipped),
-                            status(file("f_1", "a.log", "completed"), skipped)))
+    server = serve(
+        RetryApi(
+            OUTCOME,
+            status(file("f_1", "a.log", "queued"), skipped),
+            status(file("f_1", "a.log", "processing"), skipped),
+            status(file("f_1", "a.log", "completed"), skipped),
+        )
+    )
     result = run("--api-url", server.url, "retry", "j_1", "--wait", expect=0)
     assert sum(1 for s in server.seen if s.method == "GET") == 3
     assert "compressed a.log" in result.stderr
@@ -111,8 +143,13 @@ def test_wait_follows_the_retried_files_until_final_and_exits_0(serve) -> None:
 
 def test_wait_exits_1_when_a_retried_file_fails_again(serve) -> None:
     again = {"code": "retries_exhausted", "message": "gave up after 5 attempts: aws_error"}
-    server = serve(RetryApi(OUTCOME, status(file("f_1", "a.log", "queued"), file("f_2", "b.bin", "failed", CHECKSUM)),
-                            status(file("f_1", "a.log", "failed", again), file("f_2", "b.bin", "failed", CHECKSUM))))
+    server = serve(
+        RetryApi(
+            OUTCOME,
+            status(file("f_1", "a.log", "queued"), file("f_2", "b.bin", "failed", CHECKSUM)),
+            status(file("f_1", "a.log", "failed", again), file("f_2", "b.bin", "failed", CHECKSUM)),
+        )
+    )
     result = run("--api-url", server.url, "retry", "j_1", "--wait", "--json", expect=1)
     assert "1 of 1 file(s) failed:\n  a.log: retries_exhausted: gave up after 5 attempts" in result.stderr
     body = json.loads(result.stdout)
@@ -127,7 +164,10 @@ def test_wait_with_nothing_retried_does_not_poll(serve) -> None:
 
 
 def test_names_and_reasons_from_the_server_are_printed_escaped(serve) -> None:
-    server = serve(RetryApi({"job_id": "j_1", "retried": [],
-                             "skipped": [{"file_id": "f_2", "name": "x\x1b[2J", "reason": "gone\r"}]}))
+    server = serve(
+        RetryApi(
+            {"job_id": "j_1", "retried": [], "skipped": [{"file_id": "f_2", "name": "x\x1b[2J", "reason": "gone\r"}]}
+        )
+    )
     result = run("--api-url", server.url, "retry", "j_1", expect=0)
     assert "not retried 'x\\x1b[2J': 'gone\\r'" in result.stderr and "\x1b" not in result.output

@@ -4,6 +4,7 @@ The fake speaks the API's wire shapes (chalicelib/views.py), takes the
 uploads itself and "compresses" with the real codecs when asked for status.
 The real stack is exercised in tests/e2e/test_cli_e2e.py.
 """
+
 from __future__ import annotations
 
 import io
@@ -16,7 +17,6 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib.codecs import compress_stream, decompress_stream
-
 from chalicelib.domain import Algorithm
 from client.cli import cli
 
@@ -53,20 +53,48 @@ class FakeApi:
         job_id = f"j_{len(self.jobs) + 1}"
         algorithm = Algorithm(body.get("algorithm", "zstd"))
         files = [
-            {"file_id": f"f_{job_id}_{i}", "name": f["name"], "size": f["size"], "sha256": f.get("sha256"),
-             "content_type": f.get("content_type")}
+            {
+                "file_id": f"f_{job_id}_{i}",
+                "name": f["name"],
+                "size": f["size"],
+                "sha256": f.get("sha256"),
+                "content_type": f.get("content_type"),
+            }
             for i, f in enumerate(body["files"])
         ]
-        self.jobs[job_id] = {"job_id": job_id, "algorithm": algorithm.value,
-                             "level": body.get("level", algorithm.default_level), "files": files}
-        return Reply.json(201, {
-            "job_id": job_id, "algorithm": algorithm.value, "level": self.jobs[job_id]["level"],
-            "created_at": 1.0, "status_url": f"/jobs/{job_id}",
-            "files": [{"file_id": f["file_id"], "name": f["name"], "size": f["size"], "upload": {
-                "method": "PUT", "url": f"{self.url}/upload/{f['file_id']}?X-Amz-Signature=secret",
-                "headers": {"Content-Length": str(f["size"]), "Content-Type": f["content_type"] or "application/octet-stream"},
-                "expires_in": 3600}} for f in files],
-        })
+        self.jobs[job_id] = {
+            "job_id": job_id,
+            "algorithm": algorithm.value,
+            "level": body.get("level", algorithm.default_level),
+            "files": files,
+        }
+        return Reply.json(
+            201,
+            {
+                "job_id": job_id,
+                "algorithm": algorithm.value,
+                "level": self.jobs[job_id]["level"],
+                "created_at": 1.0,
+                "status_url": f"/jobs/{job_id}",
+                "files": [
+                    {
+                        "file_id": f["file_id"],
+                        "name": f["name"],
+                        "size": f["size"],
+                        "upload": {
+                            "method": "PUT",
+                            "url": f"{self.url}/upload/{f['file_id']}?X-Amz-Signature=secret",
+                            "headers": {
+                                "Content-Length": str(f["size"]),
+                                "Content-Type": f["content_type"] or "application/octet-stream",
+                            },
+                            "expires_in": 3600,
+                        },
+                    }
+                    for f in files
+                ],
+            },
+        )
 
     def _result(self, file_id: str) -> bytes:
         job = next(j for j in self.jobs.values() if any(f["file_id"] == file_id for f in j["files"]))
@@ -75,9 +103,15 @@ class FakeApi:
         return out.getvalue()
 
     def _header(self, job: dict) -> dict:
-        return {"job_id": job["job_id"], "algorithm": job["algorithm"], "level": job["level"],
-                "file_count": len(job["files"]), "total_size": sum(f["size"] for f in job["files"]),
-                "created_at": 1.0, "cancelled_at": None}
+        return {
+            "job_id": job["job_id"],
+            "algorithm": job["algorithm"],
+            "level": job["level"],
+            "file_count": len(job["files"]),
+            "total_size": sum(f["size"] for f in job["files"]),
+            "created_at": 1.0,
+            "cancelled_at": None,
+        }
 
     def _status(self, job_id: str) -> Reply:
         job = self.jobs.get(job_id)
@@ -85,25 +119,46 @@ class FakeApi:
             return Reply.json(404, {"error": {"code": "job_not_found", "message": f"no job with id {job_id!r}"}})
         files = []
         for f in job["files"]:
-            entry = {"file_id": f["file_id"], "name": f["name"], "size": f["size"], "algorithm": job["algorithm"],
-                     "level": job["level"], "state": "pending", "compressed_size": None, "ratio": None,
-                     "error": None, "timings": {"compress_seconds": None}, "download_url": None}
+            entry = {
+                "file_id": f["file_id"],
+                "name": f["name"],
+                "size": f["size"],
+                "algorithm": job["algorithm"],
+                "level": job["level"],
+                "state": "pending",
+                "compressed_size": None,
+                "ratio": None,
+                "error": None,
+                "timings": {"compress_seconds": None},
+                "download_url": None,
+            }
             # Files finish one poll after their upload, so --wait really waits.
             if f["file_id"] in self.bodies and self.polls > 1:
                 if f["name"] in self.fail:
                     entry.update(state="failed", error={"code": "codec_error", "message": "made to fail"})
                 else:
                     size = len(self._result(f["file_id"]))
-                    entry.update(state="completed", compressed_size=size,
-                                 ratio=round(size / f["size"], 4) if f["size"] else None,
-                                 timings={"compress_seconds": 0.01},
-                                 download_url=f"{self.url}/result/{f['file_id']}")
+                    entry.update(
+                        state="completed",
+                        compressed_size=size,
+                        ratio=round(size / f["size"], 4) if f["size"] else None,
+                        timings={"compress_seconds": 0.01},
+                        download_url=f"{self.url}/result/{f['file_id']}",
+                    )
             elif f["file_id"] in self.bodies:
                 entry["state"] = "queued"
             files.append(entry)
-        return Reply.json(200, {**self._header(job), "state": "processing", "counts": {},
-                                "totals": {"files": len(files), "bytes_in": 0, "bytes_out": 0, "ratio": None},
-                                "finished_at": None, "files": files})
+        return Reply.json(
+            200,
+            {
+                **self._header(job),
+                "state": "processing",
+                "counts": {},
+                "totals": {"files": len(files), "bytes_in": 0, "bytes_out": 0, "ratio": None},
+                "finished_at": None,
+                "files": files,
+            },
+        )
 
 
 @pytest.fixture

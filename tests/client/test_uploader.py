@@ -1,4 +1,5 @@
 """The uploader's retry policy, against a local HTTP server."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,11 @@ def presigned(url: str) -> dict:
     return {
         "method": "PUT",
         "url": url + "/bucket/key?X-Amz-Signature=secret",
-        "headers": {"Content-Length": str(len(BODY)), "Content-Type": "application/x-test",
-                    "x-amz-checksum-sha256": "abc="},
+        "headers": {
+            "Content-Length": str(len(BODY)),
+            "Content-Type": "application/x-test",
+            "x-amz-checksum-sha256": "abc=",
+        },
     }
 
 
@@ -123,13 +127,18 @@ def test_upload_all_reports_each_file(serve, tmp_path: Path) -> None:
         data = b"" if name == "empty" else BODY
         path = tmp_path / name
         path.write_bytes(data)
-        entry = {"file_id": f"f_{name}", "upload": {
-            "method": "PUT", "url": f"{server.url}/{name}", "headers": {"Content-Length": str(len(data))}}}
+        entry = {
+            "file_id": f"f_{name}",
+            "upload": {"method": "PUT", "url": f"{server.url}/{name}", "headers": {"Content-Length": str(len(data))}},
+        }
         pairs.append((LocalFile(path=path, name=name, size=len(data)), entry))
 
     results = uploader([]).upload_all(pairs)
 
     assert [(r.file.name, r.ok, r.error_code) for r in results] == [
-        ("good", True, None), ("bad", False, "http_403"), ("empty", True, None)]
+        ("good", True, None),
+        ("bad", False, "http_403"),
+        ("empty", True, None),
+    ]
     empty = next(s for s in server.seen if s.path == "/empty")
     assert empty.body == b"" and empty.headers["Content-Length"] == "0"

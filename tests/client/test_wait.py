@@ -1,4 +1,5 @@
 """Waiting on a big job polls the one-item summary, not the whole file list."""
+
 from __future__ import annotations
 
 from client import jobs
@@ -6,14 +7,29 @@ from client.progress import Progress
 
 
 def _status(states):
-    return {"job_id": "j_1", "files": [
-        {"file_id": f"f{i}", "name": f"n{i}", "state": s, "size": 1, "compressed_size": 1, "ratio": 1.0,
-         "algorithm": "zstd", "error": None} for i, s in enumerate(states)]}
+    return {
+        "job_id": "j_1",
+        "files": [
+            {
+                "file_id": f"f{i}",
+                "name": f"n{i}",
+                "state": s,
+                "size": 1,
+                "compressed_size": 1,
+                "ratio": 1.0,
+                "algorithm": "zstd",
+                "error": None,
+            }
+            for i, s in enumerate(states)
+        ],
+    }
 
 
 def _summary(done, total):
-    return {"state": "completed" if done == total else "processing",
-            "counts": {"queued": total - done, "completed": done, "failed": 0, "cancelled": 0, "open": total - done}}
+    return {
+        "state": "completed" if done == total else "processing",
+        "counts": {"queued": total - done, "completed": done, "failed": 0, "cancelled": 0, "open": total - done},
+    }
 
 
 class FakeApi:

@@ -1,4 +1,5 @@
 """The local stack for end-to-end tests: real HTTP, real processes, free ports."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The ``squeezer`` client against the real local stack (CliRunner, real HTTP)."""
+
 from __future__ import annotations
 
 import io
@@ -10,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib.codecs import decompress_stream
-
 from chalicelib.domain import Algorithm
 from client.cli import cli
 
@@ -42,8 +42,17 @@ def test_upload_wait_download_is_byte_exact(local_stack, tmp_path: Path, algorit
     files = _tree(tmp_path / "src")
     out = tmp_path / "out"
 
-    result = _run("--api-url", local_stack.api_url, "upload", str(tmp_path / "src"), "-a", algorithm,
-                  "--download", str(out), expect=0)
+    result = _run(
+        "--api-url",
+        local_stack.api_url,
+        "upload",
+        str(tmp_path / "src"),
+        "-a",
+        algorithm,
+        "--download",
+        str(out),
+        expect=0,
+    )
 
     job_id = result.stdout.strip()
     assert job_id.startswith("j_"), result.output

@@ -1,4 +1,5 @@
 """`make demo` end to end: the stack, the client, verification and the table."""
+
 import pytest
 
 from infra.local import demo

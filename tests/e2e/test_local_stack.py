@@ -3,6 +3,7 @@
 Also the bridge's contract with SQS (partial batch failures, redrive to the
 dead-letter queue), checked with stub handlers on dedicated queues.
 """
+
 from __future__ import annotations
 
 import io
@@ -16,7 +17,6 @@ import pytest
 import requests
 
 from chalicelib.codecs import decompress_stream
-
 from chalicelib.domain import Algorithm
 from infra.local.bridge import Bridge, EventSource
 
@@ -50,8 +50,9 @@ def _upload(created: dict, bodies: dict[str, bytes]) -> None:
     with requests.Session() as session:
         for entry in created["files"]:
             upload = entry["upload"]
-            response = session.request(upload["method"], upload["url"], data=bodies[entry["name"]],
-                                       headers=upload["headers"], timeout=30)
+            response = session.request(
+                upload["method"], upload["url"], data=bodies[entry["name"]], headers=upload["headers"], timeout=30
+            )
             assert response.status_code == 200, f"upload of {entry['name']!r}: {response.status_code}"
 
 
@@ -76,6 +77,7 @@ def _download(url: str, algorithm: str) -> bytes:
 
 
 # -- the whole path, over HTTP ---------------------------------------------------
+
 
 @pytest.mark.parametrize("algorithm", ["zstd", "brotli", "gzip"])
 def test_files_round_trip(local_stack, algorithm):
@@ -115,6 +117,7 @@ def test_upload_of_another_size_fails_only_that_file(local_stack):
 
 
 # -- the bridge and SQS, with stub handlers ----------------------------------------------
+
 
 class Recorder:
     """A handler stand-in: records every event, answers with ``decide(records)``."""
@@ -157,8 +160,16 @@ def _depth(sqs, url: str) -> int:
 
 
 def _source(name: str, handler, url: str, arn: str) -> EventSource:
-    return EventSource(function_name=name, handler=handler, queue_url=url, queue_arn=arn,
-                       timeout_seconds=30, batch_size=10, window_seconds=0.5, concurrency=1)
+    return EventSource(
+        function_name=name,
+        handler=handler,
+        queue_url=url,
+        queue_arn=arn,
+        timeout_seconds=30,
+        batch_size=10,
+        window_seconds=0.5,
+        concurrency=1,
+    )
 
 
 def test_bridge_deletes_all_but_the_reported_failures(local_stack):
@@ -168,8 +179,9 @@ def test_bridge_deletes_all_but_the_reported_failures(local_stack):
         sqs.send_message(QueueUrl=url, MessageBody=body)
 
     def fail_b_once(records):
-        return _failures(*(r["messageId"] for r in records
-                           if r["body"] == "b" and r["attributes"]["ApproximateReceiveCount"] == "1"))
+        return _failures(
+            *(r["messageId"] for r in records if r["body"] == "b" and r["attributes"]["ApproximateReceiveCount"] == "1")
+        )
 
     handler = Recorder(fail_b_once)
     with Bridge(sqs, [_source("stub", handler, url, arn)], executor="thread", poll_seconds=1):
@@ -210,8 +222,12 @@ def test_message_that_always_fails_reaches_the_dead_letter_handler(local_stack):
     name = f"e2e-redrive-{uuid.uuid4().hex[:8]}"
     dlq_url, dlq_arn = _queue(sqs, f"{name}-dlq", VisibilityTimeout=5)
     max_receive = 2  # the local stage uses SQUEEZER_MAX_RECEIVE_COUNT (5); 2 keeps this test short
-    url, arn = _queue(sqs, name, VisibilityTimeout=1,
-                      RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive}))
+    url, arn = _queue(
+        sqs,
+        name,
+        VisibilityTimeout=1,
+        RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive}),
+    )
     sqs.send_message(QueueUrl=url, MessageBody="poison")
 
     worker = Recorder(lambda records: _failures(*(r["messageId"] for r in records)))
@@ -235,10 +251,18 @@ def test_errors_over_real_http_come_in_the_error_shape(local_stack):
     cases = [
         (requests.get(f"{api}/nope", timeout=10), 404, "not_found"),
         (requests.put(f"{api}/jobs", json={}, timeout=10), 405, "method_not_allowed"),
-        (requests.post(f"{api}/jobs", data="<a/>", headers={"Content-Type": "application/xml"}, timeout=10),
-         415, "unsupported_media_type"),
-        (requests.post(f"{api}/jobs", data="[" * 5000 + "]" * 5000, headers={"Content-Type": "application/json"},
-                       timeout=10), 400, "json_too_deep"),
+        (
+            requests.post(f"{api}/jobs", data="<a/>", headers={"Content-Type": "application/xml"}, timeout=10),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            requests.post(
+                f"{api}/jobs", data="[" * 5000 + "]" * 5000, headers={"Content-Type": "application/json"}, timeout=10
+            ),
+            400,
+            "json_too_deep",
+        ),
     ]
     for response, status, code in cases:
         assert response.status_code == status, response.text

@@ -1,4 +1,5 @@
 """LocalStack(env=..., visibility_timeout=...): what fault tests tune on the live stack."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,8 +37,9 @@ def test_default_visibility_is_derived_from_the_worker_timeout(local_stack):
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc/<pid>/environ")
 def test_overrides_reach_the_queue_and_every_process(tmp_path):
     api_port, moto_port = free_ports(2)
-    with LocalStack(api_port=api_port, moto_port=moto_port, state_dir=tmp_path,
-                    env=OVERRIDES, visibility_timeout=4) as stack:
+    with LocalStack(
+        api_port=api_port, moto_port=moto_port, state_dir=tmp_path, env=OVERRIDES, visibility_timeout=4
+    ) as stack:
         assert _visibility(stack, stack.resources.queue_url) == "4"
         assert _visibility(stack, stack.resources.dead_letter_queue_url) == "120"  # the DLQ keeps its own
 
@@ -48,7 +50,8 @@ def test_overrides_reach_the_queue_and_every_process(tmp_path):
 
         # chalice local copies the stage's variables over its environment when it loads the app;
         # the override must win inside the API too: the upload URL's lifetime shows it.
-        created = requests.post(f"{stack.api_url}/jobs", timeout=10,
-                                json={"algorithm": "zstd", "files": [{"name": "a", "size": 1}]})
+        created = requests.post(
+            f"{stack.api_url}/jobs", timeout=10, json={"algorithm": "zstd", "files": [{"name": "a", "size": 1}]}
+        )
         assert created.status_code == 201, created.text
         assert created.json()["files"][0]["upload"]["expires_in"] == 77

@@ -6,6 +6,7 @@ content_type with CR/LF, a tab or non-ASCII was accepted and its upload
 headers could not be sent; unknown routes, wrong methods and some 415s came
 in Chalice's or API Gateway's shapes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,9 +24,8 @@ SHA = hashlib.sha256(b"x").hexdigest()
 
 @pytest.fixture(scope="module")
 def client():
-    from moto import mock_aws
-
     import boto3
+    from moto import mock_aws
 
     from chalicelib import wiring
     from infra.resources import create_resources, stage_config
@@ -34,8 +34,13 @@ def client():
 
     with mock_aws():
         session = boto3.session.Session(region_name="us-east-1")
-        create_resources(TEST_STAGE, s3=session.client("s3"), sqs=session.client("sqs"),
-                         dynamodb=session.client("dynamodb"), region="us-east-1")
+        create_resources(
+            TEST_STAGE,
+            s3=session.client("s3"),
+            sqs=session.client("sqs"),
+            dynamodb=session.client("dynamodb"),
+            region="us-east-1",
+        )
         wiring.reset()
         with Client(squeezer_app.app, stage_name="test") as chalice_client:
             yield chalice_client
@@ -64,19 +69,41 @@ def test_a_well_formed_sha256_is_accepted_in_either_case(client):
     assert post(client, {"sha256": SHA.upper()}).status_code == 201
 
 
-@pytest.mark.parametrize("content_type", [
-    "text/plain\r\nX-Evil: 1", "text/plain\n", "text/plain\t", "text/\tplain", "text/pläin", "text/plain; a=\"ü\"",
-    "text/plain; a=\"\r\n\"", "text", "text/", "/plain", "text/plain;a", "text/plain; a=b c", "x" * 250 + "/plain",
-    "text/plain; ",  # a header value cannot end in a space: it would arrive trimmed
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain\r\nX-Evil: 1",
+        "text/plain\n",
+        "text/plain\t",
+        "text/\tplain",
+        "text/pläin",
+        'text/plain; a="ü"',
+        'text/plain; a="\r\n"',
+        "text",
+        "text/",
+        "/plain",
+        "text/plain;a",
+        "text/plain; a=b c",
+        "x" * 250 + "/plain",
+        "text/plain; ",  # a header value cannot end in a space: it would arrive trimmed
+    ],
+)
 def test_content_type_follows_rfc_9110_in_visible_ascii(client, content_type):
     assert error_of(post(client, {"content_type": content_type}), 400) == "invalid_content_type"
 
 
-@pytest.mark.parametrize("content_type", [
-    "text/plain", "application/vnd.api+json", "text/plain; charset=utf-8", 'text/plain; charset="utf-8"',
-    "text/plain;charset=utf-8;format=flowed", "application/x-ndjson", 'multipart/mixed; boundary="a b"',
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/vnd.api+json",
+        "text/plain; charset=utf-8",
+        'text/plain; charset="utf-8"',
+        "text/plain;charset=utf-8;format=flowed",
+        "application/x-ndjson",
+        'multipart/mixed; boundary="a b"',
+    ],
+)
 def test_valid_media_types_are_accepted_and_sent_back_as_the_upload_header(client, content_type):
     response = post(client, {"content_type": content_type})
     assert response.status_code == 201, response.body
@@ -98,9 +125,15 @@ def test_nesting_up_to_the_limit_is_only_a_shape_error(client):
     assert error_of(client.http.post("/jobs", headers=JSON, body=body), 400) == "invalid_body"
 
 
-@pytest.mark.parametrize("body", [
-    b"{", b"not json", b'{"files": "\xff"}', b'{"files": [{"name": "a", "size": ' + b"9" * 5000 + b"}]}",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{",
+        b"not json",
+        b'{"files": "\xff"}',
+        b'{"files": [{"name": "a", "size": ' + b"9" * 5000 + b"}]}",
+    ],
+)
 def test_malformed_json_is_invalid_json_without_python_internals(client, body):
     response = client.http.post("/jobs", headers=JSON, body=body)
     assert error_of(response, 400) == "invalid_json"
@@ -113,8 +146,15 @@ def test_an_oversized_body_is_a_413(client):
 
 
 def test_a_large_legitimate_job_fits_the_body_limit(client):
-    files = [{"name": f"logs/2026/12/04/service-{i:05d}.jsonl", "size": 123456, "sha256": SHA,
-              "content_type": "application/x-ndjson"} for i in range(1000)]
+    files = [
+        {
+            "name": f"logs/2026/12/04/service-{i:05d}.jsonl",
+            "size": 123456,
+            "sha256": SHA,
+            "content_type": "application/x-ndjson",
+        }
+        for i in range(1000)
+    ]
     assert len(json.dumps({"files": files})) < MAX_BODY_BYTES
 
 
@@ -130,8 +170,11 @@ def test_unknown_routes_wrong_methods_and_media_types_answer_in_the_error_shape(
     # the same message whether Chalice's route check or the handler refused the type
     for response, sent in ((xml, "application/xml"), (form, "text/plain")):
         assert json.loads(response.body)["error"]["message"] == f"send the body as application/json, not {sent!r}"
-    charset = client.http.post("/jobs", headers={"Content-Type": "application/json; charset=utf-8"},
-                               body=json.dumps({"files": [{"name": "a", "size": 1}]}))
+    charset = client.http.post(
+        "/jobs",
+        headers={"Content-Type": "application/json; charset=utf-8"},
+        body=json.dumps({"files": [{"name": "a", "size": 1}]}),
+    )
     assert charset.status_code == 201, charset.body
 
 

@@ -5,6 +5,7 @@ listed completed files with download URLs that answered 403, concurrent
 cancels answered a mix of 200 and 409, and a cancelled file was compressed
 to the end before being thrown away.
 """
+
 from __future__ import annotations
 
 import concurrent.futures as cf
@@ -17,24 +18,24 @@ import time
 import boto3
 import requests
 from chalice.test import Client
+from events import receive_records, s3_notification, sqs_event, sqs_record
+from fakes import FakeWorkQueue, InMemoryJobStore, InMemoryStorage
 
 import app as squeezer_app
 from chalicelib.codecs import decompress_stream
-from chalicelib.domain import Algorithm
-from chalicelib.domain import FileState
-from chalicelib.service import JobService
+from chalicelib.domain import Algorithm, FileState
 from chalicelib.ports import ObjectStream
+from chalicelib.service import JobService
 from chalicelib.worker import Worker
-from events import receive_records, s3_notification, sqs_event, sqs_record
-from fakes import FakeWorkQueue, InMemoryJobStore, InMemoryStorage
 
 BUCKET = "squeezer-test-files"
 
 
 def post_job(client, files):
     body = {"files": [{"name": n, "size": len(d)} for n, d in files.items()], "algorithm": "zstd"}
-    job = json.loads(client.http.post("/jobs", headers={"Content-Type": "application/json"},
-                                      body=json.dumps(body)).body)
+    job = json.loads(
+        client.http.post("/jobs", headers={"Content-Type": "application/json"}, body=json.dumps(body)).body
+    )
     return job["job_id"], {f["name"]: f"uploads/{job['job_id']}/{f['file_id']}" for f in job["files"]}
 
 
@@ -92,7 +93,7 @@ class _SlowBody:
 
     def read(self, size=-1):
         time.sleep(self._delay)
-        chunk = self._data[self._pos:self._pos + (size if size > 0 else len(self._data))]
+        chunk = self._data[self._pos : self._pos + (size if size > 0 else len(self._data))]
         self._pos += len(chunk)
         return chunk
 

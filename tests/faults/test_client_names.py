@@ -6,6 +6,7 @@ silently. Now each such file fails alone, with a message (the name escaped),
 and the rest download; so does a file whose result path another file needs
 as a folder.
 """
+
 from __future__ import annotations
 
 import io
@@ -42,9 +43,23 @@ def server():
     for index, (name, data) in enumerate(entries):
         blob = packed(data)
         blobs[f"/blob/{index}"] = blob
-        files.append({"file_id": f"f_{index}", "name": name, "state": "completed", "size": len(data),
-                      "compressed_size": len(blob), "ratio": 0.5, "algorithm": "gzip", "level": 6, "attempts": 1,
-                      "error": None, "download_url": None, "download_name": None, "timings": {}})
+        files.append(
+            {
+                "file_id": f"f_{index}",
+                "name": name,
+                "state": "completed",
+                "size": len(data),
+                "compressed_size": len(blob),
+                "ratio": 0.5,
+                "algorithm": "gzip",
+                "level": 6,
+                "attempts": 1,
+                "error": None,
+                "download_url": None,
+                "download_name": None,
+                "timings": {},
+            }
+        )
     holder: dict = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -56,13 +71,28 @@ def server():
         def do_GET(self):
             if self.path.startswith("/jobs/j_1"):
                 base = holder["url"]
-                status = {"job_id": "j_1", "state": "completed", "algorithm": "gzip", "level": 6,
-                          "file_count": len(files), "total_size": 1, "created_at": 1.0, "cancelled_at": None,
-                          "finished_at": 2.0, "counts": {"pending": 0, "queued": 0, "processing": 0,
-                                                          "completed": len(files), "failed": 0, "cancelled": 0,
-                                                          "open": 0},
-                          "totals": {"files": len(files), "bytes_in": 1, "bytes_out": 1, "ratio": 1.0},
-                          "files": [dict(f, download_url=f"{base}/blob/{f['file_id'][2:]}") for f in files]}
+                status = {
+                    "job_id": "j_1",
+                    "state": "completed",
+                    "algorithm": "gzip",
+                    "level": 6,
+                    "file_count": len(files),
+                    "total_size": 1,
+                    "created_at": 1.0,
+                    "cancelled_at": None,
+                    "finished_at": 2.0,
+                    "counts": {
+                        "pending": 0,
+                        "queued": 0,
+                        "processing": 0,
+                        "completed": len(files),
+                        "failed": 0,
+                        "cancelled": 0,
+                        "open": 0,
+                    },
+                    "totals": {"files": len(files), "bytes_in": 1, "bytes_out": 1, "ratio": 1.0},
+                    "files": [dict(f, download_url=f"{base}/blob/{f['file_id'][2:]}") for f in files],
+                }
                 body, kind = json.dumps(status).encode(), "application/json"
             elif self.path in blobs:
                 body, kind = blobs[self.path], "application/gzip"
@@ -88,8 +118,9 @@ def server():
 
 def test_unsafe_and_duplicate_names_fail_alone_and_the_rest_download(server, tmp_path: Path):
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["--api-url", server, "download", "j_1", "--output", str(out)],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["--api-url", server, "download", "j_1", "--output", str(out)], catch_exceptions=False
+    )
     assert result.exit_code == 1, result.output  # some files failed: not 70, not a traceback
     assert "Traceback" not in result.output
     for name, data in GOOD.items():  # the good ones, byte-exact (the first b.txt, not the duplicate)

@@ -6,6 +6,7 @@ a separate process that receives from the queue and runs the real
 claim has expired (the heartbeat kept both in step), the next worker takes
 the file over, and the file is completed exactly once.
 """
+
 from __future__ import annotations
 
 import io
@@ -22,7 +23,6 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from chalicelib.codecs import decompress_stream
-
 from chalicelib.domain import Algorithm
 from infra.resources import create_resources, stage_config
 
@@ -67,11 +67,17 @@ def emulator():
 
 
 def start_worker(endpoint: str, queue_url: str) -> subprocess.Popen:
-    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "SQUEEZER_LEASE_SECONDS": str(LEASE),
-           "SQUEEZER_HEARTBEAT_SECONDS": str(HEARTBEAT), "SQUEEZER_COMPRESS_THREADS": "1"}
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": endpoint,
+        "SQUEEZER_LEASE_SECONDS": str(LEASE),
+        "SQUEEZER_HEARTBEAT_SECONDS": str(HEARTBEAT),
+        "SQUEEZER_COMPRESS_THREADS": "1",
+    }
     code = WORKER.format(root=str(ROOT), tests=str(ROOT / "tests"), queue=queue_url)
-    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def wait_for(condition, timeout: float, what: str):
@@ -97,8 +103,9 @@ def test_a_worker_killed_mid_file_is_taken_over_and_the_file_completes_once(emul
     service = JobService(store, S3Storage(clients["s3"], TEST_STAGE.bucket, part_size=settings.part_size), settings)
     # brotli 11 on a few MiB of varied text: several seconds of compression
     data = b"".join(b"%d,%x,event-%d,user-%d\n" % (i, i * 7919, i % 97, i % 1013) for i in range(120_000))
-    job = service.create_job({"files": [{"name": "big.csv", "size": len(data)}], "algorithm": "brotli",
-                              "level": 11}, owner="public")
+    job = service.create_job(
+        {"files": [{"name": "big.csv", "size": len(data)}], "algorithm": "brotli", "level": 11}, owner="public"
+    )
     job_id, record = job.job.job_id, job.files[0][0]
     clients["s3"].put_object(Bucket=TEST_STAGE.bucket, Key=f"uploads/{job_id}/{record.file_id}", Body=data)
 

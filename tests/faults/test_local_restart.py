@@ -3,11 +3,11 @@
 Jobs, results and queued work must come back from the state directory; the
 previous run's logs must still be there. Real processes on 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import io
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +17,6 @@ import pytest
 import requests
 
 from chalicelib.codecs import decompress_stream
-
 from chalicelib.domain import Algorithm
 from infra.local import LocalStack, free_ports
 
@@ -39,8 +38,9 @@ def _create_and_upload(api: str, files: dict[str, bytes], algorithm: str = "zstd
     with requests.Session() as session:
         for entry in created.json()["files"]:
             upload = entry["upload"]
-            put = session.request(upload["method"], upload["url"], data=files[entry["name"]],
-                                  headers=upload["headers"], timeout=30)
+            put = session.request(
+                upload["method"], upload["url"], data=files[entry["name"]], headers=upload["headers"], timeout=30
+            )
             assert put.status_code == 200, f"upload of {entry['name']!r}: {put.status_code}"
     return created.json()["job_id"]
 
@@ -128,8 +128,11 @@ def test_work_queued_at_stop_is_done_after_the_restart(tmp_path, ports):
         sqs = first.client("sqs")
         url = first.resources.queue_url
         ends = time.monotonic() + 10
-        while int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-                  ["Attributes"]["ApproximateNumberOfMessages"]) < len(FILES):
+        while int(
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+                "ApproximateNumberOfMessages"
+            ]
+        ) < len(FILES):
             assert time.monotonic() < ends, "the uploads' notifications never reached the queue"
             time.sleep(0.1)
         assert _job(first.api_url, job_id)["state"] not in FINAL
@@ -144,11 +147,21 @@ def test_a_killed_runner_keeps_the_state(tmp_path, ports):
     if sys.platform != "linux":
         pytest.skip("the stack's processes die with a killed runner on Linux only")
     api_port, moto_port = ports
-    env = {**os.environ, "SQUEEZER_API_PORT": str(api_port), "SQUEEZER_MOTO_PORT": str(moto_port),
-           "SQUEEZER_LOCAL_STATE_DIR": str(tmp_path)}
-    log = open(tmp_path / "runner.log", "wb")
-    runner = subprocess.Popen([sys.executable, "-m", "infra.local", "up"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+    env = {
+        **os.environ,
+        "SQUEEZER_API_PORT": str(api_port),
+        "SQUEEZER_MOTO_PORT": str(moto_port),
+        "SQUEEZER_LOCAL_STATE_DIR": str(tmp_path),
+    }
+    log = open(tmp_path / "runner.log", "wb")  # noqa: SIM115 - the runner's stderr for its whole life
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "infra.local", "up"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        start_new_session=True,
+    )
     try:
         api = runner.stdout.readline().decode().strip()  # the API URL, once everything answers
         assert api.startswith("http://127.0.0.1:"), (tmp_path / "runner.log").read_text()

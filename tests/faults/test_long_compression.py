@@ -5,6 +5,7 @@ delivery started compressing the same file, and whichever finished second
 deleted the other's result. With the heartbeat, the message stays hidden and
 the claim alive for as long as the first delivery works.
 """
+
 from __future__ import annotations
 
 import io
@@ -14,7 +15,6 @@ import pytest
 import requests
 
 from chalicelib.codecs import decompress_stream
-
 from chalicelib.domain import Algorithm
 from infra.local import LocalStack, free_ports
 
@@ -22,23 +22,26 @@ pytestmark = pytest.mark.integration
 
 VISIBILITY = 3  # seconds: the queue's own visibility timeout
 # a few MiB of varied CSV at brotli 11: several times the visibility timeout
-DATA = b"".join(b"%d,%x,event-%d,user-%d,%d\n" % (i, i * 7919, i % 97, i % 1013, i * i % 65521)
-                for i in range(200_000))
+DATA = b"".join(b"%d,%x,event-%d,user-%d,%d\n" % (i, i * 7919, i % 97, i % 1013, i * i % 65521) for i in range(200_000))
 
 
 def test_a_compression_longer_than_the_visibility_timeout_runs_once(tmp_path):
     api_port, moto_port = free_ports(2)
     stack = LocalStack(
-        api_port=api_port, moto_port=moto_port, state_dir=tmp_path,
+        api_port=api_port,
+        moto_port=moto_port,
+        state_dir=tmp_path,
         # a claim outlives many beats even when a loaded machine delays one (brotli 11
         # spends a second or more per 1 MiB chunk)
-        env={"SQUEEZER_HEARTBEAT_SECONDS": "0.5", "SQUEEZER_LEASE_SECONDS": "8",
-             "SQUEEZER_COMPRESS_THREADS": "1"},
+        env={"SQUEEZER_HEARTBEAT_SECONDS": "0.5", "SQUEEZER_LEASE_SECONDS": "8", "SQUEEZER_COMPRESS_THREADS": "1"},
         visibility_timeout=VISIBILITY,
     )
     with stack:
-        created = requests.post(f"{stack.api_url}/jobs", timeout=10, json={
-            "algorithm": "brotli", "level": 11, "files": [{"name": "events.csv", "size": len(DATA)}]})
+        created = requests.post(
+            f"{stack.api_url}/jobs",
+            timeout=10,
+            json={"algorithm": "brotli", "level": 11, "files": [{"name": "events.csv", "size": len(DATA)}]},
+        )
         assert created.status_code == 201, created.text
         upload = created.json()["files"][0]["upload"]
         put = requests.request(upload["method"], upload["url"], data=DATA, headers=upload["headers"], timeout=30)

@@ -4,15 +4,16 @@ Before, one record of a wrong shape made ``handle_batch`` raise, so no
 message of its batch was deleted and good uploads were never processed; the
 dead-letter handler raised on it for the queue's whole retention.
 """
+
 from __future__ import annotations
 
 import json
 
 import pytest
 from chalice.test import Client
+from events import receive_records, sqs_event, sqs_record
 
 import app as squeezer_app
-from events import receive_records, sqs_event, sqs_record
 
 BUCKET = "squeezer-test-files"
 
@@ -43,8 +44,9 @@ def client(moto_aws):
 
 def good_uploads(client, s3, sqs, queue_url, count):
     body = {"files": [{"name": f"good-{i}.txt", "size": 600} for i in range(count)], "algorithm": "gzip"}
-    job = json.loads(client.http.post("/jobs", headers={"Content-Type": "application/json"},
-                                      body=json.dumps(body)).body)
+    job = json.loads(
+        client.http.post("/jobs", headers={"Content-Type": "application/json"}, body=json.dumps(body)).body
+    )
     for entry in job["files"]:
         s3.put_object(Bucket=BUCKET, Key=f"uploads/{job['job_id']}/{entry['file_id']}", Body=b"good " * 120)
     records = [r for r in receive_records(sqs, queue_url) if "s3:TestEvent" not in r["body"]]
@@ -58,11 +60,11 @@ def test_poison_shapes_mixed_with_good_records_cost_the_good_ones_nothing(client
     s3, sqs = boto3.client("s3", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1")
     job_id, good = good_uploads(client, s3, sqs, moto_aws.queue_url, 8)
     poison = [poison_record(name) for name in POISON]
-    mixed = [record for pair in zip(good, poison) for record in pair] + poison[len(good):]
+    mixed = [record for pair in zip(good, poison, strict=False) for record in pair] + poison[len(good) :]
     # Lambda hands at most 10 records per batch: 17 records in two batches
     failures = []
     for start in range(0, len(mixed), 10):
-        response = client.lambda_.invoke("compress", sqs_event(*mixed[start:start + 10])).payload
+        response = client.lambda_.invoke("compress", sqs_event(*mixed[start : start + 10])).payload
         failures += [item["itemIdentifier"] for item in response["batchItemFailures"]]
     assert sorted(failures) == sorted(r["messageId"] for r in poison)  # each poison its own failure
     status = json.loads(client.http.get(f"/jobs/{job_id}").body)

@@ -3,6 +3,7 @@
 Both the in-memory store and DynamoDB (moto) run each case: the guarantee
 rests on the conditional writes, so it must hold on the real adapter too.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,17 +14,15 @@ import time
 
 import boto3
 import pytest
-
-from chalicelib.codecs import decompress_stream
-
-from chalicelib.domain import Algorithm
-from chalicelib.domain import FileState
-from chalicelib.jobstore import DynamoJobStore
-from chalicelib.service import JobService
-from chalicelib.ports import ObjectStream
-from chalicelib.worker import Worker
 from events import s3_notification, sqs_record
 from fakes import FakeWorkQueue, InMemoryJobStore, InMemoryStorage
+
+from chalicelib.codecs import decompress_stream
+from chalicelib.domain import Algorithm, FileState
+from chalicelib.jobstore import DynamoJobStore
+from chalicelib.ports import ObjectStream
+from chalicelib.service import JobService
+from chalicelib.worker import Worker
 
 BUCKET = "squeezer-test-files"
 DATA = b"".join(b"line %d of a log that compresses well\n" % i for i in range(40_000))
@@ -72,9 +71,14 @@ def store(request):
 def setup(store, settings, storage, **overrides):
     settings = dataclasses.replace(settings, **overrides)
     service = JobService(store, storage, settings)
-    created = service.create_job({"files": [{"name": "a.log", "size": len(DATA),
-                                             "sha256": hashlib.sha256(DATA).hexdigest()}],
-                                  "algorithm": "zstd", "level": 3}, owner="public")
+    created = service.create_job(
+        {
+            "files": [{"name": "a.log", "size": len(DATA), "sha256": hashlib.sha256(DATA).hexdigest()}],
+            "algorithm": "zstd",
+            "level": 3,
+        },
+        owner="public",
+    )
     record = created.files[0][0]
     key = f"uploads/{created.job.job_id}/{record.file_id}"
     storage.objects[key] = DATA

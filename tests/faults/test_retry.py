@@ -1,4 +1,5 @@
 """Retry: files that failed for reasons other than the file itself go round again."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,9 +8,9 @@ import urllib.parse
 
 import boto3
 from chalice.test import Client
+from events import receive_records, sqs_event
 
 import app as squeezer_app
-from events import receive_records, sqs_event
 
 BUCKET = "squeezer-test-files"
 HEADERS = {"Content-Type": "application/json"}
@@ -23,20 +24,27 @@ def test_retry_requeues_what_a_retry_can_fix_and_it_completes(moto_aws):
     s3 = boto3.client("s3", region_name="us-east-1")
     sqs = boto3.client("sqs", region_name="us-east-1")
     good, bad = b"exhausted but fine\n" * 500, b"declared with another checksum"
-    body = {"files": [{"name": "flaky.log", "size": len(good)},
-                      {"name": "corrupt.bin", "size": len(bad), "sha256": hashlib.sha256(b"other").hexdigest()},
-                      {"name": "gone.txt", "size": 4}]}
+    body = {
+        "files": [
+            {"name": "flaky.log", "size": len(good)},
+            {"name": "corrupt.bin", "size": len(bad), "sha256": hashlib.sha256(b"other").hexdigest()},
+            {"name": "gone.txt", "size": 4},
+        ]
+    }
     with Client(squeezer_app.app, stage_name="test") as client:
         job = json.loads(client.http.post("/jobs", headers=HEADERS, body=json.dumps(body)).body)
         job_id = job["job_id"]
         keys = {f["name"]: f"uploads/{job_id}/{f['file_id']}" for f in job["files"]}
         s3.put_object(Bucket=BUCKET, Key=keys["flaky.log"], Body=good)
         s3.put_object(Bucket=BUCKET, Key=keys["gone.txt"], Body=b"gone")
-        records = {urllib.parse.unquote_plus(json.loads(r["body"])["Records"][0]["s3"]["object"]["key"]): r
-                   for r in upload_records(sqs, moto_aws.queue_url)}
+        records = {
+            urllib.parse.unquote_plus(json.loads(r["body"])["Records"][0]["s3"]["object"]["key"]): r
+            for r in upload_records(sqs, moto_aws.queue_url)
+        }
         # flaky.log and gone.txt ran out of retries (say S3 was down); gone.txt's upload then vanished
-        assert client.lambda_.invoke("dead_letters", sqs_event(records[keys["flaky.log"]], records[keys["gone.txt"]])
-                                     ).payload == {"batchItemFailures": []}
+        assert client.lambda_.invoke(
+            "dead_letters", sqs_event(records[keys["flaky.log"]], records[keys["gone.txt"]])
+        ).payload == {"batchItemFailures": []}
         s3.delete_object(Bucket=BUCKET, Key=keys["gone.txt"])
         # corrupt.bin fails for good: its bytes are not the ones declared
         s3.put_object(Bucket=BUCKET, Key=keys["corrupt.bin"], Body=bad)
@@ -73,8 +81,9 @@ def test_retry_answers_404_and_409_in_the_error_shape(moto_aws):
         missing = client.http.post("/jobs/j_nope/retry", headers=HEADERS, body="{}")
         assert missing.status_code == 404
         assert json.loads(missing.body)["error"]["code"] == "job_not_found"
-        job = json.loads(client.http.post("/jobs", headers=HEADERS,
-                                          body=json.dumps({"files": [{"name": "a", "size": 1}]})).body)
+        job = json.loads(
+            client.http.post("/jobs", headers=HEADERS, body=json.dumps({"files": [{"name": "a", "size": 1}]})).body
+        )
         client.http.delete(f"/jobs/{job['job_id']}")
         cancelled = client.http.post(f"/jobs/{job['job_id']}/retry", headers=HEADERS, body="{}")
         assert cancelled.status_code == 409

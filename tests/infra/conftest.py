@@ -5,6 +5,7 @@ copy of the project whose config.json has ``autogen_policy: false``, the
 change the deployment needs, so the tests do not depend on (or touch) the
 checked-out config.json.
 """
+
 from __future__ import annotations
 
 import json

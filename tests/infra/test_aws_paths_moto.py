@@ -1,10 +1,12 @@
 """The boto3 halves of the deployment, against moto: chalice-deploy's resources and
 mapping update, the CloudFormation deploy/teardown calls, and the resource teardown."""
+
 from __future__ import annotations
 
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import boto3
 import pytest
@@ -42,27 +44,44 @@ def _zip() -> bytes:
 
 def _function(session, name: str) -> None:
     iam = session.client("iam")
-    role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-    }))["Role"]["Arn"]
+    role = iam.create_role(
+        RoleName=f"{name}-role",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
     session.client("lambda").create_function(
-        FunctionName=name, Runtime="python3.11", Role=role, Handler="app.handler", Code={"ZipFile": _zip()},
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": _zip()},
     )
 
 
 def test_chalice_deploy_resources_extras_and_batch_item_failures(aws):
     clients = direct.make_clients(aws, REGION)
     created = direct.create_stage_resources(CFG, clients, REGION)
-    create_aws_extras(CFG, dynamodb=clients["dynamodb"], cloudwatch=aws.client("cloudwatch"),
-                      alarm_actions=["arn:aws:sns:us-east-1:123456789012:ops"])
+    create_aws_extras(
+        CFG,
+        dynamodb=clients["dynamodb"],
+        cloudwatch=aws.client("cloudwatch"),
+        alarm_actions=["arn:aws:sns:us-east-1:123456789012:ops"],
+    )
 
     ddb = clients["dynamodb"]
     backups = ddb.describe_continuous_backups(TableName=CFG.table)["ContinuousBackupsDescription"]
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
     ttl = ddb.describe_time_to_live(TableName=CFG.table)["TimeToLiveDescription"]
     assert ttl["AttributeName"] == TTL_ATTRIBUTE
-    (alarm,) = aws.client("cloudwatch").describe_alarms(AlarmNames=[dead_letter_alarm(CFG)["AlarmName"]])["MetricAlarms"]
+    (alarm,) = aws.client("cloudwatch").describe_alarms(AlarmNames=[dead_letter_alarm(CFG)["AlarmName"]])[
+        "MetricAlarms"
+    ]
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": CFG.dead_letter_queue}]
     assert alarm["AlarmActions"] == ["arn:aws:sns:us-east-1:123456789012:ops"]
     attrs = clients["sqs"].get_queue_attributes(QueueUrl=created.queue_url, AttributeNames=["All"])["Attributes"]
@@ -81,8 +100,11 @@ def test_chalice_deploy_resources_extras_and_batch_item_failures(aws):
     assert len(changed) == 1
     direct.enable_batch_item_failures(lam, names["dead_letters"], created.dead_letter_queue_arn, sleep=lambda s: None)
     for function in ("compress", "dead_letters"):
-        (mapping,) = [m for m in lam.list_event_source_mappings()["EventSourceMappings"]
-                      if m["FunctionArn"].endswith(f":function:{names[function]}")]
+        (mapping,) = [
+            m
+            for m in lam.list_event_source_mappings()["EventSourceMappings"]
+            if m["FunctionArn"].endswith(f":function:{names[function]}")
+        ]
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     # idempotent: a second run changes nothing
     assert direct.enable_batch_item_failures(lam, names["compress"], created.queue_arn, sleep=lambda s: None) == []
@@ -114,12 +136,16 @@ def test_delete_resources_removes_the_stage(aws):
     assert delete_resources(CFG, cloudwatch=cloudwatch, **clients) == []  # again: nothing left, no error
 
 
-def _packaged_dir(tmp_path, resources: dict, outputs: dict) -> "Path":
+def _packaged_dir(tmp_path, resources: dict, outputs: dict) -> Path:
     packaged = tmp_path / "packaged"
     packaged.mkdir()
     (packaged / "deployment.zip").write_bytes(_zip())
-    template = {"AWSTemplateFormatVersion": "2010-09-09", "Parameters": {
-        cf.ALARM_TOPIC_PARAMETER: {"Type": "String", "Default": ""}}, "Resources": resources, "Outputs": outputs}
+    template = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Parameters": {cf.ALARM_TOPIC_PARAMETER: {"Type": "String", "Default": ""}},
+        "Resources": resources,
+        "Outputs": outputs,
+    }
     (packaged / "sam.json").write_text(json.dumps(template))
     return packaged
 
@@ -127,8 +153,9 @@ def _packaged_dir(tmp_path, resources: dict, outputs: dict) -> "Path":
 def test_upload_artifacts_points_code_uri_at_s3(aws, tmp_path):
     s3 = aws.client("s3")
     s3.create_bucket(Bucket="artifacts")
-    packaged = _packaged_dir(tmp_path, {"Fn": {"Type": "AWS::Serverless::Function",
-                                               "Properties": {"CodeUri": "./deployment.zip"}}}, {})
+    packaged = _packaged_dir(
+        tmp_path, {"Fn": {"Type": "AWS::Serverless::Function", "Properties": {"CodeUri": "./deployment.zip"}}}, {}
+    )
     template, url = stack.upload_artifacts(s3, packaged, "artifacts", "squeezer-dev")
     code_uri = template["Resources"]["Fn"]["Properties"]["CodeUri"]
     assert code_uri.startswith("s3://artifacts/squeezer-dev/deployment-") and code_uri.endswith(".zip")
@@ -142,12 +169,20 @@ def test_deploy_stack_creates_updates_and_deletes(aws, tmp_path):
     s3.create_bucket(Bucket="artifacts")
     packaged = _packaged_dir(
         tmp_path,
-        {cf.BUCKET: {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "squeezer-dev-files-123"}},
-         cf.QUEUE: {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "squeezer-dev-jobs"}}},
+        {
+            cf.BUCKET: {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "squeezer-dev-files-123"}},
+            cf.QUEUE: {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "squeezer-dev-jobs"}},
+        },
         {"EndpointURL": {"Value": "https://example.execute-api/api/"}},
     )
-    first = stack.deploy_stack(cfn, s3, name="squeezer-dev", packaged_dir=packaged, artifacts_bucket="artifacts",
-                               parameters={cf.ALARM_TOPIC_PARAMETER: ""})
+    first = stack.deploy_stack(
+        cfn,
+        s3,
+        name="squeezer-dev",
+        packaged_dir=packaged,
+        artifacts_bucket="artifacts",
+        parameters={cf.ALARM_TOPIC_PARAMETER: ""},
+    )
     assert first.status == "CREATE_COMPLETE"
     assert first.outputs["EndpointURL"] == "https://example.execute-api/api/"
     again = stack.deploy_stack(cfn, s3, name="squeezer-dev", packaged_dir=packaged, artifacts_bucket="artifacts")

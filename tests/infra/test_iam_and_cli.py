@@ -1,4 +1,5 @@
 """infra/iam.py's policy files, and the deploy CLI's offline commands."""
+
 from __future__ import annotations
 
 import json
@@ -44,7 +45,11 @@ def test_join_keeps_intrinsics_readable():
 
 def test_packaging_refuses_autogen_policy():
     config = load_chalice_config()
-    config = {**config, "autogen_policy": True, "stages": {"prod": {**config["stages"]["prod"], "autogen_policy": True}}}
+    config = {
+        **config,
+        "autogen_policy": True,
+        "stages": {"prod": {**config["stages"]["prod"], "autogen_policy": True}},
+    }
     with pytest.raises(DeployError, match='"autogen_policy": false'):
         packaging.require_own_policies("prod", config)
 

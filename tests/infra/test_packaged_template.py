@@ -1,4 +1,5 @@
 """The packaged SAM template (real ``chalice package`` + merge template) is wired as the issue asks."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,6 @@ from infra.resources import (
     stage_config,
     table_definition,
 )
-
-
 
 PACKAGED_STAGE = "prod"  # the stage the packaged fixture builds (conftest.py)
 CFG = stage_config(PACKAGED_STAGE)
@@ -69,8 +68,10 @@ def test_function_names_follow_chalice_deploy(template):
 
 @pytest.mark.parametrize(
     ("logical_id", "event", "queue"),
-    [("Compress", "CompressSqsEventSource", "JobsQueue"),
-     ("DeadLetters", "DeadLettersSqsEventSource", "DeadLetterQueue")],
+    [
+        ("Compress", "CompressSqsEventSource", "JobsQueue"),
+        ("DeadLetters", "DeadLettersSqsEventSource", "DeadLetterQueue"),
+    ],
 )
 def test_sqs_events_report_batch_item_failures_from_the_templates_queues(template, logical_id, event, queue):
     events = props(template, logical_id)["Events"]
@@ -116,7 +117,10 @@ def test_bucket_is_private_encrypted_and_uniquely_named(template):
     bucket = props(template, "FilesBucket")
     assert bucket["BucketName"] == {"Fn::Sub": f"{CFG.bucket}-${{AWS::AccountId}}-${{AWS::Region}}"}
     assert bucket["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
     }
     rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
@@ -126,8 +130,12 @@ def test_lifecycle_rules(template):
     rules = {r["Id"]: r for r in props(template, "FilesBucket")["LifecycleConfiguration"]["Rules"]}
     assert rules["abort-incomplete-multipart"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
     assert "Prefix" not in rules["abort-incomplete-multipart"]  # the whole bucket
-    assert rules["expire-uploads"] == {"Id": "expire-uploads", "Status": "Enabled", "Prefix": "uploads/",
-                                       "ExpirationInDays": CFG.expire_days}
+    assert rules["expire-uploads"] == {
+        "Id": "expire-uploads",
+        "Status": "Enabled",
+        "Prefix": "uploads/",
+        "ExpirationInDays": CFG.expire_days,
+    }
     assert rules["expire-results"]["Prefix"] == "results/"
     assert rules["expire-results"]["ExpirationInDays"] == CFG.expire_days
     assert len(rules) == len(lifecycle_rules(CFG))
@@ -172,7 +180,8 @@ def test_dead_letter_alarm(template):
 def test_no_iam_statement_allows_every_resource(template):
     documents = [
         policy["PolicyDocument"]
-        for resource in template["Resources"].values() if resource["Type"] == "AWS::IAM::Role"
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Role"
         for policy in resource["Properties"]["Policies"]
     ]
     assert len(documents) == 3
@@ -210,7 +219,8 @@ def test_each_role_reaches_only_what_its_function_uses(template):
     assert dead["DeadLetterQueue"]["Resource"] == [{"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}]
     # the dead-letter handler writes only malformed dead letters, under their prefix
     assert [(a, s["Resource"]) for s in dead.values() for a in s["Action"] if a.startswith("s3:")] == [
-        ("s3:PutObject", [{"Fn::Sub": "${FilesBucket.Arn}/dead-letters/*"}])]
+        ("s3:PutObject", [{"Fn::Sub": "${FilesBucket.Arn}/dead-letters/*"}])
+    ]
     names = function_names(PACKAGED_STAGE)
     logs = worker["WriteOwnLogs"]["Resource"]
     assert all(names["compress"] in r["Fn::Sub"] for r in logs)
@@ -234,6 +244,7 @@ def test_merge_template_builds_for_every_stage(stage):
 
 def test_cfn_lint_passes(packaged):
     import cfnlint  # noqa: F401 - a dev requirement: a missing cfn-lint must fail, not skip
+
     from infra.deploy import packaging
 
     assert packaging.lint(packaged) == []
@@ -258,13 +269,24 @@ def test_api_gateways_own_errors_come_in_the_error_shape(template):
     definition = api["Properties"]["DefinitionBody"]
     assert "/jobs" in definition["paths"]  # merged into Chalice's definition, not a half resource of our own
     responses = definition["x-amazon-apigateway-gateway-responses"]
-    assert {"MISSING_AUTHENTICATION_TOKEN", "UNSUPPORTED_MEDIA_TYPE", "REQUEST_TOO_LARGE", "THROTTLED",
-            "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+    assert {
+        "MISSING_AUTHENTICATION_TOKEN",
+        "UNSUPPORTED_MEDIA_TYPE",
+        "REQUEST_TOO_LARGE",
+        "THROTTLED",
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+    } <= set(responses)
     # in the definition, where a change makes SAM deploy again; separate resources would not be served
     assert not [r for r in template["Resources"].values() if r["Type"] == "AWS::ApiGateway::GatewayResponse"]
-    expected = {"MISSING_AUTHENTICATION_TOKEN": ("404", "not_found"), "REQUEST_TOO_LARGE": ("413", "body_too_large"),
-                "UNSUPPORTED_MEDIA_TYPE": ("415", "unsupported_media_type"), "THROTTLED": ("429", "throttled"),
-                "DEFAULT_4XX": (None, "bad_request"), "DEFAULT_5XX": (None, "gateway_error")}
+    expected = {
+        "MISSING_AUTHENTICATION_TOKEN": ("404", "not_found"),
+        "REQUEST_TOO_LARGE": ("413", "body_too_large"),
+        "UNSUPPORTED_MEDIA_TYPE": ("415", "unsupported_media_type"),
+        "THROTTLED": ("429", "throttled"),
+        "DEFAULT_4XX": (None, "bad_request"),
+        "DEFAULT_5XX": (None, "gateway_error"),
+    }
     for kind, response in responses.items():
         assert response["responseParameters"] == {"gatewayresponse.header.Content-Type": "'application/json'"}
         body_template = response["responseTemplates"]["application/json"]
@@ -274,7 +296,8 @@ def test_api_gateways_own_errors_come_in_the_error_shape(template):
         if kind in expected:
             assert (response.get("statusCode"), body["error"]["code"]) == expected[kind], kind
     assert responses["DEFAULT_4XX"]["responseTemplates"]["application/json"] == (
-        '{"error": {"code": "bad_request", "message": $context.error.messageString}}')  # keeps API Gateway's status
+        '{"error": {"code": "bad_request", "message": $context.error.messageString}}'
+    )  # keeps API Gateway's status
 
 
 def test_check_packaged_catches_a_missing_rest_api():

@@ -1,5 +1,6 @@
 """A real presigned upload over HTTP (requests -> moto server on loopback),
 then the worker on the S3 event that upload produced."""
+
 import hashlib
 import io
 import os
@@ -7,14 +8,12 @@ import os
 import boto3
 import pytest
 import requests
+from events import receive_records
 from moto.server import ThreadedMotoServer
 
 from chalicelib import wiring
 from chalicelib.codecs import decompress_stream
-from chalicelib.domain import Algorithm
-from chalicelib.domain import FileState
-
-from events import receive_records
+from chalicelib.domain import Algorithm, FileState
 from infra.resources import create_resources, stage_config
 
 TEST_STAGE = stage_config("test")
@@ -44,8 +43,11 @@ def test_presigned_put_then_worker_on_its_event(moto_server):
     digest = hashlib.sha256(data).hexdigest()
     service = wiring.get_service()
     job = service.create_job(
-        {"files": [{"name": "docs/report.txt", "size": len(data), "sha256": digest, "content_type": "text/plain"}],
-         "algorithm": "zstd", "level": 9},
+        {
+            "files": [{"name": "docs/report.txt", "size": len(data), "sha256": digest, "content_type": "text/plain"}],
+            "algorithm": "zstd",
+            "level": 9,
+        },
         owner="public",
     )
     record, upload = job.files[0]

@@ -5,6 +5,7 @@ http://127.0.0.1:4566); start it with infra/localstack/start.sh. Every run
 creates its own stage (unique names) with infra.resources.create_resources
 and deletes it afterwards.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,7 +36,9 @@ def _localstack_up() -> str | None:
     try:
         health = requests.get(f"{ENDPOINT}/_localstack/health", timeout=2).json()
     except (requests.RequestException, ValueError) as exc:
-        return f"LocalStack is not reachable at {ENDPOINT} ({type(exc).__name__}); start it with infra/localstack/start.sh"
+        return (
+            f"LocalStack is not reachable at {ENDPOINT} ({type(exc).__name__}); start it with infra/localstack/start.sh"
+        )
     services = health.get("services", {})
     down = [s for s in ("s3", "sqs", "dynamodb") if services.get(s) not in ("available", "running")]
     return f"LocalStack at {ENDPOINT} does not run {', '.join(down)}" if down else None
@@ -86,15 +89,29 @@ def stack() -> Stack:
     raw = {name: session.client(name, endpoint_url=ENDPOINT, region_name=REGION) for name in ("s3", "sqs", "dynamodb")}
     created = create_resources(cfg, region=REGION, **raw)
     settings = Settings(
-        bucket=cfg.bucket, table=cfg.table, queue_name=cfg.queue, dead_letter_queue_name=cfg.dead_letter_queue,
-        region=REGION, endpoint_url=ENDPOINT, upload_url_ttl=300, download_url_ttl=300,
-        retry_base_delay=1, retry_max_delay=2, compress_threads=1,
+        bucket=cfg.bucket,
+        table=cfg.table,
+        queue_name=cfg.queue,
+        dead_letter_queue_name=cfg.dead_letter_queue,
+        region=REGION,
+        endpoint_url=ENDPOINT,
+        upload_url_ttl=300,
+        download_url_ttl=300,
+        retry_base_delay=1,
+        retry_max_delay=2,
+        compress_threads=1,
     )
     clients = AwsClients(settings, session=session)
     store = DynamoJobStore(clients.dynamodb.Table(cfg.table), ttl_days=settings.record_ttl_days)
     storage = S3Storage(clients.s3, cfg.bucket, part_size=settings.part_size)
     stack = Stack(
-        cfg=cfg, created=created, settings=settings, clients=clients, s3=clients.s3, sqs=clients.sqs, storage=storage,
+        cfg=cfg,
+        created=created,
+        settings=settings,
+        clients=clients,
+        s3=clients.s3,
+        sqs=clients.sqs,
+        storage=storage,
         service=JobService(store, storage, settings),
         worker=Worker(store, storage, SqsWorkQueue(clients.sqs, cfg.queue), settings),
     )

@@ -3,6 +3,7 @@
 Then the uploads S3 must refuse (tampered, expired, too large, wrong type,
 wrong content): each is rejected, stores nothing and moves no job forward.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,14 +15,11 @@ import urllib.parse
 import pytest
 import requests
 from botocore.exceptions import ClientError
+from events import receive_records
 
 from chalicelib.codecs import decompress_stream
-
-from chalicelib.domain import Algorithm
-from chalicelib.domain import FileState
+from chalicelib.domain import Algorithm, FileState
 from chalicelib.keys import ObjectKeys
-
-from events import receive_records
 
 pytestmark = pytest.mark.localstack
 OWNER = "public"
@@ -29,8 +27,17 @@ OWNER = "public"
 
 def _create(stack, data: bytes, *, content_type: str = "application/octet-stream", algorithm: str = "zstd"):
     created = stack.service.create_job(
-        {"files": [{"name": "data/sample.bin", "size": len(data), "content_type": content_type,
-                    "sha256": hashlib.sha256(data).hexdigest()}], "algorithm": algorithm},
+        {
+            "files": [
+                {
+                    "name": "data/sample.bin",
+                    "size": len(data),
+                    "content_type": content_type,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                }
+            ],
+            "algorithm": algorithm,
+        },
         owner=OWNER,
     )
     record, upload = created.files[0]
@@ -141,8 +148,11 @@ def test_expired_url_is_rejected(stack):
     job_id, record, _ = _create(stack, data)
     key = ObjectKeys().upload(job_id, record.file_id)
     storage_upload = stack.storage.presign_upload(  # the service's adapter, with a 1 s expiry
-        key, size=len(data), content_type="application/octet-stream",
-        sha256_hex=hashlib.sha256(data).hexdigest(), expires_in=1,
+        key,
+        size=len(data),
+        content_type="application/octet-stream",
+        sha256_hex=hashlib.sha256(data).hexdigest(),
+        expires_in=1,
     )
     time.sleep(2)
     response = requests.put(storage_upload.url, data=data, headers=storage_upload.headers, timeout=30)

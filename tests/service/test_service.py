@@ -1,9 +1,9 @@
 import pytest
+from fakes import FakeWorkQueue, InMemoryJobStore, InMemoryStorage
 
 from chalicelib.domain import FileError, FileState, JobState
 from chalicelib.errors import JobConflict, JobNotFound, ValidationError
 from chalicelib.service import JobService
-from fakes import FakeWorkQueue, InMemoryJobStore, InMemoryStorage
 
 
 @pytest.fixture
@@ -21,8 +21,11 @@ def service(store, storage, settings):
     return JobService(store, storage, settings)
 
 
-BODY = {"files": [{"name": "logs/app.log", "size": 10}, {"name": "data.json", "size": 0, "sha256": "a" * 64}],
-        "algorithm": "gzip", "level": 9}
+BODY = {
+    "files": [{"name": "logs/app.log", "size": 10}, {"name": "data.json", "size": 0, "sha256": "a" * 64}],
+    "algorithm": "gzip",
+    "level": 9,
+}
 
 
 def test_create_job_records_everything_in_one_batch_and_presigns(service, store):
@@ -57,8 +60,16 @@ def test_status_gives_download_links_only_for_completed_files(service, store):
     job_id = created.job.job_id
     first = created.files[0][0]
     store.claim_file(job_id, first.file_id, token="t", at=1.0, lease_until=100.0)
-    store.complete_file(job_id, first.file_id, token="t", at=2.0, compressed_size=4, crc32=1,
-                        result_key=f"results/{job_id}/{first.file_id}.gz", compress_seconds=0.1)
+    store.complete_file(
+        job_id,
+        first.file_id,
+        token="t",
+        at=2.0,
+        compressed_size=4,
+        crc32=1,
+        result_key=f"results/{job_id}/{first.file_id}.gz",
+        compress_seconds=0.1,
+    )
     status = service.get_status(job_id, owner="alice")
     assert status.summary.state is JobState.PROCESSING
     assert list(status.download_urls) == [first.file_id]
@@ -67,7 +78,7 @@ def test_status_gives_download_links_only_for_completed_files(service, store):
 
 def test_list_jobs_newest_first_and_only_own(service):
     ids = []
-    for i in range(3):
+    for _i in range(3):
         ids.append(service.create_job(BODY, owner="alice").job.job_id)
     service.create_job(BODY, owner="bob")
     page = service.list_jobs(owner="alice", limit="2", cursor=None)
@@ -85,8 +96,9 @@ def test_cancel_stops_open_files_keeps_completed_results_and_is_idempotent(servi
     store.claim_file(job_id, done.file_id, token="t", at=1.0, lease_until=1e12)
     result_key = f"results/{job_id}/{done.file_id}/t.gz"
     storage.objects[result_key] = b"zz"
-    store.complete_file(job_id, done.file_id, token="t", at=2.0, compressed_size=2, crc32=1,
-                        result_key=result_key, compress_seconds=0.1)
+    store.complete_file(
+        job_id, done.file_id, token="t", at=2.0, compressed_size=2, crc32=1, result_key=result_key, compress_seconds=0.1
+    )
     storage.objects[f"uploads/{job_id}/{open_file.file_id}"] = b"data"
     storage.objects["uploads/other/f"] = b"keep"
     status = service.cancel_job(job_id, owner="alice")

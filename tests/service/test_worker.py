@@ -5,16 +5,14 @@ import logging
 import os
 
 import pytest
-from chalicelib.errors import AwsError, AwsUnreachable
-
-from chalicelib.codecs import decompress_stream
-
-from chalicelib.domain import Algorithm
-from chalicelib.domain import FileState
-from chalicelib.service import JobService
-from chalicelib.worker import Worker, backoff_seconds
 from events import s3_notification, sqs_record
 from fakes import FakeWorkQueue, InMemoryJobStore, InMemoryStorage
+
+from chalicelib.codecs import decompress_stream
+from chalicelib.domain import Algorithm, FileState
+from chalicelib.errors import AwsError, AwsUnreachable
+from chalicelib.service import JobService
+from chalicelib.worker import Worker, backoff_seconds
 
 BUCKET = "squeezer-test-files"
 
@@ -28,9 +26,14 @@ def env(settings):
 
 
 def make_job(service, storage, files, algorithm="zstd", level=3, sha=False):
-    body = {"algorithm": algorithm, "level": level,
-            "files": [{"name": n, "size": len(d), **({"sha256": hashlib.sha256(d).hexdigest()} if sha else {})}
-                      for n, d in files.items()]}
+    body = {
+        "algorithm": algorithm,
+        "level": level,
+        "files": [
+            {"name": n, "size": len(d), **({"sha256": hashlib.sha256(d).hexdigest()} if sha else {})}
+            for n, d in files.items()
+        ],
+    }
     created = service.create_job(body, owner="public")
     keys = {}
     for record, _ in created.files:
@@ -140,24 +143,31 @@ def test_transient_failure_then_success(env):
 def test_repeated_failure_then_dead_letter_marks_failed_with_the_error(env):
     service, worker, store, storage, queue = env
     job_id, keys = make_job(service, storage, {"a": b"data" * 100})
-    storage.read_faults[keys["a"]] = [AwsUnreachable("EndpointConnectionError: could not connect to http://s3") for _ in range(3)]
+    storage.read_faults[keys["a"]] = [
+        AwsUnreachable("EndpointConnectionError: could not connect to http://s3") for _ in range(3)
+    ]
     message = record_for(keys["a"], 400)
     for count in (1, 2, 3):
         redelivered = dict(message, attributes={"ApproximateReceiveCount": str(count)})
         assert worker.handle_batch([redelivered])["batchItemFailures"]
     assert [seconds for _, seconds in queue.delays] == sorted(seconds for _, seconds in queue.delays)
-    assert worker.handle_dead_letters([dict(message, attributes={"ApproximateReceiveCount": "1"})]) == {"batchItemFailures": []}
+    assert worker.handle_dead_letters([dict(message, attributes={"ApproximateReceiveCount": "1"})]) == {
+        "batchItemFailures": []
+    }
     record = state(service, job_id)["a"]
     assert record.state is FileState.FAILED
     assert record.error.code == "retries_exhausted"
     assert "connection_error" in record.error.message and "3 attempt" in record.error.message
 
 
-@pytest.mark.parametrize(("mutate", "code"), [
-    (lambda data: data + b"!", "size_mismatch"),
-    (lambda data: data[::-1], "checksum_mismatch"),
-    (None, "object_missing"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "code"),
+    [
+        (lambda data: data + b"!", "size_mismatch"),
+        (lambda data: data[::-1], "checksum_mismatch"),
+        (None, "object_missing"),
+    ],
+)
 def test_permanent_errors_fail_at_once_without_retries(env, mutate, code):
     service, worker, store, storage, queue = env
     data = b"0123456789" * 100
@@ -231,7 +241,9 @@ def test_a_result_that_could_not_be_recorded_is_kept_and_the_file_is_retaken_aft
     assert worker.handle_batch([again])["batchItemFailures"]
     assert state(service, job_id)["a"].state is FileState.PROCESSING
     store.files[(job_id, file_id)] = store.files[(job_id, file_id)].evolve(lease_until=0.0)  # ...until it expires
-    assert worker.handle_batch([dict(message, attributes={"ApproximateReceiveCount": "3"})]) == {"batchItemFailures": []}
+    assert worker.handle_batch([dict(message, attributes={"ApproximateReceiveCount": "3"})]) == {
+        "batchItemFailures": []
+    }
     record = state(service, job_id)["a"]
     assert record.state is FileState.COMPLETED and record.attempts == 2
     assert record.result_key not in first and storage.objects[record.result_key]

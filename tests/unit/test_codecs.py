@@ -1,18 +1,28 @@
 import io
 import os
-
-import pytest
-from hypothesis import given, settings, strategies as st
-
 from zlib import crc32
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from chalicelib.codecs import (
-    CodecError, Decoder, HashingReader, VerifyingSink, compress_stream, decompress_stream, detect_algorithm,
+    CodecError,
+    Decoder,
+    HashingReader,
+    VerifyingSink,
+    compress_stream,
+    decompress_stream,
+    detect_algorithm,
 )
 from chalicelib.domain import Algorithm
 
-LEVELS = [(a, level) for a in Algorithm for level in range(a.level_range[0], a.level_range[1] + 1)
-          if not (a is Algorithm.ZSTD and level > 19)]  # 20-22 need >100 MB windows; covered below
+LEVELS = [
+    (a, level)
+    for a in Algorithm
+    for level in range(a.level_range[0], a.level_range[1] + 1)
+    if not (a is Algorithm.ZSTD and level > 19)
+]  # 20-22 need >100 MB windows; covered below
 
 
 def roundtrip(data: bytes, algorithm: Algorithm, level: int | None = None, chunk: int = 1024) -> bytes:
@@ -44,8 +54,11 @@ def test_empty_input_round_trips_and_makes_a_valid_stream(algorithm):
 
 
 @settings(max_examples=60, deadline=None)
-@given(data=st.binary(max_size=20_000), algorithm=st.sampled_from(list(Algorithm)),
-       chunk=st.integers(min_value=1, max_value=5000))
+@given(
+    data=st.binary(max_size=20_000),
+    algorithm=st.sampled_from(list(Algorithm)),
+    chunk=st.integers(min_value=1, max_value=5000),
+)
 def test_round_trip_property(data, algorithm, chunk):
     assert roundtrip(data, algorithm, chunk=chunk) == data
 
@@ -111,6 +124,7 @@ def test_hashing_reader_and_verifying_sink_agree_on_a_good_stream():
     compress_stream(reader, sink, Algorithm.ZSTD, 3, chunk_size=10_000)
     sink.finish()
     import hashlib
+
     assert reader.sha256_hex == hashlib.sha256(data).hexdigest()
     assert reader.crc32 == sink.plain_crc32 == crc32(data)
     assert reader.count == sink.plain_count == len(data)
@@ -125,10 +139,16 @@ def test_verifying_sink_notices_a_stream_that_stops_early():
         sink.finish()
 
 
-@pytest.mark.parametrize(("name", "head", "expected"), [
-    ("a.zst", b"", Algorithm.ZSTD), ("b.BR", b"", Algorithm.BROTLI), ("c.gz", b"", Algorithm.GZIP),
-    ("noext", b"\x28\xb5\x2f\xfd....", Algorithm.ZSTD), ("noext", b"\x1f\x8b\x08", Algorithm.GZIP),
-])
+@pytest.mark.parametrize(
+    ("name", "head", "expected"),
+    [
+        ("a.zst", b"", Algorithm.ZSTD),
+        ("b.BR", b"", Algorithm.BROTLI),
+        ("c.gz", b"", Algorithm.GZIP),
+        ("noext", b"\x28\xb5\x2f\xfd....", Algorithm.ZSTD),
+        ("noext", b"\x1f\x8b\x08", Algorithm.GZIP),
+    ],
+)
 def test_detect_algorithm(name, head, expected):
     assert detect_algorithm(head, name) is expected
 

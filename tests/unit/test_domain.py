@@ -1,5 +1,4 @@
-from chalicelib.domain import Algorithm
-from chalicelib.domain import FileError, FileRecord, FileState, Job, JobState, new_job_id, summarize
+from chalicelib.domain import Algorithm, FileError, FileRecord, FileState, Job, JobState, new_job_id, summarize
 
 
 def job(**kw):
@@ -7,8 +6,17 @@ def job(**kw):
 
 
 def file(name, state, size=10, out=None, finished=None):
-    return FileRecord(job_id="j", file_id=name, name=name, size=size, algorithm=Algorithm.ZSTD, level=3,
-                      state=state, compressed_size=out, finished_at=finished)
+    return FileRecord(
+        job_id="j",
+        file_id=name,
+        name=name,
+        size=size,
+        algorithm=Algorithm.ZSTD,
+        level=3,
+        state=state,
+        compressed_size=out,
+        finished_at=finished,
+    )
 
 
 def test_job_ids_are_unguessable_and_unique():
@@ -22,7 +30,13 @@ def test_states_and_totals():
     assert summarize(job(), [file("a", Q), file("b", P)]).state is JobState.PROCESSING
     assert summarize(job(), [file("a", C, 10, 5, 3.0), file("b", R)]).state is JobState.PROCESSING
     done = summarize(job(), [file("a", C, 10, 5, 3.0), file("b", C, 20, 5, 4.0)])
-    assert (done.state, done.bytes_in, done.bytes_out, done.ratio, done.finished_at) == (JobState.COMPLETED, 30, 10, 0.3333, 4.0)
+    assert (done.state, done.bytes_in, done.bytes_out, done.ratio, done.finished_at) == (
+        JobState.COMPLETED,
+        30,
+        10,
+        0.3333,
+        4.0,
+    )
     mixed = summarize(job(), [file("a", C, 10, 5, 3.0), file("b", F, finished=5.0)])
     assert mixed.state is JobState.PARTIALLY_FAILED and mixed.counts["failed"] == 1 and mixed.bytes_in == 10
     assert summarize(job(), [file("a", F), file("b", F)]).state is JobState.FAILED

@@ -1,4 +1,5 @@
 """Settings: each declared once, with its default and its environment variable."""
+
 import dataclasses
 
 import pytest
@@ -10,7 +11,12 @@ REQUIRED = {"SQUEEZER_BUCKET": "b", "SQUEEZER_TABLE": "t", "SQUEEZER_QUEUE": "q"
 
 def test_defaults_and_required_names():
     settings = Settings.from_env(REQUIRED)
-    assert (settings.bucket, settings.table, settings.queue_name, settings.dead_letter_queue_name) == ("b", "t", "q", "d")
+    assert (settings.bucket, settings.table, settings.queue_name, settings.dead_letter_queue_name) == (
+        "b",
+        "t",
+        "q",
+        "d",
+    )
     assert settings.region == "us-east-1" and settings.endpoint_url is None
     missing = dict(REQUIRED)
     del missing["SQUEEZER_TABLE"]

@@ -1,4 +1,5 @@
 """The speed table and the time budget of POST /jobs (chalicelib/throughput.py)."""
+
 import pytest
 import zstandard
 
@@ -56,8 +57,9 @@ def test_threads_speed_up_zstd_conservatively_and_nothing_else():
     assert two == pytest.approx(one / (2 * throughput.ZSTD_THREAD_EFFICIENCY))
     assert one / 2 < two < one  # faster, never the full 2x
     for algorithm, level in ((Algorithm.BROTLI, 5), (Algorithm.GZIP, 6)):
-        assert throughput.estimate_seconds(algorithm, level, size, threads=2) == \
-            throughput.estimate_seconds(algorithm, level, size)
+        assert throughput.estimate_seconds(algorithm, level, size, threads=2) == throughput.estimate_seconds(
+            algorithm, level, size
+        )
 
 
 def test_zstd_threads_count_only_for_whole_jobs_of_four_windows():
@@ -87,8 +89,10 @@ def test_five_gib_at_zstd_3_fits():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize(("algorithm", "level"), [(Algorithm.BROTLI, 9), (Algorithm.BROTLI, 11),
-                                                  (Algorithm.ZSTD, 19), (Algorithm.ZSTD, 22), (Algorithm.GZIP, 9)])
+@pytest.mark.parametrize(
+    ("algorithm", "level"),
+    [(Algorithm.BROTLI, 9), (Algorithm.BROTLI, 11), (Algorithm.ZSTD, 19), (Algorithm.ZSTD, 22), (Algorithm.GZIP, 9)],
+)
 def test_the_suggestions_really_fit_and_are_the_highest_that_do(algorithm, level, threads):
     size = 5 * GiB
     too_slow = throughput.check_fits(algorithm, level, size, budget_seconds=BUDGET, threads=threads)

@@ -27,13 +27,28 @@ def test_level_ranges(algorithm, low, high):
     for level in (low, high):
         assert parse({"files": [{"name": "a", "size": 1}], "algorithm": algorithm, "level": level}).level == level
     for level in (low - 1, high + 1, "3", 3.5, True):
-        assert error_code({"files": [{"name": "a", "size": 1}], "algorithm": algorithm, "level": level}) == "invalid_level"
+        assert (
+            error_code({"files": [{"name": "a", "size": 1}], "algorithm": algorithm, "level": level}) == "invalid_level"
+        )
 
 
-@pytest.mark.parametrize("name", [
-    "/etc/passwd", "../up", "a/../b", "a\\b", "a\x00b", "tab\there", "", "a//b", "./a", "dir/", "x" * 1025,
-    "é" * 513,  # 1026 bytes in UTF-8
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "/etc/passwd",
+        "../up",
+        "a/../b",
+        "a\\b",
+        "a\x00b",
+        "tab\there",
+        "",
+        "a//b",
+        "./a",
+        "dir/",
+        "x" * 1025,
+        "é" * 513,  # 1026 bytes in UTF-8
+    ],
+)
 def test_bad_names_are_refused(name):
     assert error_code({"files": [{"name": name, "size": 1}]}) == "invalid_name"
 
@@ -73,44 +88,92 @@ def test_duplicates_unknown_fields_and_shapes():
 
 def test_sha256_and_content_type():
     digest = "AB" * 32
-    spec = parse({"files": [{"name": "a", "size": 1, "sha256": digest, "content_type": "text/plain; charset=utf-8"}]}).files[0]
+    spec = parse(
+        {"files": [{"name": "a", "size": 1, "sha256": digest, "content_type": "text/plain; charset=utf-8"}]}
+    ).files[0]
     assert spec.sha256 == digest.lower()
     assert error_code({"files": [{"name": "a", "size": 1, "sha256": "xyz"}]}) == "invalid_sha256"
     assert error_code({"files": [{"name": "a", "size": 1, "content_type": "bad\r\nheader"}]}) == "invalid_content_type"
 
 
-@pytest.mark.parametrize("sha256", [
-    "ab" * 32 + "\n",  # `$` matches before a final newline: the old check let this through
-    "ab" * 32 + "\r\n", "\n" + "ab" * 32, "ab" * 32 + " ", "ab" * 31, "ab" * 33, "ab" * 31 + "zz",
-    "٠" * 64,  # Arabic-Indic digits: digits to \\d, not hex digits
-    "", 12, ["ab" * 32],
-])
+@pytest.mark.parametrize(
+    "sha256",
+    [
+        "ab" * 32 + "\n",  # `$` matches before a final newline: the old check let this through
+        "ab" * 32 + "\r\n",
+        "\n" + "ab" * 32,
+        "ab" * 32 + " ",
+        "ab" * 31,
+        "ab" * 33,
+        "ab" * 31 + "zz",
+        "٠" * 64,  # Arabic-Indic digits: digits to \\d, not hex digits
+        "",
+        12,
+        ["ab" * 32],
+    ],
+)
 def test_sha256_is_exactly_64_hex_digits(sha256):
     assert error_code({"files": [{"name": "a", "size": 1, "sha256": sha256}]}) == "invalid_sha256"
 
 
-@pytest.mark.parametrize("content_type", [
-    "text/plain", "application/vnd.api+json", "application/x-ndjson", "image/svg+xml",
-    "text/plain; charset=utf-8", 'text/plain; charset="utf-8"', "text/plain;charset=utf-8;format=flowed",
-    "text/plain ;  charset=utf-8", "text/plain;", 'multipart/mixed; boundary="a b;c=d"',
-    'text/plain; x="quoted \\"pair\\" and \\\\"', "application/x-!#$%&'*+.^_`|~",
-    "a/" + "b" * (MAX_CONTENT_TYPE - 2),
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/vnd.api+json",
+        "application/x-ndjson",
+        "image/svg+xml",
+        "text/plain; charset=utf-8",
+        'text/plain; charset="utf-8"',
+        "text/plain;charset=utf-8;format=flowed",
+        "text/plain ;  charset=utf-8",
+        "text/plain;",
+        'multipart/mixed; boundary="a b;c=d"',
+        'text/plain; x="quoted \\"pair\\" and \\\\"',
+        "application/x-!#$%&'*+.^_`|~",
+        "a/" + "b" * (MAX_CONTENT_TYPE - 2),
+    ],
+)
 def test_rfc_9110_media_types_are_accepted(content_type):
     assert is_media_type(content_type), content_type
     spec = parse({"files": [{"name": "a", "size": 1, "content_type": content_type}]}).files[0]
     assert spec.content_type == content_type
 
 
-@pytest.mark.parametrize("content_type", [
-    "text/plain\r\nX-Injected: 1", "text/plain\n", "text/plain\r", "text/plain\t", "text/plain;\tcharset=utf-8",
-    "text/pläin", "text/plain; charset=\"ü\"", "text/plain; a=\"\x85\"",  # obs-text is refused too
-    "text/plain; a=\"\\\t\"", "text/plain\x00", "text/plain\x7f",
-    "", "text", "text/", "/plain", "text /plain", "text/ plain", " text/plain", "text/plain ", "text/plain; ",
-    "text/plain;a", "text/plain; a=", "text/plain; =b", "text/plain; a=b c", 'text/plain; a="unterminated',
-    "text/plain; a=b; c", "text/pl@in", "text/plain, text/html",
-    "a/" + "b" * (MAX_CONTENT_TYPE - 1),
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain\r\nX-Injected: 1",
+        "text/plain\n",
+        "text/plain\r",
+        "text/plain\t",
+        "text/plain;\tcharset=utf-8",
+        "text/pläin",
+        'text/plain; charset="ü"',
+        'text/plain; a="\x85"',  # obs-text is refused too
+        'text/plain; a="\\\t"',
+        "text/plain\x00",
+        "text/plain\x7f",
+        "",
+        "text",
+        "text/",
+        "/plain",
+        "text /plain",
+        "text/ plain",
+        " text/plain",
+        "text/plain ",
+        "text/plain; ",
+        "text/plain;a",
+        "text/plain; a=",
+        "text/plain; =b",
+        "text/plain; a=b c",
+        'text/plain; a="unterminated',
+        "text/plain; a=b; c",
+        "text/pl@in",
+        "text/plain, text/html",
+        "a/" + "b" * (MAX_CONTENT_TYPE - 1),
+    ],
+)
 def test_other_content_types_are_refused(content_type):
     assert not is_media_type(content_type), content_type
     assert error_code({"files": [{"name": "a", "size": 1, "content_type": content_type}]}) == "invalid_content_type"
