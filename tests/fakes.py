@@ -252,12 +252,6 @@ class InMemoryStorage:
     def delete(self, key):
         self.objects.pop(key, None)
 
-    def delete_prefix(self, prefix):
-        keys = [k for k in self.objects if k.startswith(prefix)]
-        for key in keys:
-            del self.objects[key]
-        return len(keys)
-
 
 class FakeWorkQueue:
     def __init__(self) -> None:
