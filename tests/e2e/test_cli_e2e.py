@@ -68,8 +68,8 @@ def test_upload_wait_download_is_byte_exact(local_stack, tmp_path: Path, algorit
 def test_a_file_failing_on_the_worker_exits_1_and_is_listed(local_stack, tmp_path: Path, monkeypatch) -> None:
     """The file changes (same size) after its sha256 was sent: the worker's check fails it.
 
-    moto may also refuse the PUT on the checksum (as S3 would): then the
-    upload fails instead. Either way the file is listed and the exit code is 1.
+    On S3 the PUT itself would be refused on the checksum; moto accepts it, so
+    here the worker's own sha256 check fails the file. Listed, exit code 1.
     """
     files = _tree(tmp_path / "src")
     victim = tmp_path / "src" / "notes.txt"
@@ -88,4 +88,8 @@ def test_a_file_failing_on_the_worker_exits_1_and_is_listed(local_stack, tmp_pat
 
     assert "1 of 5 file(s) failed:" in result.stderr
     assert "src/notes.txt: " in result.stderr
-    assert "checksum_mismatch" in result.stderr or "http_400" in result.stderr, result.stderr
+    # moto stores the PUT without checking its signed sha256, so the worker is the
+    # defence that acts here (S3's own refusal is tested against LocalStack:
+    # tests/localstack/test_flow.py, wrong sha256)
+    assert "checksum_mismatch" in result.stderr, result.stderr
+    assert "http_400" not in result.stderr, result.stderr

@@ -6,6 +6,7 @@ wrong content): each is rejected, stores nothing and moves no job forward.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import os
@@ -143,6 +144,16 @@ def test_rejected_uploads_store_nothing_and_move_no_job(stack, send, status, cod
     _assert_untouched(stack, job_id, record)
 
 
+def _wait_until_expired(url: str, deadline: float = 30.0) -> None:
+    """Wait for the instant the URL's signature says it expires (X-Amz-Date + X-Amz-Expires), plus 1 s."""
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(url).query))
+    signed = datetime.datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+    expires_at = signed.timestamp() + int(query["X-Amz-Expires"]) + 1
+    assert expires_at - time.time() < deadline, "the URL expires too late for this test"
+    while time.time() < expires_at:
+        time.sleep(min(0.1, max(0.0, expires_at - time.time())))
+
+
 def test_expired_url_is_rejected(stack):
     data = os.urandom(1024)
     job_id, record, _ = _create(stack, data)
@@ -154,7 +165,7 @@ def test_expired_url_is_rejected(stack):
         sha256_hex=hashlib.sha256(data).hexdigest(),
         expires_in=1,
     )
-    time.sleep(2)
+    _wait_until_expired(storage_upload.url)
     response = requests.put(storage_upload.url, data=data, headers=storage_upload.headers, timeout=30)
     assert response.status_code == 403, response.text
     _assert_untouched(stack, job_id, record)

@@ -1,4 +1,4 @@
-from chalicelib.domain import Algorithm, FileError, FileRecord, FileState, Job, JobState, new_job_id, summarize
+from chalicelib.domain import Algorithm, FileRecord, FileState, Job, JobState, new_job_id, summarize
 
 
 def job(**kw):
@@ -46,4 +46,11 @@ def test_states_and_totals():
 def test_ratio_of_empty_file_is_none():
     assert file("a", FileState.COMPLETED, 0, 9).ratio is None
     assert file("a", FileState.COMPLETED, 100, 25).ratio == 0.25
-    assert FileError("x", "y").code == "x"
+
+
+def test_final_states_and_live_claims():
+    assert {s for s in FileState if s.is_final} == {FileState.COMPLETED, FileState.FAILED, FileState.CANCELLED}
+    held = file("a", FileState.PROCESSING).evolve(lease_until=100.0)
+    assert held.held_at(99.0) and held.held_at(100.0) and not held.held_at(100.5)
+    assert not file("a", FileState.QUEUED).evolve(lease_until=100.0).held_at(50.0)  # only processing is held
+    assert not file("a", FileState.PROCESSING).held_at(1.0)  # no lease recorded: takeable
