@@ -16,15 +16,10 @@ from dataclasses import dataclass
 
 import boto3
 
+from infra.local.config import FAKE_AWS
 from infra.resources import create_resources, stage_config
 
-FAKE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
+FAKE_ENV = FAKE_AWS  # the local stack's fake credentials: one set for stack, tests and benchmarks
 REGION = "us-east-1"
 
 

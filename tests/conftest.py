@@ -1,25 +1,19 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import boto3
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
-# Offline, fake credentials, our own names: set before anything imports app.py.
-TEST_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
+from infra.local.config import FAKE_AWS  # noqa: E402
 from infra.resources import load_chalice_config, stage_config  # noqa: E402
+
+# Offline, the one set of fake credentials (the local stack's), our own names:
+# set before anything imports app.py.
+TEST_ENV = dict(FAKE_AWS)
 
 # The "test" stage of .chalice/config.json: chalice.test.Client applies the
 # same variables, so the app, the worker and moto agree on every name.

@@ -34,8 +34,7 @@ LEASE, HEARTBEAT = 3, 0.3
 
 # One worker process: receive one message, run the compress handler's path on it.
 WORKER = textwrap.dedent("""
-    import sys, time
-    sys.path[:0] = [{root!r}, {tests!r}]
+    import time
     import boto3
     from chalicelib import wiring
     from events import receive_records
@@ -68,13 +67,14 @@ def emulator():
 
 def start_worker(endpoint: str, queue_url: str) -> subprocess.Popen:
     env = {
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
         **os.environ,
         "AWS_ENDPOINT_URL": endpoint,
         "SQUEEZER_LEASE_SECONDS": str(LEASE),
         "SQUEEZER_HEARTBEAT_SECONDS": str(HEARTBEAT),
         "SQUEEZER_COMPRESS_THREADS": "1",
     }
-    code = WORKER.format(root=str(ROOT), tests=str(ROOT / "tests"), queue=queue_url)
+    code = WORKER.format(queue=queue_url)
     return subprocess.Popen(
         [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
