@@ -28,8 +28,10 @@ lint: venv
 ## The static checks, then the test suite: unit, service (fakes), adapters and app (moto), client,
 ## faults, end to end (local stack), and the benchmarks in quick mode (they compare with Debian's
 ## zstd, brotli and gzip tools).
+## Three processes on two cores: most tests wait on servers, subprocesses and sockets. --dist loadfile
+## keeps a file's tests (and its module fixtures) in one process.
 test: lint bench-tools
-	$(PY) -m pytest
+	$(PY) -m pytest -n 3 --dist loadfile
 
 ## Without the tests that start servers.
 test-fast: venv
