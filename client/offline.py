@@ -8,8 +8,6 @@ file behind, and an existing file is replaced only with ``force``.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ from chalicelib.codecs import (
 from chalicelib.domain import Algorithm
 
 from .errors import InputError
-from .transfer import NEW_FILE_MODE
+from .transfer import atomic_file
 
 _MAGIC_BYTES = 4
 
@@ -115,22 +113,8 @@ def _open_input(path: Path) -> BinaryIO:
 
 
 def _write_atomically(output: Path, produce: Callable[[BinaryIO], StreamStats]) -> StreamStats:
-    directory = output.parent if str(output.parent) else Path(".")
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{output.name}.", suffix=".part")
+        with atomic_file(output) as sink:
+            return produce(sink)
     except OSError as exc:
         raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
-    try:
-        os.fchmod(fd, NEW_FILE_MODE)  # mkstemp's 0600 would outlive the rename
-        with os.fdopen(fd, "wb") as sink:
-            stats = produce(sink)
-        os.replace(tmp_name, output)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise InputError(f"{output}: {exc.strerror or exc}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    return stats

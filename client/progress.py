@@ -14,15 +14,10 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, Protocol
+from typing import Any
 
 import click
 from tqdm import tqdm
-
-
-class ByteTask(Protocol):
-    def advance(self, nbytes: int) -> None: ...
-    def close(self) -> None: ...
 
 
 class Progress:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import requests
 
@@ -228,11 +228,9 @@ def download_to(
     target.parent.mkdir(parents=True, exist_ok=True)
 
     def attempt() -> int:
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
         written = 0
         try:
-            os.fchmod(fd, NEW_FILE_MODE)  # mkstemp's 0600 would outlive the rename
-            with os.fdopen(fd, "wb") as out:
+            with atomic_file(target, durable=True) as out:
                 try:
                     with session.get(url, stream=True, timeout=timeout) as response:
                         check_response(response)
@@ -246,14 +244,32 @@ def download_to(
                     raise RetryableError(*describe_transport_error(exc)) from exc
                 if expected_size is not None and written != expected_size:
                     raise RetryableError("short_download", f"got {written} bytes, expected {expected_size}")
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp_name, target)
             return written
         except BaseException:
             on_bytes(-written)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
             raise
 
     return run_with_retries(attempt, policy, on_retry=on_retry)
+
+
+@contextlib.contextmanager
+def atomic_file(target: Path, *, durable: bool = False) -> Iterator[BinaryIO]:
+    """A new file written under a temporary name beside ``target``, renamed into place when the block ends.
+
+    An error or interrupt inside the block removes the temporary file and
+    leaves ``target`` as it was. ``durable`` syncs the data before the rename.
+    """
+    directory = target.parent if str(target.parent) else Path(".")
+    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
+    try:
+        os.fchmod(fd, NEW_FILE_MODE)  # mkstemp's 0600 would outlive the rename
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            if durable:
+                out.flush()
+                os.fsync(out.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise

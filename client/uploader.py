@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -23,7 +22,7 @@ import click
 
 from chalicelib.codecs import Source
 from chalicelib.errors import ValidationError
-from chalicelib.validation import check_name
+from chalicelib.validation import check_name, is_media_type
 
 from .errors import InputError
 from .output import human_size
@@ -41,8 +40,6 @@ from .transfer import (
 )
 
 READ_SIZE = 1024 * 1024
-# What the API accepts as a content type (chalicelib/validation.py).
-_CONTENT_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
 
 
 @dataclass(frozen=True)
@@ -166,7 +163,7 @@ def _name_problem(name: str) -> str | None:
 
 def _content_type(name: str) -> str | None:
     guessed, _encoding = mimetypes.guess_type(name, strict=False)
-    return guessed if guessed and _CONTENT_TYPE.match(guessed) else None
+    return guessed if guessed and is_media_type(guessed) else None
 
 
 # -- checksums -----------------------------------------------------------------

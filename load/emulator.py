@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 
 import boto3
@@ -43,18 +42,24 @@ class Emulator:
 
 
 def start() -> Emulator:
+    """The local stack's own emulator launcher (infra/local/emulator.py), on a free port, without saving."""
+    from infra.local import free_ports
+
+    (port,) = free_ports(1)
     process = subprocess.Popen(
-        [sys.executable, "-m", "load.emulator"],
+        [sys.executable, "-m", "infra.local.emulator", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        env={**os.environ, **FAKE_ENV},
     )
+    assert process.stdout is not None
     line = process.stdout.readline().strip()
-    if not line.startswith("http://"):
+    if not line.endswith(f"127.0.0.1:{port}"):
         process.kill()
         raise RuntimeError(f"moto server did not start: {line!r}")
-    return Emulator(endpoint=line, process=process)
+    return Emulator(endpoint=f"http://127.0.0.1:{port}", process=process)
 
 
 def settings_for(endpoint: str, **overrides):
@@ -82,22 +87,3 @@ def upload_stream(s3, bucket: str, key: str, source, size: int, part: int = 64 *
         parts.append({"PartNumber": number, "ETag": etag})
         number += 1
     s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
-
-
-def _serve() -> None:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    print(f"http://{host}:{port}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    finally:
-        server.stop()
-
-
-if __name__ == "__main__":
-    use_fake_credentials()
-    _serve()
