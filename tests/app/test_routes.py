@@ -53,30 +53,16 @@ def test_create_job_returns_presigned_uploads(client):
     assert first["upload"]["expires_in"] == 3600
 
 
+# The HTTP concerns only: a body that is not JSON, an empty one, a JSON shape
+# error and one domain rule, each answered 400 in the error shape. Every rule
+# itself is tested in tests/unit/test_validation.py.
 @pytest.mark.parametrize(
     ("body", "code"),
     [
         ("{not json", "invalid_json"),
         ("", "invalid_json"),
         ("[1]", "invalid_body"),
-        ({"files": []}, "invalid_file_count"),
-        ({"files": [{"name": f"f{i}", "size": 1} for i in range(1001)]}, "invalid_file_count"),
-        ({"files": [{"name": "/abs", "size": 1}]}, "invalid_name"),
         ({"files": [{"name": "a/../b", "size": 1}]}, "invalid_name"),
-        ({"files": [{"name": "a\\b", "size": 1}]}, "invalid_name"),
-        ({"files": [{"name": "a\x07", "size": 1}]}, "invalid_name"),
-        ({"files": [{"name": "", "size": 1}]}, "invalid_name"),
-        ({"files": [{"name": "n" * 1025, "size": 1}]}, "invalid_name"),
-        ({"files": [{"name": "a", "size": 1}, {"name": "a", "size": 1}]}, "duplicate_name"),
-        ({"files": [{"name": "a", "size": -1}]}, "invalid_size"),
-        ({"files": [{"name": "a", "size": 5 * GiB + 1}]}, "invalid_size"),
-        ({"files": [{"name": "a", "size": "1"}]}, "invalid_size"),
-        ({"files": [{"name": "a", "size": 1}], "algorithm": "zstd", "level": 23}, "invalid_level"),
-        ({"files": [{"name": "a", "size": 1}], "algorithm": "brotli", "level": 12}, "invalid_level"),
-        ({"files": [{"name": "a", "size": 1}], "algorithm": "gzip", "level": 0}, "invalid_level"),
-        ({"files": [{"name": "a", "size": 1}], "algorithm": "xz"}, "invalid_algorithm"),
-        ({"files": [{"name": "a", "size": 1}], "priority": "high"}, "unknown_field"),
-        ({"files": [{"name": "a", "size": 1, "owner": "x"}]}, "unknown_field"),
     ],
 )
 def test_create_job_validation_errors(client, body, code):
