@@ -4,8 +4,6 @@ import json
 
 import pytest
 
-GiB = 1024**3
-
 
 def post(client, body, content_type="application/json"):
     raw = body if isinstance(body, (str, bytes)) else json.dumps(body)

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 from fakes import FakeWorkQueue, InMemoryJobStore, InMemoryStorage
 
@@ -45,6 +47,19 @@ def test_invalid_body_writes_nothing(service, store):
     with pytest.raises(ValidationError):
         service.create_job({"files": []}, owner="alice")
     assert store.jobs == {}
+
+
+def test_the_limits_come_from_the_settings(store, storage, settings):
+    # The rules themselves are tests/unit/test_validation.py's; this is that the
+    # service hands them its settings (as the routes once checked with 1,001 files).
+    small = JobService(store, storage, dataclasses.replace(settings, max_files_per_job=2, max_file_size=10))
+    three = {"files": [{"name": f"f{i}", "size": 1} for i in range(3)]}
+    for body, code in ((three, "invalid_file_count"), ({"files": [{"name": "a", "size": 11}]}, "invalid_size")):
+        with pytest.raises(ValidationError) as info:
+            small.create_job(body, owner="alice")
+        assert info.value.code == code
+    assert small.create_job({"files": [{"name": "a", "size": 10}, {"name": "b", "size": 0}]}, owner="alice")
+    assert len(store.jobs) == 1
 
 
 def test_status_of_unknown_or_foreign_job_is_not_found(service):

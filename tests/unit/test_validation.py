@@ -40,6 +40,7 @@ def test_level_ranges(algorithm, low, high):
         "a/../b",
         "a\\b",
         "a\x00b",
+        "a\x07",  # any control character, not only NUL and tab
         "tab\there",
         "",
         "a//b",
@@ -83,7 +84,8 @@ def test_duplicates_unknown_fields_and_shapes():
     assert error_code({"files": "a"}) == "invalid_files"
     assert error_code({"files": ["a"]}) == "invalid_files"
     assert error_code([1, 2]) == "invalid_body"
-    assert error_code({"files": [{"name": "a", "size": 1}], "algorithm": "lzma"}) == "invalid_algorithm"
+    for algorithm in ("lzma", "xz", "ZSTD", 3, None):
+        assert error_code({"files": [{"name": "a", "size": 1}], "algorithm": algorithm}) == "invalid_algorithm"
 
 
 def test_sha256_and_content_type():
