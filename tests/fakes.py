@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import threading
 from dataclasses import replace
 
 from chalicelib.domain import Claim, FileRecord, FileState, Job
-from chalicelib.storage import ObjectStream, PresignedRequest
+from chalicelib.ports import ObjectStream, PresignedRequest
 
 _OPEN = {FileState.PENDING, FileState.QUEUED, FileState.PROCESSING}
 
@@ -177,8 +178,9 @@ class InMemoryJobStore:
 
 
 class FakeWriter:
-    def __init__(self, storage: InMemoryStorage, key: str, metadata: dict) -> None:
+    def __init__(self, storage: InMemoryStorage, key: str, content_type: str, metadata: dict) -> None:
         self._storage, self._key, self._metadata = storage, key, metadata
+        self._content_type = content_type
         self._buffer = io.BytesIO()
         self.size = 0
         self.aborted = False
@@ -189,9 +191,7 @@ class FakeWriter:
         return len(data)
 
     def close(self, *, tags=None):
-        self._storage.objects[self._key] = self._buffer.getvalue()
-        self._storage.metadata[self._key] = dict(self._metadata)
-        self._storage.tags[self._key] = dict(tags or {})
+        self._storage._store(self._key, self._buffer.getvalue(), self._content_type, self._metadata, tags)
         return self.size
 
     def abort(self):
@@ -215,8 +215,11 @@ class FaultyReader:
 
 
 class InMemoryStorage:
+    """S3Storage's twin; tests/adapters/test_storage.py holds the two to one contract."""
+
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
+        self.content_types: dict[str, str] = {}
         self.metadata: dict[str, dict] = {}
         self.tags: dict[str, dict] = {}
         self.aborted: list[str] = []
@@ -224,8 +227,8 @@ class InMemoryStorage:
 
     def presign_upload(self, key, *, size, content_type, sha256_hex, expires_in):
         headers = {"Content-Length": str(size), "Content-Type": content_type}
-        if sha256_hex:
-            headers["x-amz-checksum-sha256"] = sha256_hex
+        if sha256_hex:  # S3 takes the digest in base64, as S3Storage signs it
+            headers["x-amz-checksum-sha256"] = base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")
         return PresignedRequest("PUT", f"https://fake-s3/{key}?signed", headers, expires_in)
 
     def presign_download(self, key, *, filename, expires_in):
@@ -240,17 +243,24 @@ class InMemoryStorage:
         return ObjectStream(body=body, size=len(data))
 
     def open_writer(self, key, *, content_type, metadata):
-        return FakeWriter(self, key, metadata)
+        return FakeWriter(self, key, content_type, metadata)
 
     def exists(self, key):
         return key in self.objects
 
     def put_bytes(self, key, data, *, content_type):
-        self.objects[key] = bytes(data)
-        self.metadata[key] = {"content-type": content_type}
+        self._store(key, bytes(data), content_type, {}, None)
 
     def delete(self, key):
-        self.objects.pop(key, None)
+        for table in (self.objects, self.content_types, self.metadata, self.tags):
+            table.pop(key, None)
+
+    def _store(self, key, data, content_type, metadata, tags):
+        """A whole object, as a PUT replaces one: body, type, metadata and tags together."""
+        self.objects[key] = data
+        self.content_types[key] = content_type
+        self.metadata[key] = dict(metadata)
+        self.tags[key] = dict(tags or {})
 
 
 class FakeWorkQueue:

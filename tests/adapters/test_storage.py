@@ -23,16 +23,6 @@ def storage(moto_aws, settings):
     return S3Storage(AwsClients(settings).s3, BUCKET, part_size=5 * MiB)
 
 
-def test_small_result_is_one_put_with_metadata_and_tags(storage, s3):
-    writer = storage.open_writer("results/j/f.zst", content_type="application/zstd", metadata={"original-size": "3"})
-    writer.write(b"abc")
-    assert writer.close(tags={"original-crc32": "0000abcd"}) == 3
-    head = s3.head_object(Bucket=BUCKET, Key="results/j/f.zst")
-    assert head["Metadata"] == {"original-size": "3"} and head["ContentType"] == "application/zstd"
-    tags = s3.get_object_tagging(Bucket=BUCKET, Key="results/j/f.zst")["TagSet"]
-    assert tags == [{"Key": "original-crc32", "Value": "0000abcd"}]
-
-
 def test_large_result_goes_multipart_with_bounded_buffer(storage, s3):
     writer = storage.open_writer("results/j/big.zst", content_type="application/zstd", metadata={"a": "1"})
     data = os.urandom(12 * MiB + 123)
@@ -84,15 +74,25 @@ def test_download_url_names_the_file():
 # -- one contract, two implementations: S3 (moto) and the in-memory fake ---------------------
 
 
+def _described_by_s3(key):
+    """What S3 keeps beside the bytes: content type, user metadata, tags."""
+    s3 = boto3.client("s3", region_name="us-east-1")
+    head = s3.head_object(Bucket=BUCKET, Key=key)
+    tags = s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"]
+    return head["ContentType"], head["Metadata"], {t["Key"]: t["Value"] for t in tags}
+
+
 @pytest.fixture(params=["s3", "memory"])
 def any_storage(request):
+    """(storage, described): ``described(key)`` reads content type, metadata and tags as that backend keeps them."""
     if request.param == "memory":
         from fakes import InMemoryStorage
 
-        return InMemoryStorage()
+        fake = InMemoryStorage()
+        return fake, lambda key: (fake.content_types[key], fake.metadata[key], fake.tags[key])
     request.getfixturevalue("moto_aws")
     settings = request.getfixturevalue("settings")
-    return S3Storage(AwsClients(settings).s3, BUCKET, part_size=5 * MiB)
+    return S3Storage(AwsClients(settings).s3, BUCKET, part_size=5 * MiB), _described_by_s3
 
 
 def _read_all(storage, key):
@@ -103,41 +103,85 @@ def _read_all(storage, key):
         stream.close()
 
 
-@pytest.mark.parametrize("size", [0, 3, 11 * MiB + 7])  # empty, one PUT, multipart
-def test_contract_a_written_result_reads_back(any_storage, size):
+@pytest.mark.parametrize("size", [0, 3, 11 * MiB + 7])  # empty, one PUT, multipart (5 MiB parts)
+def test_contract_a_written_result_reads_back_with_its_type_metadata_and_tags(any_storage, size):
+    storage, described = any_storage
     data = os.urandom(size)
-    writer = any_storage.open_writer("results/j/f/t.zst", content_type="application/zstd", metadata={"a": "1"})
+    writer = storage.open_writer("results/j/f/t.zst", content_type="application/zstd", metadata={"a": "1"})
     for start in range(0, len(data), MiB):
-        writer.write(data[start : start + MiB])
+        assert writer.write(data[start : start + MiB]) == len(data[start : start + MiB])
     assert writer.close(tags={"original-crc32": "1"}) == size == writer.size
-    assert _read_all(any_storage, "results/j/f/t.zst") == (size, data)
-    assert any_storage.exists("results/j/f/t.zst")
+    assert _read_all(storage, "results/j/f/t.zst") == (size, data)
+    assert storage.exists("results/j/f/t.zst")
+    assert described("results/j/f/t.zst") == ("application/zstd", {"a": "1"}, {"original-crc32": "1"})
 
 
-def test_contract_an_aborted_result_does_not_exist(any_storage):
-    writer = any_storage.open_writer("results/j/f/gone.zst", content_type="application/zstd", metadata={})
-    writer.write(os.urandom(6 * MiB))
+@pytest.mark.parametrize("size", [3, 11 * MiB + 7])
+def test_contract_a_result_without_tags_has_none(any_storage, size):
+    storage, described = any_storage
+    writer = storage.open_writer("results/j/f/u.zst", content_type="application/gzip", metadata={})
+    writer.write(b"x" * size)
+    assert writer.close() == size
+    assert described("results/j/f/u.zst") == ("application/gzip", {}, {})
+
+
+@pytest.mark.parametrize("size", [3, 6 * MiB])  # before and after the first part went out
+def test_contract_an_aborted_result_does_not_exist(any_storage, size):
+    storage, _ = any_storage
+    writer = storage.open_writer("results/j/f/gone.zst", content_type="application/zstd", metadata={})
+    writer.write(os.urandom(size))
     writer.abort()
-    assert any_storage.open_read("results/j/f/gone.zst") is None
-    assert not any_storage.exists("results/j/f/gone.zst")
+    assert storage.open_read("results/j/f/gone.zst") is None
+    assert not storage.exists("results/j/f/gone.zst")
+
+
+def test_contract_missing_objects(any_storage):
+    storage, _ = any_storage
+    assert storage.open_read("uploads/j/missing") is None
+    assert not storage.exists("uploads/j/missing")
+    storage.delete("uploads/j/missing")  # deleting what is not there is not an error
 
 
 def test_contract_put_exists_delete(any_storage):
-    assert not any_storage.exists("dead-letters/2026/12/04/m.json")
-    any_storage.put_bytes("dead-letters/2026/12/04/m.json", b"{}", content_type="application/json")
-    assert any_storage.exists("dead-letters/2026/12/04/m.json")
-    assert _read_all(any_storage, "dead-letters/2026/12/04/m.json") == (2, b"{}")
-    any_storage.delete("dead-letters/2026/12/04/m.json")
-    any_storage.delete("dead-letters/2026/12/04/m.json")  # deleting what is gone is not an error
-    assert not any_storage.exists("dead-letters/2026/12/04/m.json")
-    assert any_storage.open_read("dead-letters/2026/12/04/m.json") is None
+    storage, described = any_storage
+    key = "dead-letters/2026/12/04/m.json"
+    assert not storage.exists(key)
+    storage.put_bytes(key, b"{}", content_type="application/json")
+    assert storage.exists(key)
+    assert _read_all(storage, key) == (2, b"{}")
+    assert described(key) == ("application/json", {}, {})
+    storage.delete(key)
+    storage.delete(key)  # deleting what is gone is not an error
+    assert not storage.exists(key)
+    assert storage.open_read(key) is None
 
 
-def test_contract_presigned_upload_names_method_and_headers(any_storage):
-    request = any_storage.presign_upload(
-        "uploads/j/f", size=5, content_type="text/plain", sha256_hex=None, expires_in=60
+def test_contract_a_put_replaces_a_result_whole(any_storage):
+    storage, described = any_storage
+    writer = storage.open_writer("results/j/f/r.zst", content_type="application/zstd", metadata={"a": "1"})
+    writer.write(b"old")
+    writer.close(tags={"t": "1"})
+    storage.put_bytes("results/j/f/r.zst", b"new!", content_type="application/json")
+    assert _read_all(storage, "results/j/f/r.zst") == (4, b"new!")
+    assert described("results/j/f/r.zst") == ("application/json", {}, {})
+
+
+@pytest.mark.parametrize(
+    ("sha256_hex", "checksum"),
+    [
+        (None, None),
+        (hashlib.sha256(b"hello").hexdigest(), "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="),  # base64, as S3 wants
+    ],
+)
+def test_contract_presigned_upload_names_method_and_headers(any_storage, sha256_hex, checksum):
+    storage, _ = any_storage
+    request = storage.presign_upload(
+        "uploads/j/f", size=5, content_type="text/plain", sha256_hex=sha256_hex, expires_in=60
     )
     assert (request.method, request.expires_in) == ("PUT", 60)
-    assert request.headers == {"Content-Length": "5", "Content-Type": "text/plain"}
+    expected = {"Content-Length": "5", "Content-Type": "text/plain"}
+    if checksum:
+        expected["x-amz-checksum-sha256"] = checksum
+    assert request.headers == expected
     assert "uploads/j/f" in request.url
-    assert "results/j/f.zst" in any_storage.presign_download("results/j/f.zst", filename="a.txt.zst", expires_in=60)
+    assert "results/j/f.zst" in storage.presign_download("results/j/f.zst", filename="a.txt.zst", expires_in=60)
