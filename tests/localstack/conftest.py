@@ -25,6 +25,7 @@ from chalicelib.service import JobService
 from chalicelib.settings import Settings
 from chalicelib.storage import S3Storage
 from chalicelib.worker import Worker
+from infra.local.config import FAKE_AWS
 from infra.resources import CreatedResources, StageConfig, create_resources, delete_resources, stage_config
 
 ENDPOINT = os.environ.get("LOCALSTACK_ENDPOINT", "http://127.0.0.1:4566")
@@ -84,8 +85,12 @@ def stack() -> Stack:
         queue=f"squeezer-lst-{suffix}-jobs",
         dead_letter_queue=f"squeezer-lst-{suffix}-jobs-dlq",
     )
-    # LocalStack checks presigned signatures against the secret "test"
-    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+    # The one set of fake credentials; LocalStack checks presigned signatures against the secret "test"
+    session = boto3.session.Session(
+        aws_access_key_id=FAKE_AWS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_AWS["AWS_SECRET_ACCESS_KEY"],
+        region_name=REGION,
+    )
     raw = {name: session.client(name, endpoint_url=ENDPOINT, region_name=REGION) for name in ("s3", "sqs", "dynamodb")}
     created = create_resources(cfg, region=REGION, **raw)
     settings = Settings(
