@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 
 
 def s3_notification(bucket: str, key: str, size: int) -> dict:
@@ -41,15 +43,27 @@ def sqs_event(*records: dict) -> dict:
     return {"Records": list(records)}
 
 
-def receive_records(sqs, queue_url: str, *, wait: int = 0) -> list[dict]:
-    """Receive every visible message and shape it as Lambda's SQS event records."""
+def receive_records(
+    sqs, queue_url: str, *, wait: int = 0, until: Callable[[list[dict]], bool] | None = None, deadline: float = 10.0
+) -> list[dict]:
+    """Receive every visible message and shape it as Lambda's SQS event records.
+
+    ``until``: long-poll (for at most ``deadline`` seconds) until the records
+    received satisfy it, then take whatever else is visible without waiting,
+    instead of ending on a long poll of an empty queue.
+    """
     records: list[dict] = []
+    give_up = time.monotonic() + deadline
     while True:
+        waiting = until is not None and not until(records) and time.monotonic() < give_up
         response = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait, AttributeNames=["All"]
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=1 if waiting else (0 if until is not None else wait),
+            AttributeNames=["All"],
         )
         messages = response.get("Messages", [])
-        if not messages:
+        if not messages and not waiting:
             return records
         for message in messages:
             records.append(
