@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from chalicelib import __version__
-from chalicelib.domain import Algorithm
+from chalicelib.domain import Algorithm, InvalidLevel
 
 from . import jobs, offline, output
 from .admin import admin
@@ -53,12 +53,13 @@ class AppContext:
 
 
 def _level(algorithm: str, level: int | None) -> int | None:
-    if level is not None:
-        try:
-            Algorithm(algorithm).check_level(level)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="'-l' / '--level'") from None
-    return level
+    """``level`` checked by the API's own rule (the domain's), so a bad one fails before any upload."""
+    if level is None:
+        return None
+    try:
+        return Algorithm(algorithm).check_level(level)
+    except InvalidLevel as exc:
+        raise click.BadParameter(str(exc), param_hint="'-l' / '--level'") from None
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Write machine-readable JSON to stdout.")

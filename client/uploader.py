@@ -155,15 +155,16 @@ def _name_problem(name: str) -> str | None:
     except UnicodeEncodeError:
         return "the name is not valid UTF-8"
     try:
-        check_name(name)
+        check_name(name, where="the API would refuse the name")
     except ValidationError as exc:
-        return f"the API would refuse the name ({exc.message.split(': ', 1)[-1]})"
+        return exc.message
     return None
 
 
 def _content_type(name: str) -> str | None:
+    """The type guessed from the name, if the API accepts it (its own rule); else none is sent."""
     guessed, _encoding = mimetypes.guess_type(name, strict=False)
-    return guessed if guessed and is_media_type(guessed) else None
+    return guessed if is_media_type(guessed) else None
 
 
 # -- checksums -----------------------------------------------------------------

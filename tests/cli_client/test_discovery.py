@@ -75,6 +75,41 @@ def test_names_the_api_would_refuse_are_skipped(tmp_path: Path) -> None:
 
     assert sorted(found([tmp_path / "d"], skipped)) == ["d/ok.txt"]
     assert len(skipped) == 2
+    backslash, latin1 = sorted(skipped, key=lambda note: "UTF-8" in note)
+    # The API's own rule (chalicelib.validation.check_name) decides, and its reason is shown as it is.
+    assert backslash.endswith(
+        "back\\slash.txt: the API would refuse the name: name contains a backslash; use '/' between folders: "
+        "'d/back\\\\slash.txt'"
+    ), backslash
+    assert latin1.endswith("caf\udce9.txt: the name is not valid UTF-8"), latin1
+
+
+@pytest.mark.parametrize(
+    "guessed, sent",
+    [
+        ("text/plain", "text/plain"),
+        ("text/plain; charset=utf-8", "text/plain; charset=utf-8"),
+        ("text/plain ", None),  # a trailing space: the API refuses it (RFC 9110: not part of the value)
+        ("text/plain\tx", None),
+        ("texte/é", None),
+        ("plain", None),
+        (None, None),
+    ],
+)
+def test_a_guessed_content_type_is_sent_only_if_the_api_accepts_it(
+    tmp_path: Path, monkeypatch, guessed: str | None, sent: str | None
+) -> None:
+    import mimetypes
+
+    from chalicelib.validation import is_media_type
+
+    tree(tmp_path, {"f.txt": b"x"})
+    monkeypatch.setattr(mimetypes, "guess_type", lambda name, strict=True: (guessed, None))
+
+    (local,) = found([tmp_path / "f.txt"]).values()
+
+    assert local.content_type == sent
+    assert sent is None or is_media_type(sent)
 
 
 def test_the_same_name_twice_is_a_usage_error(tmp_path: Path) -> None:

@@ -264,3 +264,18 @@ def test_nothing_to_upload_is_a_usage_error(fake_api, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     result = run("--api-url", api.url, "upload", str(tmp_path / "empty"), expect=2)
     assert "no files to upload" in result.output
+
+
+@pytest.mark.parametrize("algorithm, level", [("zstd", "23"), ("brotli", "12"), ("gzip", "0")])
+def test_a_level_the_api_would_refuse_is_a_usage_error_before_any_request(
+    fake_api, tmp_path: Path, algorithm: str, level: str
+) -> None:
+    api = fake_api()
+    make_tree(tmp_path / "src")
+
+    result = run("--api-url", api.url, "upload", str(tmp_path / "src"), "-a", algorithm, "-l", level, expect=2)
+
+    low, high = Algorithm(algorithm).level_range
+    assert f"level must be an integer from {low} to {high} for {algorithm}, got {level}" in result.output
+    assert "Traceback" not in result.output
+    assert api.jobs == {}
