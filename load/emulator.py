@@ -1,65 +1,27 @@
-"""A moto server on 127.0.0.1 in its own process, with Squeezer's resources.
+"""The benchmarks' helpers around the local stack's emulator.
 
-The server runs in a child process so that its request handling does not
-share the benchmark's GIL (on AWS, S3 is somebody else's CPU). On a 2-core
+The emulator itself is started by :func:`infra.local.running_emulator` (the
+local stack's launcher, in its own process, so its request handling does not
+share the benchmark's GIL: on AWS, S3 is somebody else's CPU). On a 2-core
 machine it still shares the cores: worker-side CPU time is reported next to
-wall time for that reason.
+wall time for that reason. The credentials are the stack's fake ones
+(:data:`infra.local.config.FAKE_AWS`).
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from dataclasses import dataclass
 
-import boto3
-
-from infra.local.config import FAKE_AWS
+from infra.local import emulator_client
+from infra.local.config import FAKE_AWS, REGION
 from infra.resources import create_resources, stage_config
-
-FAKE_ENV = FAKE_AWS  # the local stack's fake credentials: one set for stack, tests and benchmarks
-REGION = "us-east-1"
 
 
 def use_fake_credentials() -> None:
-    """Offline, fake credentials for this process only (never a real account)."""
-    os.environ.update(FAKE_ENV)
-    os.environ.pop("AWS_PROFILE", None)
-
-
-@dataclass
-class Emulator:
-    endpoint: str
-    process: subprocess.Popen
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
-def start() -> Emulator:
-    """The local stack's own emulator launcher (infra/local/emulator.py), on a free port, without saving."""
-    from infra.local import free_ports
-
-    (port,) = free_ports(1)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.local.emulator", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        env={**os.environ, **FAKE_ENV},
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline().strip()
-    if not line.endswith(f"127.0.0.1:{port}"):
-        process.kill()
-        raise RuntimeError(f"moto server did not start: {line!r}")
-    return Emulator(endpoint=f"http://127.0.0.1:{port}", process=process)
+    """This process talks to the emulator only: the fake credentials, none of the caller's AWS_* settings."""
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        del os.environ[name]
+    os.environ.update(FAKE_AWS)
 
 
 def settings_for(endpoint: str, **overrides):
@@ -71,8 +33,8 @@ def settings_for(endpoint: str, **overrides):
 
 
 def create(endpoint: str):
-    session = boto3.session.Session(region_name=REGION)
-    clients = {name: session.client(name, endpoint_url=endpoint) for name in ("s3", "sqs", "dynamodb")}
+    """The "test" stage's bucket, table and queues in the emulator at ``endpoint``."""
+    clients = {name: emulator_client(name, endpoint) for name in ("s3", "sqs", "dynamodb")}
     return create_resources(stage_config("test"), region=REGION, **clients)
 
 

@@ -262,29 +262,25 @@ def run(small: int, large: int, block: Path, moto_sizes: tuple[int, ...] = ()) -
 
 
 def _moto(sizes, block: Path) -> dict:
-    import boto3
-
     from chalicelib.domain import new_file_id, new_job_id
     from chalicelib.keys import ObjectKeys
+    from infra.local import emulator_client, running_emulator
 
     from . import emulator
 
     emulator.use_fake_credentials()
-    emu = emulator.start()
     results = {}
-    try:
-        emulator.create(emu.endpoint)
-        settings = emulator.settings_for(emu.endpoint)
-        s3 = boto3.session.Session(region_name=emulator.REGION).client("s3", endpoint_url=emu.endpoint)
+    with running_emulator() as endpoint:
+        emulator.create(endpoint)
+        settings = emulator.settings_for(endpoint)
+        s3 = emulator_client("s3", endpoint)
         for size in sizes:
             key = ObjectKeys(settings.uploads_prefix, settings.results_prefix).upload(new_job_id(), new_file_id())
             say(f"[3] uploading {size / MiB:.0f} MiB to the moto server")
             emulator.upload_stream(s3, settings.bucket, key, GeneratedSource(size), size)
             say(f"[3] moto storage, {size / MiB:.0f} MiB, fresh process")
-            results[f"moto-{size}"] = measure(size, "moto", block=block, endpoint=emu.endpoint, key=key)
+            results[f"moto-{size}"] = measure(size, "moto", block=block, endpoint=endpoint, key=key)
             s3.delete_object(Bucket=settings.bucket, Key=key)
-    finally:
-        emu.stop()
     return results
 
 

@@ -33,6 +33,7 @@ from chalicelib.queue import SqsWorkQueue
 from chalicelib.service import JobService
 from chalicelib.storage import S3Storage
 from chalicelib.worker import Worker
+from infra.local import running_emulator
 
 from . import emulator
 from .measure import Figure, MiB, NullSink, alternate, median_ratio, say
@@ -87,11 +88,8 @@ class _Proxy:
 def run(path: Path, rounds: int) -> list[Figure]:
     emulator.use_fake_credentials()
     say("[2] starting the moto server")
-    emu = emulator.start()
-    try:
-        return _run(emu.endpoint, path, rounds)
-    finally:
-        emu.stop()
+    with running_emulator() as endpoint:
+        return _run(endpoint, path, rounds)
 
 
 def _run(endpoint: str, path: Path, rounds: int) -> list[Figure]:

@@ -6,7 +6,15 @@
 
 from .config import BridgeOptions, LocalConfig
 from .errors import AlreadyRunning, LocalStackError, PortInUse, StartupFailed
-from .stack import LocalStack, free_port, free_ports, process_group_members
+from .stack import (
+    LocalStack,
+    emulator_client,
+    free_port,
+    free_ports,
+    process_group_members,
+    running_emulator,
+    start_emulator,
+)
 
 __all__ = [
     "AlreadyRunning",
@@ -16,7 +24,10 @@ __all__ = [
     "LocalStackError",
     "PortInUse",
     "StartupFailed",
+    "emulator_client",
     "free_port",
     "free_ports",
     "process_group_members",
+    "running_emulator",
+    "start_emulator",
 ]

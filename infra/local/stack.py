@@ -22,10 +22,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -151,6 +152,87 @@ class ManagedProcess:
             return ""
 
 
+def wait_for_port(process: ManagedProcess, port: int, timeout: float, host: str = HOST) -> None:
+    """Return once ``process`` listens on ``port``; StartupFailed if it exits or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        check_alive(process, deadline, timeout, f"listening on port {port}")
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+
+
+def check_alive(process: ManagedProcess, deadline: float, timeout: float, what: str) -> None:
+    """StartupFailed (with the end of its log) if ``process`` died or ``deadline`` passed while ``what``."""
+    if not process.alive:
+        raise StartupFailed(f"{process.name} exited while {what}; its log ({process.log_path}):\n{process.tail()}")
+    if time.monotonic() > deadline:
+        raise StartupFailed(f"{process.name} was not {what} after {timeout:.0f}s; see {process.log_path}")
+
+
+def start_emulator(
+    port: int,
+    *,
+    log_path: Path,
+    env: Mapping[str, str],
+    save_to: Path | None = None,
+    timeout: float = 60.0,
+    python: str = sys.executable,
+) -> ManagedProcess:
+    """Start the AWS emulator (``python -m infra.local.emulator``); return once it listens on ``port``.
+
+    The one way Squeezer starts its emulator: the local stack starts its own
+    with it, and so does :func:`running_emulator` (the benchmarks). ``save_to``
+    turns saving on (see :mod:`infra.local.persistence`). If it does not
+    come up, it is stopped and StartupFailed says why; PortInUse if
+    something else listens on ``port`` (it would pass for the emulator).
+    """
+    if not port_is_free(port):
+        raise PortInUse(port, "SQUEEZER_MOTO_PORT")
+    argv = [python, "-m", "infra.local.emulator", str(port)]
+    if save_to is not None:
+        argv += ["--save-to", str(save_to)]
+    process = ManagedProcess("emulator", argv, log_path)
+    process.start(env, ROOT)
+    try:
+        wait_for_port(process, port, timeout)
+    except BaseException:
+        process.stop(GRACE["emulator"])
+        raise
+    return process
+
+
+def emulator_client(service: str, endpoint_url: str) -> Any:
+    """A boto3 client for the emulator at ``endpoint_url`` (the fake credentials, never AWS)."""
+    return boto3.session.Session(
+        aws_access_key_id=FAKE_AWS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_AWS["AWS_SECRET_ACCESS_KEY"],
+        region_name=REGION,
+    ).client(service, endpoint_url=endpoint_url)
+
+
+@contextlib.contextmanager
+def running_emulator(port: int | None = None, *, timeout: float = 60.0) -> Iterator[str]:
+    """The emulator alone, on ``port`` (a free one if None), for as long as the block runs; yields its URL.
+
+    No resources are created and nothing is saved. It runs in its own
+    process with the stack's environment (the fake credentials, none of this
+    process's AWS_* variables) and logs to a temporary folder, removed with it.
+    """
+    port = port or free_port()
+    config = LocalConfig(moto_port=port)
+    with tempfile.TemporaryDirectory(prefix="squeezer-emulator-") as folder:
+        process = start_emulator(
+            port, log_path=Path(folder) / "emulator.log", env=config.process_environment(), timeout=timeout
+        )
+        try:
+            yield config.endpoint_url
+        finally:
+            process.stop(GRACE["emulator"])
+
+
 class LocalStack:
     """The whole system on 127.0.0.1, as a context manager.
 
@@ -228,11 +310,7 @@ class LocalStack:
 
     def client(self, service: str) -> Any:
         """A boto3 client for the emulator (fake credentials, never AWS)."""
-        return boto3.session.Session(
-            aws_access_key_id=FAKE_AWS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=FAKE_AWS["AWS_SECRET_ACCESS_KEY"],
-            region_name=REGION,
-        ).client(service, endpoint_url=self.endpoint_url)
+        return emulator_client(service, self.endpoint_url)
 
     # -- life cycle -------------------------------------------------------------------
     def __enter__(self) -> LocalStack:
@@ -259,11 +337,15 @@ class LocalStack:
             spill = cfg.state_dir / "emulator-tmp"
             shutil.rmtree(spill, ignore_errors=True)
             spill.mkdir()
-            emulator_args = ["-m", "infra.local.emulator", str(cfg.moto_port)]
-            if self.keep_state:
-                emulator_args += ["--save-to", str(self.saved_state)]
-            emulator = self._spawn("emulator", emulator_args, {**env, "TMPDIR": str(spill)})
-            self._wait_for_port(emulator, cfg.moto_port)
+            emulator = start_emulator(
+                cfg.moto_port,
+                log_path=cfg.state_dir / "emulator.log",
+                env={**env, "TMPDIR": str(spill)},
+                save_to=self.saved_state if self.keep_state else None,
+                timeout=self._timeout,
+                python=self._python,
+            )
+            self.processes.append(emulator)
             self.resources = self._create_resources()
             if self.keep_state:
                 self._restore_state(emulator)
@@ -360,29 +442,13 @@ class LocalStack:
             )
         emulator.popen.send_signal(signal.SIGUSR1)  # saving on: see infra.local.emulator
 
-    def _deadline_check(self, process: ManagedProcess, deadline: float, what: str) -> None:
-        if not process.alive:
-            raise StartupFailed(f"{process.name} exited while {what}; its log ({process.log_path}):\n{process.tail()}")
-        if time.monotonic() > deadline:
-            raise StartupFailed(f"{process.name} was not {what} after {self._timeout:.0f}s; see {process.log_path}")
-
-    def _wait_for_port(self, process: ManagedProcess, port: int) -> None:
-        deadline = time.monotonic() + self._timeout
-        while True:
-            self._deadline_check(process, deadline, f"listening on port {port}")
-            try:
-                with socket.create_connection((HOST, port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-
     def _wait_for_api(self, process: ManagedProcess) -> None:
         deadline = time.monotonic() + self._timeout
         while True:
-            self._deadline_check(process, deadline, "answering GET /")
+            check_alive(process, deadline, self._timeout, "answering GET /")
             for other in self.processes:
                 if not other.alive:
-                    self._deadline_check(other, deadline, "starting")
+                    check_alive(other, deadline, self._timeout, "starting")
             try:
                 with urllib.request.urlopen(self.api_url + "/", timeout=2) as response:
                     if response.status == 200:
