@@ -24,7 +24,7 @@ from chalicelib.codecs import (
 from chalicelib.domain import Algorithm
 
 from .errors import InputError
-from .transfer import atomic_file
+from .files import atomic_file
 
 _MAGIC_BYTES = 4
 

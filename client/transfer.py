@@ -6,37 +6,26 @@
                       tries ran out
 
 Neither message ever contains the URL: a presigned URL is a credential.
+Downloads are written through :func:`client.files.atomic_file` (never a partial file).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 import requests
 
+from .files import atomic_file
+
 T = TypeVar("T")
 CHUNK_SIZE = 1024 * 1024
-
-
-def _new_file_mode() -> int:
-    # Read the umask once, at import, before any worker thread exists:
-    # os.umask() can only be read by setting it.
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-NEW_FILE_MODE = _new_file_mode()
 
 TRANSPORT_ERRORS = (
     requests.ConnectionError,
@@ -250,26 +239,3 @@ def download_to(
             raise
 
     return run_with_retries(attempt, policy, on_retry=on_retry)
-
-
-@contextlib.contextmanager
-def atomic_file(target: Path, *, durable: bool = False) -> Iterator[BinaryIO]:
-    """A new file written under a temporary name beside ``target``, renamed into place when the block ends.
-
-    An error or interrupt inside the block removes the temporary file and
-    leaves ``target`` as it was. ``durable`` syncs the data before the rename.
-    """
-    directory = target.parent if str(target.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
-    try:
-        os.fchmod(fd, NEW_FILE_MODE)  # mkstemp's 0600 would outlive the rename
-        with os.fdopen(fd, "wb") as out:
-            yield out
-            if durable:
-                out.flush()
-                os.fsync(out.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
