@@ -410,12 +410,12 @@ def main(options: Any | None = None) -> int:
 
     import boto3
 
-    from .config import BridgeOptions
+    from .config import REGION, BridgeOptions
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s")
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack to the log
     options = options or BridgeOptions.from_env()
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION
     sqs = boto3.session.Session().client("sqs", region_name=region, endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
     bridge = Bridge(sqs, app_event_sources(sqs, options), region=region, executor=options.executor)
     signal.signal(signal.SIGTERM, bridge.request_stop)

@@ -39,9 +39,10 @@ def _saver(folder: str, port: int):
     from botocore.config import Config
     from moto.core import DEFAULT_ACCOUNT_ID
 
+    from .config import REGION
     from .persistence import Saver
 
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION
     session = boto3.session.Session(region_name=region)
     config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=60)
     endpoint = f"http://127.0.0.1:{port}"
