@@ -65,4 +65,8 @@ def test_a_compression_longer_than_the_visibility_timeout_runs_once(tmp_path):
         plain = io.BytesIO()
         decompress_stream(io.BytesIO(result.content), plain, Algorithm.BROTLI)
         assert plain.getvalue() == DATA
-        assert "held by another delivery" not in (tmp_path / "bridge.log").read_text()
+        # A redelivery may still arrive before the first beat when a loaded machine takes
+        # longer than the 3 s visibility to start the handler (on AWS the queue's visibility
+        # is 6x the timeout); it must find the live claim and wait, never compress or take over.
+        log = (tmp_path / "bridge.log").read_text()
+        assert "claim lost" not in log and "claim_lost" not in log
