@@ -165,6 +165,10 @@ def test_a_killed_runner_keeps_the_state(tmp_path, ports):
     try:
         api = runner.stdout.readline().decode().strip()  # the API URL, once everything answers
         assert api.startswith("http://127.0.0.1:"), (tmp_path / "runner.log").read_text()
+        # the runner writes that line to stderr just after the URL: wait for it, with a deadline
+        ends = time.monotonic() + 10
+        while "kept in" not in (tmp_path / "runner.log").read_text() and time.monotonic() < ends:
+            time.sleep(0.05)
         assert "kept in" in (tmp_path / "runner.log").read_text()
         job_id = _create_and_upload(api, FILES)
         before = _assert_results(_wait_final(api, job_id))
