@@ -11,12 +11,13 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from chalice.app import Chalice, Request, Response, SQSEvent
+from chalice.app import AuthRequest, AuthResponse, Chalice, Request, Response, SQSEvent
 
 from chalicelib import views
+from chalicelib.auth import AUTH_CACHE_SECONDS
 from chalicelib.http import JSON_BODY_TYPES, chalice_errors, json_errors, parse_json
 from chalicelib.settings import queue_names
-from chalicelib.wiring import get_service, get_settings, get_worker
+from chalicelib.wiring import get_authenticator, get_service, get_worker
 
 app = Chalice(app_name="squeezer")
 app.register_middleware(chalice_errors, "http")
@@ -33,10 +34,26 @@ def _request() -> Request:
     return request
 
 
+@app.authorizer(name="tenant_auth", ttl_seconds=AUTH_CACHE_SECONDS)
+def tenant_auth(auth_request: AuthRequest) -> AuthResponse:
+    """Bearer tokens (chalicelib/auth.py). A refused token gets a deny policy: API Gateway answers 401."""
+    principal = get_authenticator().authenticate(auth_request.token)
+    if principal is None:
+        return AuthResponse(routes=[], principal_id="anonymous")
+    # One answer for every route: API Gateway caches it per token.
+    return AuthResponse(
+        routes=["*"],
+        principal_id=principal.tenant_id,
+        context={"tenant_name": principal.name, "token_id": principal.token_id},
+    )
+
+
 def _owner() -> str:
-    # Every job belongs to an owner. Until per-tenant tokens land, all
-    # requests share the default owner.
-    return get_settings().default_owner
+    """The caller's tenant, as the authorizer found it: every job belongs to one."""
+    context = _request().context or {}
+    principal = (context.get("authorizer") or {}).get("principalId")
+    assert isinstance(principal, str) and principal.startswith("t_"), "a route with tenant_auth runs authorized"
+    return principal
 
 
 @app.route("/", methods=["GET"])
@@ -45,7 +62,7 @@ def index() -> dict[str, Any]:
     return views.index()
 
 
-@app.route("/jobs", methods=["POST"], content_types=JSON_BODY_TYPES)
+@app.route("/jobs", methods=["POST"], content_types=JSON_BODY_TYPES, authorizer=tenant_auth)
 @json_errors
 def create_job() -> Response:
     request = _request()
@@ -58,7 +75,7 @@ def create_job() -> Response:
     )
 
 
-@app.route("/jobs", methods=["GET"])
+@app.route("/jobs", methods=["GET"], authorizer=tenant_auth)
 @json_errors
 def list_jobs() -> dict[str, Any]:
     params: Mapping[str, str] = _request().query_params or {}
@@ -66,25 +83,25 @@ def list_jobs() -> dict[str, Any]:
     return views.job_page(page)
 
 
-@app.route("/jobs/{job_id}", methods=["GET"])
+@app.route("/jobs/{job_id}", methods=["GET"], authorizer=tenant_auth)
 @json_errors
 def job_status(job_id: str) -> dict[str, Any]:
     return views.job_status(get_service().get_status(job_id, owner=_owner()))
 
 
-@app.route("/jobs/{job_id}/summary", methods=["GET"])
+@app.route("/jobs/{job_id}/summary", methods=["GET"], authorizer=tenant_auth)
 @json_errors
 def job_summary(job_id: str) -> dict[str, Any]:
     return views.job_summary(*get_service().get_summary(job_id, owner=_owner()))
 
 
-@app.route("/jobs/{job_id}", methods=["DELETE"])
+@app.route("/jobs/{job_id}", methods=["DELETE"], authorizer=tenant_auth)
 @json_errors
 def cancel_job(job_id: str) -> dict[str, Any]:
     return views.job_status(get_service().cancel_job(job_id, owner=_owner()))
 
 
-@app.route("/jobs/{job_id}/retry", methods=["POST"], content_types=JSON_BODY_TYPES)
+@app.route("/jobs/{job_id}/retry", methods=["POST"], content_types=JSON_BODY_TYPES, authorizer=tenant_auth)
 @json_errors
 def retry_job(job_id: str) -> dict[str, Any]:
     return views.retry_outcome(get_service().retry_failed(job_id, owner=_owner()))

@@ -2,8 +2,10 @@
 
     SqueezerError                 code + message; ``status`` for the API
     +-- ValidationError           400: the request is malformed
+    +-- Unauthorized              401: the tenant is revoked or gone
     +-- JobNotFound               404
     +-- JobConflict               409: the job cannot do that in its state
+    +-- QuotaExceeded             429: over a tenant's limit, with when to retry
     +-- ProcessingError           worker: one file could not be processed
     |   +-- PermanentError        fail the file now, retrying cannot help
     |   +-- TransientError        retry later with backoff
@@ -34,6 +36,13 @@ class ValidationError(SqueezerError):
     code = "invalid_request"
 
 
+class Unauthorized(SqueezerError):
+    """The caller's tenant cannot act (revoked since the authorizer's answer was cached)."""
+
+    status = 401
+    code = "invalid_token"
+
+
 class JobNotFound(SqueezerError):
     status = 404
     code = "job_not_found"
@@ -42,6 +51,17 @@ class JobNotFound(SqueezerError):
 class JobConflict(SqueezerError):
     status = 409
     code = "job_conflict"
+
+
+class QuotaExceeded(SqueezerError):
+    """Over one of the tenant's limits; ``retry_after`` seconds from now it may fit."""
+
+    status = 429
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
 
 
 class ProcessingError(SqueezerError):

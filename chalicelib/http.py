@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from chalice.app import Response
 
-from .errors import SqueezerError, ValidationError
+from .errors import QuotaExceeded, SqueezerError, ValidationError
 from .settings import SettingsError
 
 log = logging.getLogger("squeezer.api")
@@ -114,6 +114,25 @@ GATEWAY_ERRORS: dict[str, GatewayError] = {
     "MISSING_AUTHENTICATION_TOKEN": GatewayError(
         404, "not_found", "no route matches this method and path: GET / lists the routes"
     ),
+    # no Authorization header: API Gateway answers without calling the authorizer
+    "UNAUTHORIZED": GatewayError(
+        401,
+        "missing_token",
+        "send 'Authorization: Bearer <token>': 'squeezer configure' stores a token; "
+        "an operator creates one with 'squeezer admin create-tenant'",
+    ),
+    # the authorizer denied the token (malformed, unknown, rotated away or revoked):
+    # 401 like a missing one, never a 403 that hints the token half-worked
+    "ACCESS_DENIED": GatewayError(
+        401,
+        "invalid_token",
+        "the token is malformed, unknown, rotated or revoked: ask the operator for a new one "
+        "('squeezer admin rotate-token') and store it with 'squeezer configure'",
+    ),
+    # the authorizer itself failed (DynamoDB unreachable, say): later may work
+    "AUTHORIZER_FAILURE": GatewayError(
+        503, "auth_unavailable", "the token could not be checked just now; try again shortly"
+    ),
     "UNSUPPORTED_MEDIA_TYPE": GatewayError(415, "unsupported_media_type", "send the body as application/json"),
     "REQUEST_TOO_LARGE": GatewayError(413, "body_too_large", "the request body is larger than API Gateway accepts"),
     "THROTTLED": GatewayError(429, "throttled", "too many requests: slow down and retry"),
@@ -168,11 +187,11 @@ def chalice_errors(event: Any, get_response: Callable[[Any], Response]) -> Respo
     return response
 
 
-def error_response(status: int, code: str, message: str) -> Response:
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     return Response(
         body={"error": {"code": code, "message": message}},
         status_code=status,
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
 
 
@@ -183,6 +202,8 @@ def json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return view(*args, **kwargs)
+        except QuotaExceeded as exc:
+            return error_response(exc.status, exc.code, exc.message, {"Retry-After": str(exc.retry_after)})
         except SqueezerError as exc:
             return error_response(exc.status, exc.code, exc.message)
         except SettingsError as exc:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from .codecs import Sink
 from .domain import Claim, FileError, FileRecord, Job
+from .tenants import Limits, Tenant, TokenRecord
 
 
 @dataclass(frozen=True)
@@ -97,3 +98,34 @@ class WorkQueue(Protocol):
 
     def send_upload(self, bucket: str, key: str) -> None:
         """Queue an uploaded object for the worker (as an S3 notification)."""
+
+
+class TenantStore(Protocol):
+    """Tenants, their tokens and their usage (DynamoTenantStore in tenantstore.py)."""
+
+    def create_tenant(self, tenant: Tenant, token: TokenRecord) -> None:
+        """Write the tenant and its token at once; TenantExists if the name is taken."""
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None: ...
+    def find_tenant(self, name: str) -> Tenant | None: ...
+    def list_tenants(self) -> list[Tenant]: ...
+    def get_token(self, token_id: str) -> TokenRecord | None: ...
+    def touch_token(self, token_id: str, *, at: float, unless_after: float) -> None:
+        """Record a use of the token, unless one after ``unless_after`` is recorded already."""
+
+    def replace_token(self, tenant: Tenant, token: TokenRecord, *, at: float) -> bool:
+        """Give the tenant ``token`` and revoke its current one, if it still is ``tenant.token_id``."""
+
+    def revoke_tenant(self, tenant: Tenant, *, at: float) -> None: ...
+    def set_limits(self, tenant_id: str, limits: Limits) -> None: ...
+    def reserve_bytes(self, tenant_id: str, day: str, amount: int, *, limit: int, expires_at: int) -> int | None:
+        """Add ``amount`` to the day's declared bytes if the total stays within ``limit``.
+
+        None: reserved. Otherwise the bytes already declared that day (nothing changed).
+        """
+
+    def release_bytes(self, tenant_id: str, day: str, amount: int) -> None: ...
+    def add_open_job(self, tenant_id: str, job_id: str, *, limit: int) -> bool:
+        """Count ``job_id`` as open if fewer than ``limit`` are; False (nothing changed) if not."""
+
+    def remove_open_jobs(self, tenant_id: str, job_ids: Iterable[str]) -> None: ...

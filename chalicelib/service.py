@@ -25,8 +25,9 @@ from .domain import (
     summarize,
 )
 from .errors import JobConflict, JobNotFound, ValidationError
-from .keys import ObjectKeys
+from .keys import FileRef, ObjectKeys
 from .ports import JobStore, ObjectStorage, PresignedRequest, WorkQueue
+from .quotas import Quotas
 from .settings import Settings
 from .validation import parse_job_request, parse_limit
 
@@ -70,9 +71,11 @@ class JobService:
         settings: Settings,
         *,
         queue: WorkQueue | None = None,
+        quotas: Quotas | None = None,
         clock: Callable[[], float] = now,
     ) -> None:
         self._store = store
+        self._quotas = quotas
         self._storage = storage
         self._queue = queue
         self._settings = settings
@@ -87,14 +90,29 @@ class JobService:
             max_file_size=self._settings.max_file_size,
         )
         self._check_time_budget(request)
+        job_id = new_job_id()
+        total_size = sum(spec.size for spec in request.files)
+        reservation = (
+            self._quotas.admit(owner, job_id, total_size, is_open=lambda other: self._is_open(owner, other))
+            if self._quotas
+            else None
+        )
+        try:
+            return self._create(request, owner, job_id, total_size)
+        except BaseException:
+            if self._quotas and reservation:
+                self._quotas.release(reservation)
+            raise
+
+    def _create(self, request: JobRequest, owner: str, job_id: str, total_size: int) -> CreatedJob:
         created = self._clock()
         job = Job(
-            job_id=new_job_id(),
+            job_id=job_id,
             owner=owner,
             algorithm=request.algorithm,
             level=request.level,
             file_count=len(request.files),
-            total_size=sum(spec.size for spec in request.files),
+            total_size=total_size,
             created_at=created,
         )
         records = [
@@ -114,7 +132,7 @@ class JobService:
         # Presign before writing: a signing error leaves nothing behind.
         uploads = [
             self._storage.presign_upload(
-                self._keys.upload(job.job_id, record.file_id),
+                self._keys.upload(FileRef(owner, job.job_id, record.file_id)),
                 size=record.size,
                 content_type=record.content_type or DEFAULT_CONTENT_TYPE,
                 sha256_hex=record.sha256,
@@ -143,7 +161,7 @@ class JobService:
         job, files = self._store.get_job_with_files(job_id)
         if job is None or job.owner != owner:
             raise _not_found(job_id)
-        files = [self._settle_unsent(record) for record in files]
+        files = [self._settle_unsent(owner, record) for record in files]
         # Completed results are never deleted while their record lives (a
         # delivery deletes only its own unrecorded object; a cancel keeps
         # them), so every URL offered points at an object that exists.
@@ -167,10 +185,17 @@ class JobService:
         job = self._store.get_job(job_id)
         if job is None or job.owner != owner:
             raise _not_found(job_id)
-        files = [self._settle_unsent(record) for record in self._store.get_file_states(job_id)]
+        files = [self._settle_unsent(owner, record) for record in self._store.get_file_states(job_id)]
         return job, summarize(job, files)
 
-    def _settle_unsent(self, record: FileRecord) -> FileRecord:
+    def _is_open(self, owner: str, job_id: str) -> bool:
+        """Whether one of the owner's jobs still has a file that is not final (for the open-jobs limit)."""
+        job = self._store.get_job(job_id)
+        if job is None or job.owner != owner or job.cancelled_at is not None:
+            return False
+        return any(not self._settle_unsent(owner, r).state.is_final for r in self._store.get_file_states(job_id))
+
+    def _settle_unsent(self, owner: str, record: FileRecord) -> FileRecord:
         """A file still pending well after its upload URL expired: did the upload arrive?
 
         Asked of S3, once: if the object is there (its notification was lost
@@ -182,7 +207,7 @@ class JobService:
         at = self._clock()
         if record.state is not FileState.PENDING or at <= deadline:
             return record
-        key = self._keys.upload(record.job_id, record.file_id)
+        key = self._keys.upload(FileRef(owner, record.job_id, record.file_id))
         if self._storage.exists(key):
             if self._store.mark_queued(record.job_id, record.file_id, at) and self._queue is not None:
                 self._queue.send_upload(self._settings.bucket, key)
@@ -228,7 +253,7 @@ class JobService:
             # and removes its own partial result; a later upload is deleted
             # by the worker when its claim finds the file cancelled.
             if self._store.cancel_file(job_id, record.file_id, at):
-                self._storage.delete(self._keys.upload(job_id, record.file_id))
+                self._storage.delete(self._keys.upload(FileRef(owner, job_id, record.file_id)))
         return self.get_status(job_id, owner=owner)
 
     def _cancelled_at(self, job_id: str) -> float | None:
@@ -247,14 +272,14 @@ class JobService:
         retried: list[FileRecord] = []
         skipped: list[tuple[FileRecord, str]] = []
         at = self._clock()
-        for record in (self._settle_unsent(r) for r in files):
+        for record in (self._settle_unsent(owner, r) for r in files):
             if record.state is not FileState.FAILED:
                 continue
             code = record.error.code if record.error else ""
             if code not in RETRYABLE_ERROR_CODES:
                 skipped.append((record, f"{code or 'failed'} is not fixed by a retry; upload the file again"))
                 continue
-            key = self._keys.upload(job_id, record.file_id)
+            key = self._keys.upload(FileRef(owner, job_id, record.file_id))
             if not self._storage.exists(key):
                 skipped.append((record, "the upload is gone (expired or never sent); upload the file again"))
                 continue

@@ -59,7 +59,9 @@ class Settings:
     max_file_size: int = _setting("SQUEEZER_MAX_FILE_SIZE", 5 * GiB)
     max_list_page: int = _setting("SQUEEZER_MAX_LIST_PAGE", 100)
     record_ttl_days: int = _setting("SQUEEZER_RECORD_TTL_DAYS", 30)
-    default_owner: str = _setting(None, "public")
+    # A tenant's limits unless the operator set its own (squeezer admin create-tenant / set-limits).
+    max_bytes_per_day: int = _setting("SQUEEZER_MAX_BYTES_PER_DAY", 1024 * GiB)
+    max_open_jobs: int = _setting("SQUEEZER_MAX_OPEN_JOBS", 20)
     # -- the worker --------------------------------------------------------------------
     # Two parts at most are in memory (one filling, one uploading).
     part_size: int = _setting("SQUEEZER_PART_SIZE", 8 * MiB)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import functools
 
+from .auth import Authenticator
 from .aws import AwsClients
 from .jobstore import DynamoJobStore
 from .queue import SqsWorkQueue
+from .quotas import Quotas
 from .service import JobService
 from .settings import Settings
 from .storage import S3Storage
+from .tenantstore import DynamoTenantStore
 from .worker import Worker
 
 
@@ -32,6 +35,10 @@ def _store() -> DynamoJobStore:
     return DynamoJobStore(get_clients().dynamodb.Table(settings.table), ttl_days=settings.record_ttl_days)
 
 
+def _tenants() -> DynamoTenantStore:
+    return DynamoTenantStore(get_clients().dynamodb.Table(get_settings().table))
+
+
 def _storage() -> S3Storage:
     settings = get_settings()
     return S3Storage(get_clients().s3, settings.bucket, part_size=settings.part_size)
@@ -44,7 +51,14 @@ def _queue(name: str) -> SqsWorkQueue:
 @functools.lru_cache(maxsize=1)
 def get_service() -> JobService:
     settings = get_settings()
-    return JobService(_store(), _storage(), settings, queue=_queue(settings.queue_name))
+    return JobService(
+        _store(), _storage(), settings, queue=_queue(settings.queue_name), quotas=Quotas(_tenants(), settings)
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def get_authenticator() -> Authenticator:
+    return Authenticator(_tenants())
 
 
 @functools.lru_cache(maxsize=1)
@@ -61,5 +75,5 @@ def get_worker() -> Worker:
 
 def reset() -> None:
     """Forget cached settings and clients (tests, or after changing the environment)."""
-    for cached in (get_settings, get_clients, get_service, get_worker):
+    for cached in (get_settings, get_clients, get_service, get_worker, get_authenticator):
         cached.cache_clear()

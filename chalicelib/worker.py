@@ -223,7 +223,7 @@ class FileProcessor:
             return self._not_claimed(upload, claim.record, started)
         record = claim.record
         attempt = delivery.receive_count if delivery else 1
-        result_key = self._keys.result(ref.job_id, ref.file_id, token, record.algorithm)
+        result_key = self._keys.result(ref, token, record.algorithm)
         heartbeat = Heartbeat(
             self._store,
             self._queue,
@@ -238,7 +238,7 @@ class FileProcessor:
         )
         try:
             with heartbeat:
-                compressed_size, crc, seconds = self._compress(record, result_key, heartbeat)
+                compressed_size, crc, seconds = self._compress(record, upload.key, result_key, heartbeat)
         except Interrupted as stop:
             return self._interrupted(record, token, stop.reason)
         except Exception as exc:  # noqa: BLE001 - classified: failed now, or re-raised for a retry
@@ -342,8 +342,9 @@ class FileProcessor:
             return None
         return 1  # claimed or changed meanwhile: look again
 
-    def _compress(self, record: FileRecord, result_key: str, heartbeat: Heartbeat) -> tuple[int, int, float]:
-        upload_key = self._keys.upload(record.job_id, record.file_id)
+    def _compress(
+        self, record: FileRecord, upload_key: str, result_key: str, heartbeat: Heartbeat
+    ) -> tuple[int, int, float]:
         stream = self._storage.open_read(upload_key)
         if stream is None:
             raise PermanentError(

@@ -1,13 +1,19 @@
 import boto3
 import pytest
-from chalice.test import Client
+from infra.resources import stage_config
+from tenancy import TenantClient, create_tenant
 
 import app as squeezer_app
 
 
 @pytest.fixture
-def client(moto_aws):
-    with Client(squeezer_app.app, stage_name="test") as chalice_client:
+def tenant(moto_aws):
+    return create_tenant(stage_config("test").table, "alice")
+
+
+@pytest.fixture
+def client(moto_aws, tenant):
+    with TenantClient(squeezer_app.app, tenant, stage_name="test") as chalice_client:
         yield chalice_client
 
 

@@ -1,0 +1,54 @@
+"""Tenants for tests: create one in moto's table, and a chalice test client that sends its token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from chalice.test import Client, TestHTTPClient
+
+from chalicelib.tenants import IssuedToken, Limits, TenantAdmin
+from chalicelib.tenantstore import DynamoTenantStore
+
+
+def tenant_store(table_name: str, **client_options: Any) -> DynamoTenantStore:
+    session = boto3.session.Session(region_name="us-east-1")
+    return DynamoTenantStore(session.resource("dynamodb", **client_options).Table(table_name))
+
+
+def create_tenant(table_name: str, name: str, limits: Limits = Limits(), **client_options: Any) -> IssuedToken:
+    return TenantAdmin(tenant_store(table_name, **client_options)).create(name, limits)
+
+
+def bearer(issued: IssuedToken | str) -> dict[str, str]:
+    token = issued if isinstance(issued, str) else str(issued.token)
+    return {"Authorization": f"Bearer {token}"}
+
+
+class _TokenHTTPClient(TestHTTPClient):
+    """Sends ``Authorization: Bearer <token>`` unless the test passes its own Authorization (or None)."""
+
+    def __init__(self, app: Any, config: Any, token: str) -> None:
+        super().__init__(app, config)
+        self._token = token
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"") -> Any:
+        headers = dict(headers or {})
+        if not any(name.lower() == "authorization" for name in headers):
+            headers["Authorization"] = f"Bearer {self._token}"
+        headers = {name: value for name, value in headers.items() if value is not None}
+        return super().request(method, path, headers=headers, body=body)
+
+
+class TenantClient(Client):
+    """chalice.test.Client acting as one tenant. ``Authorization: None`` in a request's headers sends none."""
+
+    def __init__(self, app: Any, issued: IssuedToken | str, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.token = issued if isinstance(issued, str) else str(issued.token)
+
+    @property
+    def http(self) -> TestHTTPClient:
+        if self._http_client is None:
+            self._http_client = _TokenHTTPClient(self._app, self._chalice_config, self.token)
+        return self._http_client
