@@ -1,9 +1,16 @@
 """A small client for the Squeezer HTTP API (see chalicelib/views.py for the shapes).
 
 Every failure becomes one of two errors from :mod:`client.errors`:
-``ApiUnreachable`` (no answer) or ``ApiError`` (an answer with an error).
+``ApiUnreachable`` (no answer) or ``ApiError`` (an answer with an error; a
+401 is its subclass ``TokenRefused``, whose message says what to do).
 Reads (GET) are retried on connection trouble, 5xx and 429; creating a job
 is not, because a retried POST could create the job twice.
+
+The token goes in ``Authorization: Bearer`` on this client's own session
+only. Presigned S3 URLs are fetched with the bare sessions of
+:mod:`client.transfer`, which never carry it (S3 would refuse a request with
+two authentications, and a token must not travel to storage). Nothing here
+logs headers.
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ from typing import Any
 
 import requests
 
-from .errors import ApiError, ApiUnreachable
+from chalicelib.tokens import Token
+
+from .errors import ApiError, ApiUnreachable, TokenRefused
 from .transfer import (
     TRANSPORT_ERRORS,
     RetryableError,
@@ -42,6 +51,8 @@ class ApiClient:
         self,
         base_url: str,
         *,
+        token: Token | None = None,
+        token_origin: str | None = None,
         session: requests.Session | None = None,
         timeouts: Timeouts = Timeouts(),
         read_retries: RetryPolicy = RetryPolicy(tries=3, base_delay=0.25, max_delay=2.0),
@@ -49,6 +60,11 @@ class ApiClient:
         self.base_url = base_url.rstrip("/")
         self._session = session if session is not None else requests.Session()
         self._session.headers.setdefault("User-Agent", USER_AGENT)
+        if token is not None:
+            # requests drops this header itself on a redirect to another host.
+            self._session.headers["Authorization"] = f"Bearer {token}"
+        self._token = token
+        self._token_origin = token_origin
         self._timeouts = timeouts
         self._read_retries = read_retries
 
@@ -116,7 +132,15 @@ class ApiClient:
             else:
                 reason = last.message if isinstance(last, RetryableError) else exc.message
                 raise ApiUnreachable(self.base_url, reason) from None
-        return _decode(response)
+        try:
+            return _decode(response)
+        except ApiError as exc:
+            if exc.status == 401 and exc.code in ("missing_token", "invalid_token"):
+                masked = self._token.masked if self._token is not None else None
+                raise TokenRefused(
+                    exc.status, exc.code, exc.api_message, masked=masked, origin=self._token_origin
+                ) from None
+            raise
 
 
 class _TransientAnswer(RetryableError):

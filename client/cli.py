@@ -9,39 +9,62 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from chalicelib import __version__
 from chalicelib.domain import Algorithm, InvalidLevel
+from chalicelib.tokens import Token, parse_token
 
-from . import jobs, offline, output
+from . import config, jobs, offline, output
 from .admin import admin
 from .api import ApiClient, Timeouts
 from .errors import EXIT_INTERNAL, SqueezerCliError
 from .progress import Progress
 from .uploader import Uploader, add_checksums, discover
 
-DEFAULT_API_URL = "http://127.0.0.1:8000"
 ALGORITHMS = [a.value for a in Algorithm]
+TOKEN_ON_COMMAND_LINE = (
+    "A token given with --token stays in your shell history and other users can see it with 'ps': "
+    "prefer 'squeezer configure' (it prompts without echoing) or SQUEEZER_TOKEN."
+)
 
 
 @dataclass
 class AppContext:
     """Built once by the root group; commands receive it with ``pass_obj``."""
 
-    api_url: str
+    overrides: config.Overrides
     timeout: float
+    _settings: config.ClientConfig | None = field(default=None, repr=False)
     _api: ApiClient | None = field(default=None, repr=False)
 
     @property
+    def settings(self) -> config.ClientConfig:
+        # Resolved on first use: offline commands and admin never read the config file.
+        if self._settings is None:
+            self._settings = config.resolve(self.overrides)
+        return self._settings
+
+    @property
+    def api_url(self) -> str:
+        return self.settings.api_url
+
+    @property
     def api(self) -> ApiClient:
-        # Built on first use: offline commands never need it.
         if self._api is None:
-            self._api = ApiClient(self.api_url, timeouts=Timeouts(read=self.timeout))
+            settings = self.settings
+            self._api = ApiClient(
+                settings.api_url,
+                token=settings.token,
+                token_origin=settings.token_origin,
+                timeouts=Timeouts(read=self.timeout),
+            )
         return self._api
 
     @property
@@ -76,10 +99,20 @@ parallel_option = click.option(
 @click.option(
     "--api-url",
     envvar="SQUEEZER_API_URL",
-    default=DEFAULT_API_URL,
-    show_default=True,
     metavar="URL",
-    help="Base URL of the Squeezer API (env: SQUEEZER_API_URL).",
+    help=f"Base URL of the Squeezer API (env: SQUEEZER_API_URL; default: the profile's api_url, else {config.DEFAULT_API_URL}).",
+)
+@click.option(
+    "--token",
+    envvar="SQUEEZER_TOKEN",
+    metavar="TOKEN",
+    help="API token (env: SQUEEZER_TOKEN; default: the profile's token). " + TOKEN_ON_COMMAND_LINE,
+)
+@click.option(
+    "--profile",
+    envvar="SQUEEZER_PROFILE",
+    metavar="NAME",
+    help=f"Profile of the config file to use (env: SQUEEZER_PROFILE; default: {config.DEFAULT_PROFILE!r}).",
 )
 @click.option(
     "--timeout",
@@ -91,9 +124,26 @@ parallel_option = click.option(
 )
 @click.version_option(__version__, prog_name="squeezer")
 @click.pass_context
-def cli(ctx: click.Context, api_url: str, timeout: float) -> None:
-    """Compress files with the Squeezer service, or locally with the same codecs."""
-    ctx.obj = AppContext(api_url=api_url, timeout=timeout)
+def cli(ctx: click.Context, api_url: str | None, token: str | None, profile: str | None, timeout: float) -> None:
+    """Compress files with the Squeezer service, or locally with the same codecs.
+
+    The API URL and token come from --api-url/--token, SQUEEZER_API_URL/SQUEEZER_TOKEN,
+    the profile saved by 'squeezer configure', and for the local stack ('make up') its
+    own token file, in that order.
+    """
+    overrides = config.Overrides(
+        api_url=_given(ctx, "api_url", api_url, "--api-url", "SQUEEZER_API_URL"),
+        token=_given(ctx, "token", token, "--token", "SQUEEZER_TOKEN"),
+        profile=_given(ctx, "profile", profile, "--profile", "SQUEEZER_PROFILE"),
+    )
+    ctx.obj = AppContext(overrides=overrides, timeout=timeout)
+
+
+def _given(ctx: click.Context, name: str, value: str | None, flag: str, envvar: str) -> config.Given | None:
+    if value is None:
+        return None
+    from_env = ctx.get_parameter_source(name) is ParameterSource.ENVIRONMENT
+    return config.Given(value, envvar if from_env else flag)
 
 
 @cli.command()
@@ -230,6 +280,112 @@ def cancel(app: AppContext, job_id: str, as_json: bool) -> None:
 
 
 cli.add_command(admin)
+
+
+@cli.command()
+@click.option(
+    "--profile",
+    "profile_name",
+    metavar="NAME",
+    help="Profile to write (default: the root --profile, SQUEEZER_PROFILE, else 'default').",
+)
+@click.option(
+    "--api-url",
+    metavar="URL",
+    help="API base URL to save, http(s)://host[:port][/path] (prompted for if missing).",
+)
+@click.option("--token", metavar="TOKEN", help="Token to save (prompted for, hidden, if missing). See the note below.")
+@click.option("--list", "show", is_flag=True, help="Show the profiles, tokens masked, instead of writing one.")
+@json_option
+@click.pass_obj
+def configure(
+    app: AppContext, profile_name: str | None, api_url: str | None, token: str | None, show: bool, as_json: bool
+) -> None:
+    """Save an API URL and a token as a profile of the config file.
+
+    Prompts for what is not given (the token without echoing it) and keeps the
+    file's other profiles. The file is $SQUEEZER_CONFIG, else
+    $XDG_CONFIG_HOME/squeezer/config.toml, else ~/.config/squeezer/config.toml,
+    written with mode 0600. Other commands use the profile named by --profile or
+    SQUEEZER_PROFILE, else 'default'.
+
+    Note: a token given with --token (here or on any command) stays in your shell
+    history and other users can see it with 'ps': prefer the prompt, or
+    SQUEEZER_TOKEN for scripts.
+    """
+    path = config.config_path()
+    name = profile_name or (app.overrides.profile.value if app.overrides.profile else config.DEFAULT_PROFILE)
+    if show:
+        if api_url is not None or token is not None:
+            raise click.UsageError("--list shows the profiles: it takes no --api-url or --token")
+        _show_profiles(config.read_config(path), name, as_json)
+        return
+    config.check_profile_name(name)
+    current = config.read_config(path).profiles.get(name)
+    url = _option(config.check_api_url, api_url, "--api-url") if api_url is not None else _ask_api_url(current)
+    secret = _option(config.check_token, token, "--token") if token is not None else _ask_token(current)
+    saved = config.save_profile(path, name, url, secret)
+    if not url.lower().startswith("https://") and not config.is_loopback(url):
+        config.warn_on_stderr(f"{url} is not https: the token will cross the network unencrypted")
+    if as_json:
+        output.emit_json(
+            {"path": str(saved.path), "profile": saved.profile, "api_url": saved.api_url, "token": saved.token.masked}
+        )
+    else:
+        click.echo(f"saved profile {saved.profile!r} in {saved.path}: {saved.api_url}, token {saved.token.masked}")
+
+
+def _option(check: Callable[[str], Any], value: str, hint: str) -> Any:
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"'{hint}'") from None
+
+
+def _ask_api_url(current: config.Profile | None) -> str:
+    default = current.api_url if current is not None and current.api_url else config.DEFAULT_API_URL
+    while True:
+        text = click.prompt("API URL", default=default, err=True)
+        try:
+            return config.check_api_url(text.strip())
+        except ValueError as exc:
+            click.echo(f"Error: {exc}", err=True)
+
+
+def _ask_token(current: config.Profile | None) -> Token:
+    kept = None
+    if current is not None and current.token_text is not None:
+        kept = parse_token(current.token_text)
+    prompt = f"Token (input hidden; Enter keeps {kept.masked})" if kept else "Token (input hidden)"
+    while True:
+        text = click.prompt(prompt, hide_input=True, default="" if kept else None, show_default=False, err=True)
+        if not text and kept is not None:
+            return kept
+        try:
+            return config.check_token(text)
+        except ValueError as exc:
+            click.echo(f"Error: {exc}", err=True)
+
+
+def _show_profiles(found: config.ConfigFile, active: str, as_json: bool) -> None:
+    rows = config.profile_rows(found, active)
+    if as_json:
+        output.emit_json({"path": str(found.path), "exists": found.exists, "profiles": [r.as_json() for r in rows]})
+        return
+    if not found.exists:
+        click.echo(f"no config file at {found.path}: create a profile with 'squeezer configure'", err=True)
+        return
+    if not rows:
+        click.echo(f"no profiles in {found.path}: create one with 'squeezer configure'", err=True)
+        return
+    click.echo(f"profiles in {found.path}:")
+    width = max(len(r.name) for r in rows)
+    for r in rows:
+        mark = "*" if r.active else " "
+        click.echo(
+            f"{mark} {output.printable(r.name):<{width}}  {output.printable(r.api_url or '(no api_url)')}  "
+            f"{r.masked_token or '(no token)'}"
+        )
 
 
 @cli.command()

@@ -4,13 +4,15 @@
     +-- SqueezerCliError          exit 1
         +-- InputError            exit 1: a local file cannot be read or written
         +-- FilesFailed           exit 1: at least one file of a job failed
+        +-- ConfigError           exit 2: the config file, a profile, a token or an API URL is not usable
         +-- ApiError              exit 3: the API answered with an error
+        |   +-- TokenRefused      exit 3: a 401: no token, or one the API does not accept
         +-- ApiUnreachable        exit 3: the API could not be reached
 
 Click's own usage errors exit with 2. Messages are one line (FilesFailed
 adds one line per failed file, with names from the server escaped if they
-hold control characters) and never contain a presigned URL: anyone holding
-one could use it.
+hold control characters) and never contain a presigned URL or a token's
+secret: anyone holding one could use it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import click
 from .output import printable
 
 EXIT_FILES_FAILED = 1
+EXIT_USAGE = 2  # as Click's own usage errors
 EXIT_API = 3
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in the client, not the user's fault
 
@@ -37,16 +40,66 @@ class InputError(SqueezerCliError):
     """A local file or folder cannot be read or written."""
 
 
+class ConfigError(SqueezerCliError):
+    """The config file cannot be read or parsed, or a profile, token or API URL is not usable."""
+
+    exit_code = EXIT_USAGE
+
+
 class ApiError(SqueezerCliError):
     """The API answered with ``{"error": {"code", "message"}}`` or garbage."""
 
     exit_code = EXIT_API
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, text: str | None = None) -> None:
         self.status = status
         self.code = code
         self.api_message = message
-        super().__init__(f"the API answered {status} {code}: {message}")
+        super().__init__(text if text is not None else f"the API answered {status} {code}: {message}")
+
+
+class TokenRefused(ApiError):
+    """A 401: the API got no token (``missing_token``) or does not accept it (``invalid_token``).
+
+    The message says what to do instead of repeating the API's words.
+    ``masked`` is the token sent as it may be shown (``Token.masked``), None
+    if none was sent; ``origin`` where it came from (``--token``,
+    ``SQUEEZER_TOKEN``, a profile, the local stack's file): the fix depends
+    on it, since the command line and the environment come before the
+    config file.
+    """
+
+    def __init__(self, status: int, code: str, message: str, *, masked: str | None, origin: str | None) -> None:
+        self.masked = masked
+        self.origin = origin
+        super().__init__(status, code, message, text=_refusal_text(code, masked, origin))
+
+
+# Where a token can come from that the config file cannot override (see client.config).
+OVERRIDING_ORIGINS = frozenset({"--token", "SQUEEZER_TOKEN"})
+
+
+def _refusal_text(code: str, masked: str | None, origin: str | None) -> str:
+    source = ""
+    if origin is not None:
+        before = ", which comes before the config file" if origin in OVERRIDING_ORIGINS else ""
+        source = f" (this token came from {origin}{before})"
+    if code == "invalid_token":
+        shown = f" {masked}" if masked else ""
+        return (
+            f"the API refused the token{shown}: it is unknown, rotated or revoked; "
+            f"get a new one from the operator and run 'squeezer configure'{source}"
+        )
+    if masked is not None:
+        # The client sent one, yet the API saw none: something on the way dropped the header.
+        return (
+            f"the API received no token although the client sent {masked}{source}: "
+            "does a proxy drop the Authorization header?"
+        )
+    return (
+        "no token: run 'squeezer configure' or set SQUEEZER_TOKEN "
+        "(an operator creates tokens with 'squeezer admin create-tenant')"
+    )
 
 
 class ApiUnreachable(SqueezerCliError):
