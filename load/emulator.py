@@ -35,7 +35,7 @@ def settings_for(endpoint: str, **overrides):
 def create(endpoint: str):
     """The "test" stage's bucket, table and queues in the emulator at ``endpoint``."""
     clients = {name: emulator_client(name, endpoint) for name in ("s3", "sqs", "dynamodb")}
-    return create_resources(stage_config("test"), region=REGION, **clients)
+    return create_resources(stage_config("test"), region=REGION, enforce_tls=False, **clients)
 
 
 def upload_stream(s3, bucket: str, key: str, source, size: int, part: int = 64 * 1024 * 1024) -> None:

@@ -71,7 +71,7 @@ class _MotoSession:
         if self._clients is None:  # built inside the mock (moto's credentials)
             session = boto3.session.Session(region_name="us-east-1")
             self._clients = {name: session.client(name) for name in ("s3", "sqs", "dynamodb")}
-        created = create_resources(TEST_STAGE, **self._clients, region="us-east-1")
+        created = create_resources(TEST_STAGE, **self._clients, region="us-east-1", enforce_tls=False)
         wiring.reset()  # the app's cached clients and adapters are rebuilt inside the mock
         return created
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 import boto3
@@ -9,6 +10,7 @@ from chalice.test import Client, TestHTTPClient
 
 from chalicelib.tenants import IssuedToken, Limits, TenantAdmin
 from chalicelib.tenantstore import DynamoTenantStore
+from infra.resources import stage_config
 
 
 def tenant_store(table_name: str, **client_options: Any) -> DynamoTenantStore:
@@ -16,7 +18,11 @@ def tenant_store(table_name: str, **client_options: Any) -> DynamoTenantStore:
     return DynamoTenantStore(session.resource("dynamodb", **client_options).Table(table_name))
 
 
-def create_tenant(table_name: str, name: str, limits: Limits = Limits(), **client_options: Any) -> IssuedToken:
+# Tests create many jobs that they never finish: room for them unless a test is about the limit.
+ROOMY = Limits(max_open_jobs=100_000)
+
+
+def create_tenant(table_name: str, name: str, limits: Limits = ROOMY, **client_options: Any) -> IssuedToken:
     return TenantAdmin(tenant_store(table_name, **client_options)).create(name, limits)
 
 
@@ -52,3 +58,12 @@ class TenantClient(Client):
         if self._http_client is None:
             self._http_client = _TokenHTTPClient(self._app, self._chalice_config, self.token)
         return self._http_client
+
+
+def upload_key(file_entry: dict[str, Any]) -> str:
+    """The S3 key a created file's presigned upload goes to (path-style URL: /<bucket>/<key>)."""
+    path = urllib.parse.urlparse(file_entry["upload"]["url"]).path
+    return urllib.parse.unquote(path).split("/", 2)[2]
+
+
+TEST_TABLE = stage_config("test").table

@@ -414,6 +414,7 @@ class LocalStack:
             sqs=self.client("sqs"),
             dynamodb=self.client("dynamodb"),
             region=REGION,
+            enforce_tls=False,  # plain HTTP on loopback
         )
 
     def _restore_state(self, emulator: ManagedProcess) -> None:

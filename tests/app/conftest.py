@@ -1,9 +1,9 @@
 import boto3
 import pytest
-from infra.resources import stage_config
 from tenancy import TenantClient, create_tenant
 
 import app as squeezer_app
+from infra.resources import stage_config
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from tenancy import upload_key
 
 
 def post(client, body, content_type="application/json"):
@@ -24,7 +25,7 @@ def test_index_names_the_service_and_routes(client):
     assert body["links"]["create_job"] == {"method": "POST", "href": "/jobs"}
 
 
-def test_create_job_returns_presigned_uploads(client):
+def test_create_job_returns_presigned_uploads(client, tenant):
     response = post(
         client,
         {
@@ -46,7 +47,7 @@ def test_create_job_returns_presigned_uploads(client):
     assert first["upload"]["headers"] == {"Content-Length": "12", "Content-Type": "text/plain"}
     assert second["upload"]["headers"]["Content-Type"] == "application/octet-stream"
     assert "x-amz-checksum-sha256" in second["upload"]["headers"]
-    assert f"uploads/{body['job_id']}/{first['file_id']}" in first["upload"]["url"]
+    assert upload_key(first) == f"uploads/{tenant.tenant.tenant_id}/{body['job_id']}/{first['file_id']}"
     assert "app.log" not in first["upload"]["url"]
     assert first["upload"]["expires_in"] == 3600
 
@@ -127,14 +128,14 @@ def test_list_jobs_newest_first_with_a_cursor(client):
 def test_cancel(client, aws):
     s3, _, _ = aws
     job = json.loads(post(client, {"files": [{"name": "a", "size": 3}]}).body)
-    key = f"uploads/{job['job_id']}/{job['files'][0]['file_id']}"
+    key = upload_key(job["files"][0])
     s3.put_object(Bucket="squeezer-test-files", Key=key, Body=b"abc")
     response = client.http.delete(f"/jobs/{job['job_id']}")
     assert response.status_code == 200
     body = json.loads(response.body)
     assert body["state"] == "cancelled" and body["files"][0]["state"] == "cancelled"
     assert body["cancelled_at"] is not None
-    assert s3.list_objects_v2(Bucket="squeezer-test-files", Prefix=f"uploads/{job['job_id']}/")["KeyCount"] == 0
+    assert s3.list_objects_v2(Bucket="squeezer-test-files", Prefix=key)["KeyCount"] == 0
     again = client.http.delete(f"/jobs/{job['job_id']}")
     assert again.status_code == 200 and json.loads(again.body) == body  # idempotent: the same answer
 

@@ -11,6 +11,7 @@ import os
 
 import pytest
 from events import receive_records, sqs_event, sqs_record
+from tenancy import upload_key
 
 from chalicelib import wiring
 from chalicelib.codecs import decompress_stream
@@ -25,7 +26,7 @@ def create(client, files, algorithm="zstd", level=3):
     job = json.loads(
         client.http.post("/jobs", headers={"Content-Type": "application/json"}, body=json.dumps(body)).body
     )
-    return job, {f["name"]: f"uploads/{job['job_id']}/{f['file_id']}" for f in job["files"]}
+    return job, {f["name"]: upload_key(f) for f in job["files"]}
 
 
 def upload_all(s3, files, keys):
@@ -49,7 +50,7 @@ def status(client, job_id):
 
 
 @pytest.mark.parametrize("algorithm", list(Algorithm))
-def test_upload_event_to_completed_status_with_download(client, aws, algorithm):
+def test_upload_event_to_completed_status_with_download(client, aws, tenant, algorithm):
     s3, sqs, created = aws
     files = {"a.log": b"line\n" * 30000, "bin/random.dat": os.urandom(70000), "empty": b""}
     job, keys = create(client, files, algorithm.value, 5)
@@ -70,7 +71,9 @@ def test_upload_event_to_completed_status_with_download(client, aws, algorithm):
         assert entry["download_name"] == entry["name"].rsplit("/", 1)[-1] + algorithm.extension
         assert entry["timings"]["finished_at"] >= entry["timings"]["started_at"]
         file_id = entry["file_id"]
-        listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"results/{job['job_id']}/{file_id}/")["Contents"]
+        listed = s3.list_objects_v2(
+            Bucket=BUCKET, Prefix=f"results/{tenant.tenant.tenant_id}/{job['job_id']}/{file_id}/"
+        )["Contents"]
         assert len(listed) == 1 and listed[0]["Key"].endswith(algorithm.extension)  # one result per file
         obj = s3.get_object(Bucket=BUCKET, Key=listed[0]["Key"])
         assert obj["Metadata"]["algorithm"] == algorithm.value

@@ -22,7 +22,7 @@ def test_running_emulator_serves_the_stage_resources_then_leaves_nothing_behind(
         assert endpoint == f"http://127.0.0.1:{port}"
         stage = stage_config("test")
         clients = {name: emulator_client(name, endpoint) for name in ("s3", "sqs", "dynamodb")}
-        create_resources(stage, region=FAKE_AWS["AWS_REGION"], **clients)
+        create_resources(stage, region=FAKE_AWS["AWS_REGION"], enforce_tls=False, **clients)
         assert [b["Name"] for b in clients["s3"].list_buckets()["Buckets"]] == [stage.bucket]
         (pid,) = _listening_pids(port)
         environ = dict(v.split(b"=", 1) for v in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if v)

@@ -14,6 +14,7 @@ import json
 
 import pytest
 from chalice.test import Client
+from tenancy import TenantClient, create_tenant
 
 import app as squeezer_app
 from chalicelib.http import MAX_BODY_BYTES, MAX_JSON_DEPTH, chalice_errors
@@ -40,9 +41,11 @@ def client():
             sqs=session.client("sqs"),
             dynamodb=session.client("dynamodb"),
             region="us-east-1",
+            enforce_tls=False,
         )
         wiring.reset()
-        with Client(squeezer_app.app, stage_name="test") as chalice_client:
+        tenant = create_tenant(TEST_STAGE.table, "alice")
+        with TenantClient(squeezer_app.app, tenant, stage_name="test") as chalice_client:
             yield chalice_client
         wiring.reset()
 

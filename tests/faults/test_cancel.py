@@ -17,9 +17,9 @@ import time
 
 import boto3
 import requests
-from chalice.test import Client
 from events import receive_records, s3_notification, sqs_event, sqs_record
 from fakes import FakeWorkQueue, InMemoryJobStore, InMemoryStorage
+from tenancy import TEST_TABLE, TenantClient, create_tenant, upload_key
 
 import app as squeezer_app
 from chalicelib.codecs import decompress_stream
@@ -36,7 +36,7 @@ def post_job(client, files):
     job = json.loads(
         client.http.post("/jobs", headers={"Content-Type": "application/json"}, body=json.dumps(body)).body
     )
-    return job["job_id"], {f["name"]: f"uploads/{job['job_id']}/{f['file_id']}" for f in job["files"]}
+    return job["job_id"], {f["name"]: upload_key(f) for f in job["files"]}
 
 
 def unsigned(status):
@@ -51,7 +51,7 @@ def test_cancel_of_a_partly_completed_job_keeps_its_results_downloadable(moto_aw
     s3 = boto3.client("s3", region_name="us-east-1")
     sqs = boto3.client("sqs", region_name="us-east-1")
     done_data = b"finished before the cancel\n" * 2000
-    with Client(squeezer_app.app, stage_name="test") as client:
+    with TenantClient(squeezer_app.app, create_tenant(TEST_TABLE, "alice"), stage_name="test") as client:
         job_id, keys = post_job(client, {"done.txt": done_data, "late.txt": b"never compressed"})
         s3.put_object(Bucket=BUCKET, Key=keys["done.txt"], Body=done_data)
         records = [r for r in receive_records(sqs, moto_aws.queue_url) if "s3:TestEvent" not in r["body"]]
@@ -128,7 +128,7 @@ def test_a_cancel_stops_a_running_compression_within_a_heartbeat(settings):
     data = bytes(range(256)) * 4096 * 64  # 64 MiB at 1 MiB per 50 ms: about 3.2 s to read
     created = service.create_job({"files": [{"name": "big.bin", "size": len(data)}]}, owner="public")
     job_id, record = created.job.job_id, created.files[0][0]
-    key = f"uploads/{job_id}/{record.file_id}"
+    key = f"uploads/public/{job_id}/{record.file_id}"
     storage.objects[key] = data
     worker = Worker(store, storage, queue, settings)
     message = sqs_record(s3_notification(BUCKET, key, len(data)))

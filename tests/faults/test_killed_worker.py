@@ -60,7 +60,7 @@ def emulator():
     endpoint = f"http://{host}:{port}"
     session = boto3.session.Session(region_name="us-east-1")
     clients = {name: session.client(name, endpoint_url=endpoint) for name in ("s3", "sqs", "dynamodb")}
-    created = create_resources(TEST_STAGE, region="us-east-1", **clients)
+    created = create_resources(TEST_STAGE, region="us-east-1", enforce_tls=False, **clients)
     yield endpoint, clients, created
     server.stop()
 
@@ -107,7 +107,7 @@ def test_a_worker_killed_mid_file_is_taken_over_and_the_file_completes_once(emul
         {"files": [{"name": "big.csv", "size": len(data)}], "algorithm": "brotli", "level": 11}, owner="public"
     )
     job_id, record = job.job.job_id, job.files[0][0]
-    clients["s3"].put_object(Bucket=TEST_STAGE.bucket, Key=f"uploads/{job_id}/{record.file_id}", Body=data)
+    clients["s3"].put_object(Bucket=TEST_STAGE.bucket, Key=f"uploads/public/{job_id}/{record.file_id}", Body=data)
 
     first = start_worker(endpoint, created.queue_url)
     try:
@@ -134,7 +134,7 @@ def test_a_worker_killed_mid_file_is_taken_over_and_the_file_completes_once(emul
 
     done = store.get_file(job_id, record.file_id)
     assert done.state.value == "completed" and done.attempts == 2
-    listed = clients["s3"].list_objects_v2(Bucket=TEST_STAGE.bucket, Prefix=f"results/{job_id}/")
+    listed = clients["s3"].list_objects_v2(Bucket=TEST_STAGE.bucket, Prefix=f"results/public/{job_id}/")
     assert [o["Key"] for o in listed.get("Contents", [])] == [done.result_key]  # one result, the recorded one
     body = clients["s3"].get_object(Bucket=TEST_STAGE.bucket, Key=done.result_key)["Body"]
     plain = io.BytesIO()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from chalice.test import Client
 from events import receive_records, sqs_event, sqs_record
+from tenancy import TEST_TABLE, TenantClient, create_tenant, upload_key
 
 import app as squeezer_app
 
@@ -38,7 +38,7 @@ def poison_record(name: str) -> dict:
 
 @pytest.fixture
 def client(moto_aws):
-    with Client(squeezer_app.app, stage_name="test") as chalice_client:
+    with TenantClient(squeezer_app.app, create_tenant(TEST_TABLE, "alice"), stage_name="test") as chalice_client:
         yield chalice_client
 
 
@@ -48,7 +48,7 @@ def good_uploads(client, s3, sqs, queue_url, count):
         client.http.post("/jobs", headers={"Content-Type": "application/json"}, body=json.dumps(body)).body
     )
     for entry in job["files"]:
-        s3.put_object(Bucket=BUCKET, Key=f"uploads/{job['job_id']}/{entry['file_id']}", Body=b"good " * 120)
+        s3.put_object(Bucket=BUCKET, Key=upload_key(entry), Body=b"good " * 120)
     records = [r for r in receive_records(sqs, queue_url) if "s3:TestEvent" not in r["body"]]
     assert len(records) == count
     return job["job_id"], records

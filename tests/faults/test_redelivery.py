@@ -80,7 +80,7 @@ def setup(store, settings, storage, **overrides):
         owner="public",
     )
     record = created.files[0][0]
-    key = f"uploads/{created.job.job_id}/{record.file_id}"
+    key = f"uploads/public/{created.job.job_id}/{record.file_id}"
     storage.objects[key] = DATA
     return settings, service, created.job.job_id, key
 

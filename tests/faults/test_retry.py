@@ -7,8 +7,8 @@ import json
 import urllib.parse
 
 import boto3
-from chalice.test import Client
 from events import receive_records, sqs_event
+from tenancy import TEST_TABLE, TenantClient, create_tenant, upload_key
 
 import app as squeezer_app
 
@@ -31,10 +31,10 @@ def test_retry_requeues_what_a_retry_can_fix_and_it_completes(moto_aws):
             {"name": "gone.txt", "size": 4},
         ]
     }
-    with Client(squeezer_app.app, stage_name="test") as client:
+    with TenantClient(squeezer_app.app, create_tenant(TEST_TABLE, "alice"), stage_name="test") as client:
         job = json.loads(client.http.post("/jobs", headers=HEADERS, body=json.dumps(body)).body)
         job_id = job["job_id"]
-        keys = {f["name"]: f"uploads/{job_id}/{f['file_id']}" for f in job["files"]}
+        keys = {f["name"]: upload_key(f) for f in job["files"]}
         s3.put_object(Bucket=BUCKET, Key=keys["flaky.log"], Body=good)
         s3.put_object(Bucket=BUCKET, Key=keys["gone.txt"], Body=b"gone")
         records = {
@@ -77,7 +77,7 @@ def test_retry_requeues_what_a_retry_can_fix_and_it_completes(moto_aws):
 
 
 def test_retry_answers_404_and_409_in_the_error_shape(moto_aws):
-    with Client(squeezer_app.app, stage_name="test") as client:
+    with TenantClient(squeezer_app.app, create_tenant(TEST_TABLE, "alice"), stage_name="test") as client:
         missing = client.http.post("/jobs/j_nope/retry", headers=HEADERS, body="{}")
         assert missing.status_code == 404
         assert json.loads(missing.body)["error"]["code"] == "job_not_found"

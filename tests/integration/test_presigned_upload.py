@@ -31,7 +31,7 @@ def moto_server(monkeypatch):
     wiring.reset()
     session = boto3.session.Session(region_name="us-east-1")
     clients = {name: session.client(name, endpoint_url=endpoint) for name in ("s3", "sqs", "dynamodb")}
-    created = create_resources(TEST_STAGE, region="us-east-1", **clients)
+    created = create_resources(TEST_STAGE, region="us-east-1", enforce_tls=False, **clients)
     yield clients, created
     wiring.reset()
     server.stop()

@@ -92,7 +92,7 @@ def stack() -> Stack:
         region_name=REGION,
     )
     raw = {name: session.client(name, endpoint_url=ENDPOINT, region_name=REGION) for name in ("s3", "sqs", "dynamodb")}
-    created = create_resources(cfg, region=REGION, **raw)
+    created = create_resources(cfg, region=REGION, enforce_tls=False, **raw)
     settings = Settings(
         bucket=cfg.bucket,
         table=cfg.table,

@@ -114,13 +114,13 @@ def test_cancel_stops_open_files_keeps_completed_results_and_is_idempotent(servi
     store.complete_file(
         job_id, done.file_id, token="t", at=2.0, compressed_size=2, crc32=1, result_key=result_key, compress_seconds=0.1
     )
-    storage.objects[f"uploads/{job_id}/{open_file.file_id}"] = b"data"
-    storage.objects["uploads/other/f"] = b"keep"
+    storage.objects[f"uploads/alice/{job_id}/{open_file.file_id}"] = b"data"
+    storage.objects["uploads/alice/other/f"] = b"keep"
     status = service.cancel_job(job_id, owner="alice")
     assert status.summary.state is JobState.CANCELLED
     states = {f.file_id: f.state for f in status.files}
     assert states == {done.file_id: FileState.COMPLETED, open_file.file_id: FileState.CANCELLED}
-    assert sorted(storage.objects) == sorted([result_key, "uploads/other/f"])  # the result stays
+    assert sorted(storage.objects) == sorted([result_key, "uploads/alice/other/f"])  # the result stays
     assert list(status.download_urls) == [done.file_id]
     again = service.cancel_job(job_id, owner="alice")  # the same answer, not an error
     assert (again.summary, again.job.cancelled_at) == (status.summary, status.job.cancelled_at)
@@ -168,7 +168,7 @@ def test_an_upload_that_arrived_is_never_shown_as_expired(store, storage, settin
     created = service.create_job(BODY, owner="alice")
     job_id = created.job.job_id
     arrived = created.files[0][0]
-    key = f"uploads/{job_id}/{arrived.file_id}"
+    key = f"uploads/alice/{job_id}/{arrived.file_id}"
     storage.objects[key] = b"data"
     clock[0] += settings.upload_url_ttl + settings.upload_grace_seconds + 1
     _, summary = service.get_summary(job_id, owner="alice")

@@ -37,7 +37,7 @@ def make_job(service, storage, files, algorithm="zstd", level=3, sha=False):
     created = service.create_job(body, owner="public")
     keys = {}
     for record, _ in created.files:
-        key = f"uploads/{created.job.job_id}/{record.file_id}"
+        key = f"uploads/public/{created.job.job_id}/{record.file_id}"
         storage.objects[key] = files[record.name]
         keys[record.name] = key
     return created.job.job_id, keys
@@ -199,7 +199,7 @@ def test_foreign_keys_and_test_events_are_acknowledged_garbage_is_reported(env):
     records = [
         sqs_record({"Service": "Amazon S3", "Event": "s3:TestEvent"}),
         sqs_record(s3_notification(BUCKET, "elsewhere/file", 3)),
-        sqs_record(s3_notification(BUCKET, "uploads/j_unknown/f_unknown", 3)),
+        sqs_record(s3_notification(BUCKET, "uploads/public/j_unknown/f_unknown", 3)),
         garbage,
     ]
     assert worker.handle_batch(records) == {"batchItemFailures": [{"itemIdentifier": garbage["messageId"]}]}
