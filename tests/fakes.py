@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from chalicelib.domain import Claim, FileRecord, FileState, Job
 from chalicelib.ports import ObjectStream, PresignedRequest
+from chalicelib.tenants import Tenant, TenantExists, TokenRecord
 
 _OPEN = {FileState.PENDING, FileState.QUEUED, FileState.PROCESSING}
 
@@ -273,3 +274,94 @@ class FakeWorkQueue:
 
     def send_upload(self, bucket, key):
         self.sent.append((bucket, key))
+
+
+class InMemoryTenantStore:
+    """TenantStore in memory, with the DynamoDB adapter's conditions (tests/adapters/test_tenantstore.py)."""
+
+    def __init__(self) -> None:
+        self.tenants: dict[str, Tenant] = {}
+        self.names: dict[str, str] = {}
+        self.tokens: dict[str, TokenRecord] = {}
+        self.days: dict[tuple[str, str], int] = {}
+        self.token_reads = 0
+        self._lock = threading.Lock()
+
+    def create_tenant(self, tenant, token):
+        with self._lock:
+            if tenant.name in self.names or tenant.tenant_id in self.tenants or token.token_id in self.tokens:
+                raise TenantExists(f"a tenant named {tenant.name!r} exists already")
+            self.names[tenant.name] = tenant.tenant_id
+            self.tenants[tenant.tenant_id] = tenant
+            self.tokens[token.token_id] = token
+
+    def get_tenant(self, tenant_id):
+        return self.tenants.get(tenant_id)
+
+    def find_tenant(self, name):
+        tenant_id = self.names.get(name)
+        return self.tenants.get(tenant_id) if tenant_id else None
+
+    def list_tenants(self):
+        return list(self.tenants.values())
+
+    def get_token(self, token_id):
+        self.token_reads += 1
+        return self.tokens.get(token_id)
+
+    def touch_token(self, token_id, *, at, unless_after):
+        with self._lock:
+            token = self.tokens.get(token_id)
+            if token and (token.last_used_at is None or token.last_used_at < unless_after):
+                self.tokens[token_id] = replace(token, last_used_at=at)
+
+    def replace_token(self, tenant, token, *, at):
+        with self._lock:
+            current = self.tenants.get(tenant.tenant_id)
+            if current is None or current.token_id != tenant.token_id or current.revoked_at is not None:
+                return False
+            if token.token_id in self.tokens:
+                return False
+            self.tokens[token.token_id] = token
+            old = self.tokens[tenant.token_id]
+            self.tokens[tenant.token_id] = replace(old, revoked_at=at)
+            self.tenants[tenant.tenant_id] = replace(current, token_id=token.token_id)
+            return True
+
+    def revoke_tenant(self, tenant, *, at):
+        with self._lock:
+            current = self.tenants[tenant.tenant_id]
+            self.tenants[tenant.tenant_id] = replace(current, revoked_at=current.revoked_at or at)
+            token = self.tokens[tenant.token_id]
+            self.tokens[tenant.token_id] = replace(token, revoked_at=token.revoked_at or at)
+
+    def set_limits(self, tenant_id, limits):
+        with self._lock:
+            self.tenants[tenant_id] = replace(self.tenants[tenant_id], limits=limits)
+
+    def reserve_bytes(self, tenant_id, day, amount, *, limit, expires_at):
+        with self._lock:
+            used = self.days.get((tenant_id, day), 0)
+            if used + amount > limit:
+                return used
+            self.days[(tenant_id, day)] = used + amount
+            return None
+
+    def release_bytes(self, tenant_id, day, amount):
+        with self._lock:
+            if (tenant_id, day) in self.days:
+                self.days[(tenant_id, day)] -= amount
+
+    def add_open_job(self, tenant_id, job_id, *, limit):
+        with self._lock:
+            tenant = self.tenants.get(tenant_id)
+            if tenant is None or len(tenant.open_jobs) >= limit:
+                return False
+            self.tenants[tenant_id] = replace(tenant, open_jobs=tenant.open_jobs | {job_id})
+            return True
+
+    def remove_open_jobs(self, tenant_id, job_ids):
+        with self._lock:
+            tenant = self.tenants.get(tenant_id)
+            if tenant is not None:
+                self.tenants[tenant_id] = replace(tenant, open_jobs=tenant.open_jobs - set(job_ids))
