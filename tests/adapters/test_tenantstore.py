@@ -19,9 +19,9 @@ def store(request):
     yield DynamoTenantStore(table)
 
 
-def add(store, name="alice", tenant_id="t_1", limits=Limits()):
+def add(store, name="alice", tenant_id="t_1", limits=None):
     token = new_token()
-    tenant = Tenant(tenant_id=tenant_id, name=name, created_at=10.0, token_id=token.token_id, limits=limits)
+    tenant = Tenant(tenant_id, name, created_at=10.0, token_id=token.token_id, limits=limits or Limits())
     record = TokenRecord.issue(token, tenant_id, name, 10.0)
     store.create_tenant(tenant, record)
     return tenant, record, token
