@@ -16,8 +16,14 @@ overrides what Chalice cannot express:
 * the function names: Chalice's ``<app>-<stage>[-<function>]``, so log
   groups and IAM scopes are known in advance;
 * API Gateway's own error answers (unknown route, body over its limit,
-  ...) in the API's ``{"error": {"code", "message"}}`` shape, added to the
-  ``RestAPI`` definition (``gateway_responses``).
+  missing or refused token, ...) in the API's ``{"error": {"code", "message"}}``
+  shape, added to the ``RestAPI`` definition (``gateway_responses``);
+* the API stage's throttling (``MethodSettings`` of ``RestAPI``) and, when
+  the stage turns it on, a WAF web ACL on the stage that refuses bodies over
+  the stage's limit with a 413 in the same shape (``web_acl``);
+* the bucket's hardening: a policy refusing requests without TLS, default
+  encryption (SSE-S3, or SSE-KMS with the stage's key), CORS for the stage's
+  origins only (none by default).
 
 The bucket is named ``<SQUEEZER_BUCKET>-<account>-<region>`` (bucket names are
 global); queues and table keep the stage's names because Chalice reads the
@@ -33,16 +39,17 @@ from typing import Any
 
 from chalice.utils import to_cfn_resource_name
 
-from chalicelib.http import GATEWAY_ERRORS
+from chalicelib.http import GATEWAY_ERRORS, BodyTooLarge
 
 from . import iam
 from .resources import (
     API_FUNCTION,
     DEAD_LETTER_FUNCTION,
-    ENCRYPTION_ALGORITHM,
     TTL_ATTRIBUTE,
     WORKER_FUNCTION,
     StageConfig,
+    bucket_encryption_rule,
+    bucket_policy,
     cors_rules,
     dead_letter_alarm,
     dead_letter_queue_attributes,
@@ -58,6 +65,9 @@ from .resources import (
 )
 
 BUCKET = "FilesBucket"
+BUCKET_POLICY = "FilesBucketPolicy"
+WEB_ACL = "ApiWebAcl"
+WEB_ACL_ASSOCIATION = "ApiWebAclAssociation"
 TABLE = "JobsTable"
 QUEUE = "JobsQueue"
 DEAD_LETTER_QUEUE = "DeadLetterQueue"
@@ -200,6 +210,27 @@ def _cors_rule(rule: Mapping[str, Any]) -> dict:
     return {renames[key]: value for key, value in rule.items()}
 
 
+def _encryption_rule(rule: Mapping[str, Any]) -> dict:
+    """PutBucketEncryption rule -> AWS::S3::Bucket ServerSideEncryptionRule."""
+    _strict(rule, {"ApplyServerSideEncryptionByDefault", "BucketKeyEnabled"}, "encryption rule")
+    default = rule["ApplyServerSideEncryptionByDefault"]
+    _strict(default, {"SSEAlgorithm", "KMSMasterKeyID"}, "default encryption")
+    out: dict[str, Any] = {"ServerSideEncryptionByDefault": dict(default)}
+    if "BucketKeyEnabled" in rule:
+        out["BucketKeyEnabled"] = rule["BucketKeyEnabled"]
+    return out
+
+
+def table_properties(definition: Mapping[str, Any]) -> dict:
+    """CreateTable arguments -> AWS::DynamoDB::Table properties (they differ only in SSESpecification)."""
+    properties = dict(definition)
+    sse = properties.pop("SSESpecification", None)
+    if sse is not None:
+        _strict(sse, {"Enabled"}, "table SSESpecification")
+        properties["SSESpecification"] = {"SSEEnabled": sse["Enabled"]}
+    return properties
+
+
 # Stated, not defaulted: the stage's data is transient (lifecycle and TTL
 # expire it), and teardown is meant to leave nothing behind.
 _DELETE_WITH_STACK = {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"}
@@ -212,13 +243,27 @@ def stage_resources(cfg: StageConfig) -> dict[str, Any]:
         _DLQ_ARN: get_att(DEAD_LETTER_QUEUE, "Arn"),
         _BUCKET_ARN: _bucket_arn(cfg),
     }
-    table = table_definition(cfg.table)
+    table = table_properties(table_definition(cfg.table))
     table["TimeToLiveSpecification"] = {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
     table["PointInTimeRecoverySpecification"] = {"PointInTimeRecoveryEnabled": True}
 
     alarm = dead_letter_alarm(cfg)
     alarm["Dimensions"] = [{"Name": "QueueName", "Value": get_att(DEAD_LETTER_QUEUE, "QueueName")}]
     alarm["AlarmActions"] = {"Fn::If": [HAS_ALARM_TOPIC, [ref(ALARM_TOPIC_PARAMETER)], ref("AWS::NoValue")]}
+    bucket: dict[str, Any] = {
+        "BucketName": bucket_name(cfg),
+        "PublicAccessBlockConfiguration": public_access_block(),
+        "BucketEncryption": {"ServerSideEncryptionConfiguration": [_encryption_rule(bucket_encryption_rule(cfg))]},
+        "LifecycleConfiguration": {"Rules": [_lifecycle_rule(r) for r in lifecycle_rules(cfg)]},
+        "NotificationConfiguration": {
+            "QueueConfigurations": _substitute(
+                _queue_notifications(notification_configuration(cfg, _QUEUE_ARN)), replacements
+            )
+        },
+    }
+    cors = cors_rules(cfg)
+    if cors:  # no origins configured: no CORS configuration at all
+        bucket["CorsConfiguration"] = {"CorsRules": [_cors_rule(r) for r in cors]}
     return {
         DEAD_LETTER_QUEUE: {
             "Type": "AWS::SQS::Queue",
@@ -244,21 +289,13 @@ def stage_resources(cfg: StageConfig) -> dict[str, Any]:
             "DependsOn": [QUEUE_POLICY],
             # teardown empties the bucket before deleting the stack
             **_DELETE_WITH_STACK,
+            "Properties": bucket,
+        },
+        BUCKET_POLICY: {
+            "Type": "AWS::S3::BucketPolicy",
             "Properties": {
-                "BucketName": bucket_name(cfg),
-                "PublicAccessBlockConfiguration": public_access_block(),
-                "BucketEncryption": {
-                    "ServerSideEncryptionConfiguration": [
-                        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": ENCRYPTION_ALGORITHM}}
-                    ]
-                },
-                "LifecycleConfiguration": {"Rules": [_lifecycle_rule(r) for r in lifecycle_rules(cfg)]},
-                "CorsConfiguration": {"CorsRules": [_cors_rule(r) for r in cors_rules()]},
-                "NotificationConfiguration": {
-                    "QueueConfigurations": _substitute(
-                        _queue_notifications(notification_configuration(cfg, _QUEUE_ARN)), replacements
-                    )
-                },
+                "Bucket": ref(BUCKET),
+                "PolicyDocument": bucket_policy(get_att(BUCKET, "Arn"), {"Fn::Sub": f"${{{BUCKET}.Arn}}/*"}),
             },
         },
         TABLE: {
@@ -363,9 +400,135 @@ def gateway_responses() -> dict[str, Any]:
     return responses
 
 
-def api_overrides() -> dict[str, Any]:
-    """What the merge adds to Chalice's ``RestAPI``: the gateway responses in its definition."""
-    return {REST_API: {"Properties": {"DefinitionBody": {GATEWAY_RESPONSES_KEY: gateway_responses()}}}}
+def api_stage_name(stage: str, config: Mapping[str, Any]) -> str:
+    """The API Gateway stage Chalice deploys to (``api_gateway_stage``, ``api`` by default)."""
+    return str(config["stages"][stage].get("api_gateway_stage", config.get("api_gateway_stage", "api")))
+
+
+def method_settings(cfg: StageConfig) -> list[dict[str, Any]]:
+    """The stage's throttling, for every method (API Gateway answers 429 ``throttled`` over it)."""
+    return [
+        {
+            "ResourcePath": "/*",
+            "HttpMethod": "*",
+            "ThrottlingRateLimit": cfg.throttle_rate,
+            "ThrottlingBurstLimit": cfg.throttle_burst,
+        }
+    ]
+
+
+def api_overrides(cfg: StageConfig) -> dict[str, Any]:
+    """What the merge adds to Chalice's ``RestAPI``: gateway responses in its definition, and throttling."""
+    return {
+        REST_API: {
+            "Properties": {
+                "DefinitionBody": {GATEWAY_RESPONSES_KEY: gateway_responses()},
+                "MethodSettings": method_settings(cfg),
+            }
+        }
+    }
+
+
+# -- WAF: the request-size limit ---------------------------------------------------
+# API Gateway's own limit is a fixed 10 MB. WAF can refuse less, but it sees at
+# most the first 16 KB of a body (64 KB for extra fees), so a size constraint
+# on the body cannot tell a 1 MiB body from a 17 KB one. What WAF does see
+# whole is the Content-Length header: the rule compares its value with the
+# limit. A body sent without one (chunked) is not measured here; the app's own
+# check (chalicelib.http.MAX_BODY_BYTES) still refuses it.
+BODY_TOO_LARGE_RULE = "body-too-large"
+BODY_TOO_LARGE_RESPONSE = "body_too_large"
+
+
+def integer_above_regex(limit: int) -> str:
+    """A regular expression matching exactly the decimal integers greater than ``limit``.
+
+    WAF has no numeric comparison of a header's value; this is one, digit by
+    digit: a longer number, or the same length with a higher digit after a
+    common prefix. Leading zeros are allowed (and ignored).
+    """
+    if limit < 0:
+        raise ValueError("limit must be 0 or more")
+    digits = str(limit)
+    alternatives = [f"[1-9][0-9]{{{len(digits)},}}"]
+    for i, digit in enumerate(digits):
+        if digit == "9":
+            continue
+        higher = "9" if digit == "8" else f"[{int(digit) + 1}-9]"
+        rest = len(digits) - i - 1
+        alternatives.append(digits[:i] + higher + (f"[0-9]{{{rest}}}" if rest else ""))
+    return f"^0*({'|'.join(alternatives)})$"
+
+
+def web_acl(cfg: StageConfig, metric_prefix: str) -> dict[str, Any]:
+    """A regional web ACL that answers 413 in the API's error shape to a declared body over the limit."""
+
+    def visibility(name: str) -> dict[str, Any]:
+        return {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": name}
+
+    body = {
+        "error": {
+            "code": BodyTooLarge.code,
+            "message": f"the request body is larger than {cfg.max_body_bytes} bytes",
+        }
+    }
+    return {
+        "Type": "AWS::WAFv2::WebACL",
+        "Properties": {
+            "Scope": "REGIONAL",
+            "Description": f"Squeezer {cfg.stage}: request bodies up to {cfg.max_body_bytes} bytes",
+            "DefaultAction": {"Allow": {}},
+            "VisibilityConfig": visibility(f"{metric_prefix}-api"),
+            "CustomResponseBodies": {
+                BODY_TOO_LARGE_RESPONSE: {"ContentType": "APPLICATION_JSON", "Content": json.dumps(body)}
+            },
+            "Rules": [
+                {
+                    "Name": BODY_TOO_LARGE_RULE,
+                    "Priority": 0,
+                    "Statement": {
+                        "RegexMatchStatement": {
+                            "FieldToMatch": {"SingleHeader": {"Name": "content-length"}},
+                            "RegexString": integer_above_regex(cfg.max_body_bytes),
+                            "TextTransformations": [{"Priority": 0, "Type": "NONE"}],
+                        }
+                    },
+                    "Action": {
+                        "Block": {
+                            "CustomResponse": {
+                                "ResponseCode": BodyTooLarge.status,
+                                "CustomResponseBodyKey": BODY_TOO_LARGE_RESPONSE,
+                            }
+                        }
+                    },
+                    "VisibilityConfig": visibility(f"{metric_prefix}-{BODY_TOO_LARGE_RULE}"),
+                }
+            ],
+        },
+    }
+
+
+def waf_resources(cfg: StageConfig, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The web ACL and its association with the API's stage; nothing when the stage has ``waf`` off."""
+    if not cfg.waf:
+        return {}
+    stage = api_stage_name(cfg.stage, config)
+    stage_arn = f"arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}::/restapis/${{{REST_API}}}/stages/{stage}"
+    return {
+        WEB_ACL: web_acl(cfg, f"{config['app_name']}-{cfg.stage}"),
+        WEB_ACL_ASSOCIATION: {
+            "Type": "AWS::WAFv2::WebACLAssociation",
+            # SAM names the stage it makes <api><stage>Stage; the association
+            # fails if it runs before the stage exists
+            "DependsOn": [api_sam_stage_id(cfg.stage, config)],
+            "Properties": {"ResourceArn": {"Fn::Sub": stage_arn}, "WebACLArn": get_att(WEB_ACL, "Arn")},
+        },
+    }
+
+
+def api_sam_stage_id(stage: str, config: Mapping[str, Any]) -> str:
+    """The logical id SAM gives the ``AWS::ApiGateway::Stage`` of ``RestAPI``."""
+    return REST_API + "".join(ch for ch in api_stage_name(stage, config) if ch.isalnum()) + "Stage"
 
 
 def merge_template(stage: str, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -381,7 +544,12 @@ def merge_template(stage: str, config: Mapping[str, Any] | None = None) -> dict[
             }
         },
         "Conditions": {HAS_ALARM_TOPIC: {"Fn::Not": [{"Fn::Equals": [ref(ALARM_TOPIC_PARAMETER), ""]}]}},
-        "Resources": {**stage_resources(cfg), **function_overrides(cfg, config), **api_overrides()},
+        "Resources": {
+            **stage_resources(cfg),
+            **function_overrides(cfg, config),
+            **api_overrides(cfg),
+            **waf_resources(cfg, config),
+        },
         "Outputs": {
             "BucketName": {"Value": ref(BUCKET)},
             "TableName": {"Value": ref(TABLE)},

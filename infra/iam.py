@@ -12,7 +12,9 @@ calls. The same statements are rendered
   :mod:`infra.cloudformation`), where the bucket's account-suffixed name is
   only known to CloudFormation.
 
-No statement uses ``"Resource": "*"``.
+No statement uses ``"Resource": "*"``. With a KMS key configured for the
+stage, the functions that read or write the bucket's objects (and so sign
+the presigned URLs) may use that key, through S3 only.
 """
 
 from __future__ import annotations
@@ -23,19 +25,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicelib.tenantstore import TOKEN_PREFIX
+
 from .resources import (
     API_FUNCTION,
+    AUTHORIZER_FUNCTION,
     DEAD_LETTER_FUNCTION,
     ROOT,
     WORKER_FUNCTION,
     StageConfig,
     function_names,
+    kms_via_s3,
     load_chalice_config,
     stage_config,
 )
 
 POLICY_VERSION = "2012-10-17"
-FUNCTIONS = (API_FUNCTION, WORKER_FUNCTION, DEAD_LETTER_FUNCTION)
+FUNCTIONS = (API_FUNCTION, WORKER_FUNCTION, DEAD_LETTER_FUNCTION, AUTHORIZER_FUNCTION)
+
+# What S3 asks KMS for, on the signer's behalf, when the bucket encrypts with
+# a KMS key: a data key to write an object (PutObject, and the parts of a
+# multipart upload), a decryption to read one (GetObject) and to complete a
+# multipart upload (S3 reads the encrypted parts back).
+KMS_WRITE = "kms:GenerateDataKey"
+KMS_READ = "kms:Decrypt"
 
 # An ARN is a plain string, or a CloudFormation intrinsic (a dict) that
 # resolves to one.
@@ -98,8 +111,22 @@ def _statement(sid: str, actions: list[str], resources: list[Arn], condition: di
     return statement
 
 
+def _files_key(cfg: StageConfig, actions: list[str]) -> list[dict[str, Any]]:
+    """The stage's KMS key, used through S3 only; nothing without a key (SSE-S3 needs no permission)."""
+    if cfg.kms_key_arn is None:
+        return []
+    return [
+        _statement(
+            "UseFilesKey",
+            actions,
+            [cfg.kms_key_arn],
+            {"StringEquals": {"kms:ViaService": kms_via_s3(cfg.kms_key_arn)}},
+        )
+    ]
+
+
 def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dict[str, Any]]:
-    """The statements one function needs (``api_handler``, ``compress``, ``dead_letters``)."""
+    """The statements one function needs (``api_handler``, ``compress``, ``dead_letters``, ``tenant_auth``)."""
     uploads = join(arns.bucket, f"/{cfg.uploads_prefix}*")
     results = join(arns.bucket, f"/{cfg.results_prefix}*")
     log_group = arns.log_groups[function]
@@ -132,6 +159,8 @@ def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dic
             _statement("HeadMissingUploads", ["s3:ListBucket"], [arns.bucket]),
             # retry and a lost notification send the upload to the worker again
             _statement("JobsQueue", ["sqs:GetQueueUrl", "sqs:SendMessage"], [arns.queue]),
+            # presigned PUTs write uploads, presigned GETs read results
+            *_files_key(cfg, [KMS_READ, KMS_WRITE]),
         ]
     if function == WORKER_FUNCTION:
         return [
@@ -161,6 +190,8 @@ def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dic
                 ],
                 [arns.queue],
             ),
+            # reads uploads; writes results, in parts
+            *_files_key(cfg, [KMS_READ, KMS_WRITE]),
         ]
     if function == DEAD_LETTER_FUNCTION:
         return [
@@ -179,6 +210,20 @@ def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dic
                     "sqs:ReceiveMessage",
                 ],
                 [arns.dead_letter_queue],
+            ),
+            # writes malformed dead letters in one PUT, reads none
+            *_files_key(cfg, [KMS_WRITE]),
+        ]
+    if function == AUTHORIZER_FUNCTION:
+        return [
+            logs,
+            # reads a token and records its use: TOKEN# items only, never a
+            # tenant's or a job's
+            _statement(
+                "ReadTokens",
+                ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                [arns.table],
+                {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{TOKEN_PREFIX}*"]}},
             ),
         ]
     raise KeyError(f"unknown function {function!r}; known: {', '.join(FUNCTIONS)}")

@@ -3,32 +3,56 @@
 Everything that describes the bucket, the queues and the table lives here:
 the local stack, LocalStack and the moto tests create them with
 :func:`create_resources` (boto3); AWS deployments get the same settings as
-CloudFormation from :func:`cloudformation_resources`. Resource names come
-from a stage's environment variables in ``.chalice/config.json``.
+CloudFormation from :mod:`infra.cloudformation`. Resource names come
+from a stage's environment variables in ``.chalice/config.json``; the
+deployment's hardening settings (CORS origins, KMS key, API throttling, the
+WAF body limit) from the stage's ``"squeezer_infra"`` object in the same
+file, with their defaults declared once, in :class:`StageConfig`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from chalicelib.http import MAX_BODY_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
 
 WORKER_FUNCTION = "compress"
 DEAD_LETTER_FUNCTION = "dead_letters"
+# app.py's built-in authorizer (@app.authorizer(name=...)): its own Lambda function
+AUTHORIZER_FUNCTION = "tenant_auth"
 OWNER_INDEX = "by_owner"
 TTL_ATTRIBUTE = "expires_at"
 DEAD_LETTER_RETENTION_SECONDS = 14 * 86400
 LONG_POLL_SECONDS = 20
+# The stage's (and optionally the top level's) object of deployment settings
+# in .chalice/config.json. Not environment variables: the functions never read them.
+INFRA_KEY = "squeezer_infra"
+INFRA_SETTINGS = ("cors_origins", "kms_key_arn", "throttle_rate", "throttle_burst", "waf", "max_body_bytes")
+
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$")
+
+
+class StageConfigError(ValueError):
+    """A stage's settings in .chalice/config.json are not usable."""
 
 
 @dataclass(frozen=True)
 class StageConfig:
-    """Names and tunables of one stage, read from .chalice/config.json."""
+    """Names and tunables of one stage, read from .chalice/config.json.
+
+    The fields after ``visibility_timeout_override`` are the deployment's
+    hardening settings (``"squeezer_infra"`` in config.json); their defaults
+    here are the only ones.
+    """
 
     stage: str
     bucket: str
@@ -44,6 +68,51 @@ class StageConfig:
     # None: derived from the worker's timeout. Set only by the local stack's
     # fault tests (a short lease to expire on purpose); deployments derive it.
     visibility_timeout_override: int | None = None
+    # Browser origins allowed to use the presigned URLs (S3 CORS). None by
+    # default: the CLI client needs no CORS, and "*" would let any web page
+    # drive a user's presigned URLs from a browser.
+    cors_origins: tuple[str, ...] = ()
+    # SSE-KMS with this key (its ARN, in the stage's region) instead of SSE-S3.
+    kms_key_arn: str | None = None
+    # API Gateway stage throttling, for all callers together (requests per
+    # second, and the burst the token bucket allows).
+    throttle_rate: float = 50.0
+    throttle_burst: int = 100
+    # A WAF web ACL in front of the API (costs about $6 a month plus $0.60 per
+    # million requests): it refuses request bodies over max_body_bytes before
+    # they reach the function.
+    waf: bool = False
+    max_body_bytes: int = MAX_BODY_BYTES
+
+    def __post_init__(self) -> None:
+        problems = []
+        for origin in self.cors_origins:
+            if not isinstance(origin, str) or not _ORIGIN.match(origin):
+                problems.append(
+                    f"cors_origins: {origin!r} is not an origin like https://app.example.com (no path, no wildcard)"
+                )
+        if self.kms_key_arn is not None and not _KMS_KEY_ARN.match(self.kms_key_arn):
+            problems.append(
+                f"kms_key_arn: {self.kms_key_arn!r} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>; "
+                "not an alias: IAM policies cannot name a key by its alias)"
+            )
+        if not self.throttle_rate > 0:
+            problems.append(f"throttle_rate: {self.throttle_rate!r} must be more than 0 requests per second")
+        if isinstance(self.throttle_burst, bool) or not isinstance(self.throttle_burst, int) or self.throttle_burst < 1:
+            problems.append(f"throttle_burst: {self.throttle_burst!r} must be a whole number of at least 1")
+        if not isinstance(self.waf, bool):
+            problems.append(f"waf: {self.waf!r} must be true or false")
+        if (
+            isinstance(self.max_body_bytes, bool)
+            or not isinstance(self.max_body_bytes, int)
+            or not 0 < self.max_body_bytes <= MAX_BODY_BYTES
+        ):
+            problems.append(
+                f"max_body_bytes: {self.max_body_bytes!r} must be 1..{MAX_BODY_BYTES} "
+                "(the app refuses larger bodies itself: chalicelib.http.MAX_BODY_BYTES)"
+            )
+        if problems:
+            raise StageConfigError(f"stage {self.stage!r}: " + "; ".join(problems))
 
     @property
     def visibility_timeout(self) -> int:
@@ -76,6 +145,16 @@ def stage_config(stage: str, config: Mapping[str, Any] | None = None) -> StageCo
     timeout = functions.get(WORKER_FUNCTION, {}).get(
         "lambda_timeout", stage_cfg.get("lambda_timeout", config.get("lambda_timeout", 60))
     )
+    infra = {**config.get(INFRA_KEY, {}), **stage_cfg.get(INFRA_KEY, {})}
+    unknown = set(infra) - set(INFRA_SETTINGS)
+    if unknown:
+        raise StageConfigError(
+            f"stage {stage!r}: unknown {INFRA_KEY} settings {sorted(unknown)}; known: {', '.join(INFRA_SETTINGS)}"
+        )
+    if "cors_origins" in infra:
+        if not isinstance(infra["cors_origins"], list):
+            raise StageConfigError(f"stage {stage!r}: cors_origins must be a list of origins")
+        infra["cors_origins"] = tuple(infra["cors_origins"])
     return StageConfig(
         stage=stage,
         bucket=env["SQUEEZER_BUCKET"],
@@ -85,6 +164,7 @@ def stage_config(stage: str, config: Mapping[str, Any] | None = None) -> StageCo
         worker_timeout=int(timeout),
         max_receive_count=int(env.get("SQUEEZER_MAX_RECEIVE_COUNT", 5)),
         expire_days=int(env.get("SQUEEZER_RECORD_TTL_DAYS", 30)),
+        **infra,
     )
 
 
@@ -92,10 +172,14 @@ def stage_config(stage: str, config: Mapping[str, Any] | None = None) -> StageCo
 
 
 def table_definition(name: str) -> dict[str, Any]:
-    """CreateTable arguments (also the CloudFormation table's properties)."""
+    """CreateTable arguments (also the CloudFormation table's properties, but for ``SSESpecification``)."""
     return {
         "TableName": name,
         "BillingMode": "PAY_PER_REQUEST",
+        # Encrypted at rest with the AWS-owned key: free, no KMS permission
+        # needed. (``True`` would mean the AWS-managed KMS key, with KMS
+        # charges and nothing gained here.) Stated so it is not left to chance.
+        "SSESpecification": {"Enabled": False},
         "AttributeDefinitions": [
             {"AttributeName": "pk", "AttributeType": "S"},
             {"AttributeName": "sk", "AttributeType": "S"},
@@ -207,17 +291,68 @@ def public_access_block() -> dict[str, bool]:
     }
 
 
-# Default bucket encryption (SSE-S3): free, and needs no KMS permission for
-# the functions or for presigned uploads.
+# Default bucket encryption without a KMS key: SSE-S3, free, and needs no KMS
+# permission for the functions or for presigned uploads.
 ENCRYPTION_ALGORITHM = "AES256"
+KMS_ALGORITHM = "aws:kms"
 
 
-def cors_rules() -> list[dict[str, Any]]:
-    # Browser uploads straight to S3 with the presigned URLs.
+def bucket_encryption_rule(cfg: StageConfig) -> dict[str, Any]:
+    """The bucket's default encryption (PutBucketEncryption's rule): SSE-S3, or SSE-KMS with the stage's key."""
+    if cfg.kms_key_arn is None:
+        return {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": ENCRYPTION_ALGORITHM}}
+    return {
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": KMS_ALGORITHM, "KMSMasterKeyID": cfg.kms_key_arn},
+        # one data key per bucket and period instead of one KMS call per object
+        "BucketKeyEnabled": True,
+    }
+
+
+def kms_via_s3(key_arn: str) -> str:
+    """The ``kms:ViaService`` value of S3 in the key's region (a key serves buckets of its own region only)."""
+    partition, region = key_arn.split(":")[1], key_arn.split(":")[3]
+    return f"s3.{region}.amazonaws.com" + (".cn" if partition == "aws-cn" else "")
+
+
+def bucket_policy(bucket_arn: Any, objects_arn: Any) -> dict[str, Any]:
+    """Refuses every request to the bucket or its objects that does not come over TLS.
+
+    ``bucket_arn``/``objects_arn`` (``<bucket arn>/*``) are strings or
+    CloudFormation intrinsics. A Deny with ``Principal: *`` is not a public
+    policy, so Block Public Access allows it.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [bucket_arn, objects_arn],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+
+
+CORS_METHODS = ("PUT", "GET", "POST", "HEAD")
+
+
+def cors_rules(cfg: StageConfig) -> list[dict[str, Any]]:
+    """Browser uploads and downloads with the presigned URLs, from the stage's origins only.
+
+    No origins (the default): no rules, and the bucket gets no CORS
+    configuration at all.
+    """
+    if not cfg.cors_origins:
+        return []
     return [
         {
-            "AllowedMethods": ["PUT", "GET"],
-            "AllowedOrigins": ["*"],
+            "AllowedMethods": list(CORS_METHODS),
+            "AllowedOrigins": list(cfg.cors_origins),
+            # what a presigned PUT signs (content type, checksum, metadata): the
+            # origin, not the header list, is what limits who can use it
             "AllowedHeaders": ["*"],
             "ExposeHeaders": ["ETag"],
             "MaxAgeSeconds": 3000,
@@ -236,8 +371,14 @@ class CreatedResources:
     dead_letter_queue_arn: str
 
 
-def create_resources(cfg: StageConfig, *, s3: Any, sqs: Any, dynamodb: Any, region: str) -> CreatedResources:
-    """Create (or update) every resource of a stage. Idempotent."""
+def create_resources(
+    cfg: StageConfig, *, s3: Any, sqs: Any, dynamodb: Any, region: str, enforce_tls: bool = True
+) -> CreatedResources:
+    """Create (or update) every resource of a stage. Idempotent.
+
+    ``enforce_tls`` puts the bucket policy that refuses requests without TLS
+    (:func:`bucket_policy`); the emulators are created without it.
+    """
     dlq_url = sqs.create_queue(QueueName=cfg.dead_letter_queue, Attributes=dead_letter_queue_attributes())["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     attributes = queue_attributes(cfg, dlq_arn)
@@ -257,14 +398,20 @@ def create_resources(cfg: StageConfig, *, s3: Any, sqs: Any, dynamodb: Any, regi
     bucket_arn = f"arn:aws:s3:::{cfg.bucket}"
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(queue_policy(queue_arn, bucket_arn))})
     s3.put_public_access_block(Bucket=cfg.bucket, PublicAccessBlockConfiguration=public_access_block())
+    if enforce_tls:
+        # Emulators (moto, the local stack, LocalStack) speak plain HTTP on
+        # loopback, and moto applies a Deny without evaluating its condition:
+        # they are created with enforce_tls=False.
+        s3.put_bucket_policy(Bucket=cfg.bucket, Policy=json.dumps(bucket_policy(bucket_arn, f"{bucket_arn}/*")))
     s3.put_bucket_encryption(
-        Bucket=cfg.bucket,
-        ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": ENCRYPTION_ALGORITHM}}]
-        },
+        Bucket=cfg.bucket, ServerSideEncryptionConfiguration={"Rules": [bucket_encryption_rule(cfg)]}
     )
     s3.put_bucket_lifecycle_configuration(Bucket=cfg.bucket, LifecycleConfiguration={"Rules": lifecycle_rules(cfg)})
-    s3.put_bucket_cors(Bucket=cfg.bucket, CORSConfiguration={"CORSRules": cors_rules()})
+    cors = cors_rules(cfg)
+    if cors:
+        s3.put_bucket_cors(Bucket=cfg.bucket, CORSConfiguration={"CORSRules": cors})
+    else:  # also removes the "*" rule older versions of this function set
+        s3.delete_bucket_cors(Bucket=cfg.bucket)
     s3.put_bucket_notification_configuration(
         Bucket=cfg.bucket, NotificationConfiguration=notification_configuration(cfg, queue_arn)
     )
@@ -300,6 +447,7 @@ def function_names(stage: str, config: Mapping[str, Any] | None = None) -> dict[
         API_FUNCTION: prefix,
         WORKER_FUNCTION: f"{prefix}-{WORKER_FUNCTION}",
         DEAD_LETTER_FUNCTION: f"{prefix}-{DEAD_LETTER_FUNCTION}",
+        AUTHORIZER_FUNCTION: f"{prefix}-{AUTHORIZER_FUNCTION}",
     }
 
 

@@ -248,7 +248,12 @@ def localstack_deploy(ctx: Context, endpoint: str, stage: str, as_json: bool) ->
     cfg = stage_config(stage, config)
     session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=ctx.region)
     try:
-        created = direct.create_stage_resources(cfg, direct.make_clients(session, ctx.region, endpoint), ctx.region)
+        created = direct.create_stage_resources(
+            cfg,
+            direct.make_clients(session, ctx.region, endpoint),
+            ctx.region,
+            enforce_tls=endpoint.startswith("https://"),  # LocalStack's default endpoint is plain HTTP
+        )
     except EndpointConnectionError as exc:
         raise DeployError(
             f"LocalStack is not reachable at {endpoint}: run infra/localstack/start.sh (or set LOCALSTACK_ENDPOINT)"

@@ -44,8 +44,18 @@ def make_clients(session: Any, region: str, endpoint_url: str | None = None) -> 
     return {"s3": client("s3"), "sqs": client("sqs"), "dynamodb": client("dynamodb")}
 
 
-def create_stage_resources(cfg: StageConfig, clients: Mapping[str, Any], region: str) -> CreatedResources:
-    return create_resources(cfg, s3=clients["s3"], sqs=clients["sqs"], dynamodb=clients["dynamodb"], region=region)
+def create_stage_resources(
+    cfg: StageConfig, clients: Mapping[str, Any], region: str, *, enforce_tls: bool = True
+) -> CreatedResources:
+    """The stage's resources; ``enforce_tls=False`` for an emulator on plain HTTP (LocalStack)."""
+    return create_resources(
+        cfg,
+        s3=clients["s3"],
+        sqs=clients["sqs"],
+        dynamodb=clients["dynamodb"],
+        region=region,
+        enforce_tls=enforce_tls,
+    )
 
 
 def _mappings(lambda_client: Any, function_name: str, queue_arn: str) -> list[dict[str, Any]]:

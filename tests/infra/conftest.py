@@ -52,5 +52,26 @@ def packaged(project_copy) -> Path:
 
 
 @pytest.fixture(scope="session")
+def variant(tmp_path_factory) -> Path:
+    """sam.json of prod with the hardening settings the checked-in prod does not use:
+    a KMS key, two CORS origins, other throttling, and no WAF."""
+    from infra.deploy import packaging
+    from infra.resources import INFRA_KEY
+
+    project = copy_project(tmp_path_factory.mktemp("variant") / "squeezer")
+    path = project / ".chalice" / "config.json"
+    config = json.loads(path.read_text())
+    config["stages"][PACKAGED_STAGE][INFRA_KEY] = {
+        "kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "cors_origins": ["https://app.example.com", "http://localhost:3000"],
+        "throttle_rate": 5,
+        "throttle_burst": 10,
+        "waf": False,
+    }
+    path.write_text(json.dumps(config, indent=2))
+    return packaging.package(PACKAGED_STAGE, project / "packaged", region="us-east-1", project_dir=project)
+
+
+@pytest.fixture(scope="session")
 def template(packaged) -> dict:
     return json.loads(packaged.read_text())

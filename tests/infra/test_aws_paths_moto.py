@@ -16,12 +16,15 @@ from infra import cloudformation as cf
 from infra.deploy import direct, stack
 from infra.deploy.errors import DeployError
 from infra.resources import (
+    INFRA_KEY,
     TTL_ATTRIBUTE,
+    bucket_policy,
     create_aws_extras,
     create_resources,
     dead_letter_alarm,
     delete_resources,
     function_names,
+    load_chalice_config,
     stage_config,
 )
 
@@ -124,7 +127,9 @@ def test_mapping_update_fails_clearly_without_a_mapping(aws):
 
 def test_delete_resources_removes_the_stage(aws):
     clients = direct.make_clients(aws, REGION)
-    direct.create_stage_resources(CFG, clients, REGION)
+    # without the TLS-only bucket policy: moto 5.2 denies every PutObject and
+    # DeleteObjects under a Deny whose condition does not hold
+    direct.create_stage_resources(CFG, clients, REGION, enforce_tls=False)
     cloudwatch = aws.client("cloudwatch")
     create_aws_extras(CFG, dynamodb=clients["dynamodb"], cloudwatch=cloudwatch)
     clients["s3"].put_object(Bucket=CFG.bucket, Key="uploads/j/f", Body=b"x")
@@ -134,6 +139,65 @@ def test_delete_resources_removes_the_stage(aws):
     assert clients["sqs"].list_queues().get("QueueUrls", []) == []
     assert clients["dynamodb"].list_tables()["TableNames"] == []
     assert delete_resources(CFG, cloudwatch=cloudwatch, **clients) == []  # again: nothing left, no error
+
+
+def _cors(s3):
+    try:
+        return s3.get_bucket_cors(Bucket=CFG.bucket)["CORSRules"]
+    except s3.exceptions.ClientError as exc:
+        assert exc.response["Error"]["Code"] == "NoSuchCORSConfiguration"
+        return None
+
+
+def test_create_resources_hardens_the_bucket_like_the_template(aws):
+    s3 = aws.client("s3")
+    # what an older create_resources left: CORS for every origin
+    s3.create_bucket(Bucket=CFG.bucket)
+    s3.put_bucket_cors(
+        Bucket=CFG.bucket,
+        CORSConfiguration={"CORSRules": [{"AllowedMethods": ["PUT", "GET"], "AllowedOrigins": ["*"]}]},
+    )
+    clients = direct.make_clients(aws, REGION)
+    create_resources(CFG, region=REGION, **clients)
+
+    policy = json.loads(s3.get_bucket_policy(Bucket=CFG.bucket)["Policy"])
+    arn = f"arn:aws:s3:::{CFG.bucket}"
+    assert policy == bucket_policy(arn, f"{arn}/*")
+    (statement,) = policy["Statement"]
+    assert (statement["Effect"], statement["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+    (rule,) = s3.get_bucket_encryption(Bucket=CFG.bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert _cors(s3) is None  # the old "*" rule is gone
+    block = s3.get_public_access_block(Bucket=CFG.bucket)["PublicAccessBlockConfiguration"]
+    assert set(block.values()) == {True}
+
+
+def test_create_resources_with_origins_and_a_kms_key(aws):
+    key = aws.client("kms").create_key()["KeyMetadata"]["Arn"]
+    config = load_chalice_config()
+    config["stages"]["dev"][INFRA_KEY] = {"cors_origins": ["https://app.example.com"], "kms_key_arn": key}
+    cfg = stage_config("dev", config)
+    clients = direct.make_clients(aws, REGION)
+    create_resources(cfg, region=REGION, **clients)
+    s3 = clients["s3"]
+    (rule,) = _cors(s3)
+    assert rule["AllowedOrigins"] == ["https://app.example.com"]
+    assert sorted(rule["AllowedMethods"]) == ["GET", "HEAD", "POST", "PUT"]
+    assert rule["ExposeHeaders"] == ["ETag"]
+    (encryption,) = s3.get_bucket_encryption(Bucket=cfg.bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert encryption["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}
+    assert encryption["BucketKeyEnabled"] is True
+
+    # origins removed again: no CORS left
+    create_resources(stage_config("dev"), region=REGION, **clients)
+    assert _cors(s3) is None
+
+
+def test_emulators_get_no_tls_only_policy(aws):
+    clients = direct.make_clients(aws, REGION)
+    direct.create_stage_resources(CFG, clients, REGION, enforce_tls=False)
+    with pytest.raises(clients["s3"].exceptions.ClientError, match="NoSuchBucketPolicy"):
+        clients["s3"].get_bucket_policy(Bucket=CFG.bucket)
 
 
 def _packaged_dir(tmp_path, resources: dict, outputs: dict) -> Path:
