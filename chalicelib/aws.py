@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import AwsError, AwsUnreachable
-from .settings import Settings
+from .settings import AwsLocation, Settings
 
 # Standard retry mode retries throttling and 5xx with backoff before our own
 # retry logic sees an error.
@@ -33,9 +33,9 @@ _CONFIG = Config(
 
 
 class AwsClients:
-    """Lazily built, cached clients for one Settings object."""
+    """Lazily built, cached clients for one Settings (or, for operator commands, an AwsLocation)."""
 
-    def __init__(self, settings: Settings, session: boto3.session.Session | None = None) -> None:
+    def __init__(self, settings: Settings | AwsLocation, session: boto3.session.Session | None = None) -> None:
         self._settings = settings
         self._session = session
         self._cache: dict[str, Any] = {}

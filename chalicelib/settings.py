@@ -37,6 +37,23 @@ def _cpus() -> int:
 
 
 @dataclass(frozen=True)
+class AwsLocation:
+    """Where AWS is: all that operator commands need (``squeezer admin``), without the service's settings."""
+
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AwsLocation:
+        """``AWS_REGION`` (then ``AWS_DEFAULT_REGION``) and ``AWS_ENDPOINT_URL``, as Settings reads them."""
+        env = os.environ if env is None else env
+        return cls(
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or cls.region,
+            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     # -- resources (required) ---------------------------------------------------------
     bucket: str = _setting("SQUEEZER_BUCKET")
@@ -44,7 +61,7 @@ class Settings:
     queue_name: str = _setting("SQUEEZER_QUEUE")
     dead_letter_queue_name: str = _setting("SQUEEZER_DLQ")
     # -- where AWS is -------------------------------------------------------------------
-    region: str = _setting("AWS_REGION", "us-east-1")
+    region: str = _setting("AWS_REGION", AwsLocation.region)
     endpoint_url: str | None = _setting("AWS_ENDPOINT_URL", None)
     # -- object keys -------------------------------------------------------------------
     uploads_prefix: str = _setting(None, "uploads/")

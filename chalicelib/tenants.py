@@ -145,6 +145,10 @@ class TenantAdmin:
             raise TenantNotFound(f"no tenant named {name!r}: 'squeezer admin list-tenants' lists them")
         return tenant
 
+    def token(self, tenant: Tenant) -> TokenRecord | None:
+        """The tenant's current token as stored (its hash, created, last used): never the secret."""
+        return self._store.get_token(tenant.token_id)
+
     def rotate(self, name: str) -> IssuedToken:
         """A new token for the tenant; the old one stops working at once (and the revoked tenant stays revoked)."""
         tenant = self.get(name)

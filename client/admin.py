@@ -2,6 +2,7 @@
 
     admin                       the Click group, registered on the root group in cli.py
     +-- redrive-dead-letters    move the dead-letter queue's messages back to the jobs queue
+    +-- create-tenant, list-tenants, rotate-token, revoke-tenant, set-limits   (admin_tenants.py)
 
 AWS clients come from :mod:`chalicelib.aws`, the one place boto3 clients are
 made, so these commands use the same region (``AWS_REGION``, then
@@ -16,7 +17,6 @@ message).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import AwsClients
-from chalicelib.settings import Settings, SettingsError
+from chalicelib.settings import AwsLocation
 
 from . import output
 from .errors import EXIT_API, EXIT_FILES_FAILED, SqueezerCliError
@@ -46,20 +46,9 @@ class MessagesNotMoved(SqueezerCliError):
     exit_code = EXIT_FILES_FAILED
 
 
-def sqs_client(queue: str, dlq: str) -> Any:
+def sqs_client() -> Any:
     """An SQS client with the service's region, endpoint and retries (from the environment)."""
-    env = os.environ
-    try:
-        # Only the queue names matter here; the bucket and table are the service's, unused.
-        settings = Settings.from_env(
-            queue_name=queue,
-            dead_letter_queue_name=dlq,
-            bucket=env.get("SQUEEZER_BUCKET", ""),
-            table=env.get("SQUEEZER_TABLE", ""),
-        )
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
-    return AwsClients(settings).sqs
+    return AwsClients(AwsLocation.from_env()).sqs
 
 
 @dataclass
@@ -240,7 +229,7 @@ def redrive_dead_letters(queue: str, dlq: str, limit: int | None, as_json: bool)
     """
     if queue == dlq:
         raise click.BadParameter("the dead-letter queue cannot be the jobs queue", param_hint="'--dlq'")
-    sqs = sqs_client(queue, dlq)
+    sqs = sqs_client()
     try:
         queue_url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
         dlq_url = sqs.get_queue_url(QueueName=dlq)["QueueUrl"]
@@ -286,3 +275,7 @@ def _left(done: Redriven) -> str:
     if done.not_deleted:
         notes.append(f"{done.not_deleted} moved message(s) are also still on the dead-letter queue")
     return "; " + "; ".join(notes) if notes else ""
+
+
+# The tenant commands register themselves on the group.
+from . import admin_tenants  # noqa: E402, F401

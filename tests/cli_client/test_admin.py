@@ -52,8 +52,8 @@ def failing_sends(monkeypatch, fail) -> list[str]:
     """Make the command's SQS client raise ``fail(body)`` (when not None) on sending that body."""
     real, attempts = admin.sqs_client, []
 
-    def client(queue, dlq):
-        sqs = real(queue, dlq)
+    def client():
+        sqs = real()
         send = sqs.send_message
 
         def send_message(**kwargs):
@@ -199,5 +199,5 @@ def test_aws_region_is_honoured(monkeypatch) -> None:
 def test_the_client_uses_aws_endpoint_url(monkeypatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
     monkeypatch.setenv("AWS_REGION", "eu-central-1")
-    sqs = admin.sqs_client("q", "dlq")
+    sqs = admin.sqs_client()
     assert sqs.meta.endpoint_url == "http://127.0.0.1:4566" and sqs.meta.region_name == "eu-central-1"
