@@ -433,17 +433,15 @@ def write_private_file(path: Path, data: bytes) -> None:
 
 
 def _make_private_dirs(directory: Path) -> None:
-    # Only folders made here get 0700: an existing one (/tmp, a shared folder) is not ours to change.
+    # Only folders made here are 0700 (the umask can only take bits away):
+    # an existing one (/tmp, a shared folder) is not ours to change.
+    # Every missing folder gets it: Path.mkdir(parents=True) would give the parents 0777 less the umask.
     missing = []
     while not directory.exists():
         missing.append(directory)
         directory = directory.parent
     for folder in reversed(missing):
-        try:
-            folder.mkdir(mode=DIR_MODE)
-        except FileExistsError:
-            continue
-        os.chmod(folder, DIR_MODE)  # mkdir's mode is filtered by the umask
+        folder.mkdir(mode=DIR_MODE, exist_ok=True)
 
 
 # -- a small TOML writer -------------------------------------------------------

@@ -1,4 +1,9 @@
-"""Tiny local HTTP servers for the client's tests (127.0.0.1, a free port, a thread)."""
+"""Tiny local HTTP servers for the client's tests (127.0.0.1, a free port, a thread).
+
+Every test runs with a home folder of its own and without the caller's
+SQUEEZER_* settings, so a developer's config file or local stack token never
+reaches a test (and a test never writes into them).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -78,6 +84,17 @@ class LocalServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch) -> Path:
+    """An empty HOME; no SQUEEZER_CONFIG, _TOKEN, _PROFILE, _API_URL; the local stack's state in HOME/state."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("XDG_CONFIG_HOME", "SQUEEZER_CONFIG", "SQUEEZER_TOKEN", "SQUEEZER_PROFILE", "SQUEEZER_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SQUEEZER_LOCAL_STATE_DIR", str(home / "state"))
+    return home
 
 
 @pytest.fixture
