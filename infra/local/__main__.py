@@ -183,15 +183,32 @@ def down(obj) -> None:
     show_default=True,
     help="Port of the AWS emulator (env SQUEEZER_MOTO_PORT).",
 )
-def env(moto_port) -> None:
-    """Print `export` lines for the emulator's endpoint, fake credentials and resource names."""
+@click.pass_obj
+def env(obj, moto_port) -> None:
+    """Print `export` lines for the emulator's endpoint, fake credentials, resource names and the dev token.
+
+    SQUEEZER_API_URL and SQUEEZER_TOKEN (the ``dev`` tenant's) come from the
+    stack's state directory: start it once (make up) before.
+    """
     import shlex
+
+    from client.config import LOCAL_STACK_TOKEN_FILE, read_local_stack_token
 
     from .config import FAKE_AWS, stage_environment
 
     names = ("SQUEEZER_BUCKET", "SQUEEZER_TABLE", "SQUEEZER_QUEUE", "SQUEEZER_DLQ")
     stage = {name: value for name, value in stage_environment().items() if name in names}
     values = {**FAKE_AWS, "AWS_ENDPOINT_URL": LocalConfig(moto_port=moto_port).endpoint_url, **stage}
+    dev = read_local_stack_token(
+        Path(obj["state_dir"]) / LOCAL_STACK_TOKEN_FILE, warn=lambda m: click.echo(m, err=True)
+    )
+    if dev is not None:
+        values.update({"SQUEEZER_API_URL": dev.api_url, "SQUEEZER_TOKEN": str(dev.token)})
+    else:
+        click.echo(
+            f"# no dev token in {obj['state_dir']} yet: start the stack once (make up), then run this again",
+            err=True,
+        )
     for name, value in values.items():
         click.echo(f"export {name}={shlex.quote(value)}")
 

@@ -126,7 +126,10 @@ def run_demo(source: Path | None, algorithm: str, level: int | None) -> int:
         ]
         if level is not None:
             command += ["--level", str(level)]
-        done = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+        client_env = {**os.environ, **stack.client_environment}  # the stack's dev tenant
+        done = subprocess.run(
+            command, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2], env=client_env
+        )
         if not done.stdout.strip():
             print(f"Error: the client printed nothing (exit {done.returncode})", file=sys.stderr)
             return done.returncode or 1
@@ -137,6 +140,7 @@ def run_demo(source: Path | None, algorithm: str, level: int | None) -> int:
                 stdout=subprocess.PIPE,
                 text=True,
                 check=False,
+                env=client_env,
             ).stdout
         )
     timings = {f["name"]: f["timings"].get("total_seconds") for f in status.get("files", [])}

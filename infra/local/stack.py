@@ -33,6 +33,11 @@ from typing import IO, Any
 
 import boto3
 
+from chalicelib.auth import Authenticator
+from chalicelib.tenants import Limits, TenantAdmin, TenantExists
+from chalicelib.tenantstore import DynamoTenantStore
+from chalicelib.tokens import Token
+from client.config import LOCAL_STACK_TOKEN_FILE, read_local_stack_token, write_local_stack_token
 from infra.resources import ROOT, CreatedResources, create_resources, stage_config
 
 from . import persistence
@@ -48,6 +53,9 @@ PID_FILE = "pids.json"
 GRACE = {"bridge": 30.0, "api": 5.0, "emulator": 120.0}
 # Logs of earlier runs kept: <name>.log.1 (the previous run) to <name>.log.<N>.
 LOG_GENERATIONS = 3
+DEV_TENANT = "dev"
+# The dev tenant runs demos, tests and benchmarks: room for many unfinished jobs.
+DEV_LIMITS = Limits(max_open_jobs=1000)
 
 
 def rotate_log(path: Path, generations: int = LOG_GENERATIONS) -> None:
@@ -204,13 +212,17 @@ def start_emulator(
     return process
 
 
-def emulator_client(service: str, endpoint_url: str) -> Any:
-    """A boto3 client for the emulator at ``endpoint_url`` (the fake credentials, never AWS)."""
+def _emulator_session() -> boto3.session.Session:
     return boto3.session.Session(
         aws_access_key_id=FAKE_AWS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=FAKE_AWS["AWS_SECRET_ACCESS_KEY"],
         region_name=REGION,
-    ).client(service, endpoint_url=endpoint_url)
+    )
+
+
+def emulator_client(service: str, endpoint_url: str) -> Any:
+    """A boto3 client for the emulator at ``endpoint_url`` (the fake credentials, never AWS)."""
+    return _emulator_session().client(service, endpoint_url=endpoint_url)
 
 
 @contextlib.contextmanager
@@ -284,6 +296,8 @@ class LocalStack:
         self.processes: list[ManagedProcess] = []
         self.resources: CreatedResources | None = None
         self.started_in: float | None = None
+        # The dev tenant's token (set by start()): what a client of this stack sends.
+        self.token: str | None = None
 
     # -- what tests and people need ---------------------------------------------
     @property
@@ -311,6 +325,18 @@ class LocalStack:
     def client(self, service: str) -> Any:
         """A boto3 client for the emulator (fake credentials, never AWS)."""
         return emulator_client(service, self.endpoint_url)
+
+    @property
+    def client_environment(self) -> dict[str, str]:
+        """What the ``squeezer`` CLI needs to use this stack as its dev tenant."""
+        assert self.token is not None, "the stack is started"
+        return {"SQUEEZER_API_URL": self.api_url, "SQUEEZER_TOKEN": self.token}
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """``Authorization`` for HTTP requests to this stack's API, as its dev tenant."""
+        assert self.token is not None, "the stack is started"
+        return {"Authorization": f"Bearer {self.token}"}
 
     # -- life cycle -------------------------------------------------------------------
     def __enter__(self) -> LocalStack:
@@ -349,6 +375,7 @@ class LocalStack:
             self.resources = self._create_resources()
             if self.keep_state:
                 self._restore_state(emulator)
+            self.token = str(ensure_dev_tenant(self.tenant_store(), self.state_dir, self.api_url))
             api = [
                 "-m",
                 "infra.local.api",
@@ -403,6 +430,11 @@ class LocalStack:
         process.start(env, ROOT)
         self.processes.append(process)
         return process
+
+    def tenant_store(self) -> DynamoTenantStore:
+        """The stack's tenants, in the emulator (for tests and the dev tenant)."""
+        resource = _emulator_session().resource("dynamodb", endpoint_url=self.endpoint_url)
+        return DynamoTenantStore(resource.Table(stage_config(self.config.stage).table))
 
     def _create_resources(self) -> CreatedResources:
         cfg = stage_config(self.config.stage)
@@ -484,6 +516,30 @@ class LocalStack:
                 indent=2,
             )
         )
+
+
+def ensure_dev_tenant(store: DynamoTenantStore, state_dir: Path, api_url: str) -> Token:
+    """The local stack's ``dev`` tenant: created once, kept with the saved state, its token in ``dev-tenant.json``.
+
+    The token file (mode 0600, in the state directory) is what the CLI reads
+    when it is pointed at this stack with no token of its own. A token that
+    no longer works (the state was discarded) is replaced; the file is
+    rewritten with the current API URL either way.
+    """
+    saved = read_local_stack_token(state_dir / LOCAL_STACK_TOKEN_FILE, warn=log.warning)
+    principal = Authenticator(store).authenticate(f"Bearer {saved.token}") if saved else None
+    if saved is not None and principal is not None and principal.name == DEV_TENANT:
+        token, tenant_id = saved.token, principal.tenant_id
+    else:
+        admin = TenantAdmin(store)
+        try:
+            issued = admin.create(DEV_TENANT, DEV_LIMITS)
+        except TenantExists:  # the saved state has it, the token file was lost: a new token
+            issued = admin.rotate(DEV_TENANT)
+        token, tenant_id = issued.token, issued.tenant.tenant_id
+        log.info("created the local stack's %r tenant (%s)", DEV_TENANT, tenant_id)
+    write_local_stack_token(state_dir, api_url, tenant_id, DEV_TENANT, token)
+    return token
 
 
 def _pid_alive(pid: int) -> bool:
