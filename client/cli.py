@@ -294,7 +294,7 @@ cli.add_command(admin)
     metavar="URL",
     help="API base URL to save, http(s)://host[:port][/path] (prompted for if missing).",
 )
-@click.option("--token", metavar="TOKEN", help="Token to save (prompted for, hidden, if missing). See the note below.")
+@click.option("--token", metavar="TOKEN", help="Token to save (prompted for, hidden, if missing). See the note above.")
 @click.option("--list", "show", is_flag=True, help="Show the profiles, tokens masked, instead of writing one.")
 @json_option
 @click.pass_obj
