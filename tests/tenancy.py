@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
+import requests
 from chalice.test import Client, TestHTTPClient
 
 from chalicelib.tenants import IssuedToken, Limits, TenantAdmin
 from chalicelib.tenantstore import DynamoTenantStore
+from client.config import LOCAL_STACK_TOKEN_FILE, read_local_stack_token
 from infra.resources import stage_config
 
 
@@ -67,3 +71,36 @@ def upload_key(file_entry: dict[str, Any]) -> str:
 
 
 TEST_TABLE = stage_config("test").table
+
+
+@dataclass(frozen=True)
+class Api:
+    """The API of a running local stack over real HTTP, as its dev tenant (presigned URLs go without it)."""
+
+    url: str
+    token: str
+
+    @classmethod
+    def of(cls, stack: Any) -> Api:
+        return cls(stack.api_url, stack.token)
+
+    @classmethod
+    def from_state(cls, url: str, state_dir: Path) -> Api:
+        """The stack whose runner wrote ``dev-tenant.json`` in ``state_dir``."""
+        saved = read_local_stack_token(Path(state_dir) / LOCAL_STACK_TOKEN_FILE)
+        assert saved is not None, f"no dev token in {state_dir}"
+        return cls(url, str(saved.token))
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        kwargs.setdefault("timeout", 10)
+        return requests.request(method, f"{self.url}{path}", headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)

@@ -45,6 +45,8 @@ def test_upload_wait_download_is_byte_exact(local_stack, tmp_path: Path, algorit
     result = _run(
         "--api-url",
         local_stack.api_url,
+        "--token",
+        local_stack.token,
         "upload",
         str(tmp_path / "src"),
         "-a",
@@ -61,7 +63,11 @@ def test_upload_wait_download_is_byte_exact(local_stack, tmp_path: Path, algorit
         with open(out / "src" / (name + Algorithm(algorithm).extension), "rb") as packed:
             decompress_stream(packed, restored, Algorithm(algorithm))
         assert restored.getvalue() == data, name
-    status = json.loads(_run("--api-url", local_stack.api_url, "status", job_id, "--json", expect=0).stdout)
+    status = json.loads(
+        _run(
+            "--api-url", local_stack.api_url, "--token", local_stack.token, "status", job_id, "--json", expect=0
+        ).stdout
+    )
     assert status["state"] == "completed"
 
 
@@ -84,7 +90,16 @@ def test_a_file_failing_on_the_worker_exits_1_and_is_listed(local_stack, tmp_pat
 
     monkeypatch.setattr(uploader.Uploader, "upload", tamper)
 
-    result = _run("--api-url", local_stack.api_url, "upload", str(tmp_path / "src"), "--wait", expect=1)
+    result = _run(
+        "--api-url",
+        local_stack.api_url,
+        "--token",
+        local_stack.token,
+        "upload",
+        str(tmp_path / "src"),
+        "--wait",
+        expect=1,
+    )
 
     assert "1 of 5 file(s) failed:" in result.stderr
     assert "src/notes.txt: " in result.stderr

@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 import requests
+from tenancy import Api
 
 from chalicelib.codecs import decompress_stream
 from chalicelib.domain import Algorithm
@@ -37,11 +38,11 @@ def _files() -> dict[str, bytes]:
     }
 
 
-def _create_job(api: str, files: dict[str, bytes], algorithm: str, level: int | None = None) -> dict:
+def _create_job(api: Api, files: dict[str, bytes], algorithm: str, level: int | None = None) -> dict:
     body = {"algorithm": algorithm, "files": [{"name": name, "size": len(data)} for name, data in files.items()]}
     if level is not None:
         body["level"] = level
-    response = requests.post(f"{api}/jobs", json=body, timeout=10)
+    response = api.post("/jobs", json=body)
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -56,10 +57,10 @@ def _upload(created: dict, bodies: dict[str, bytes]) -> None:
             assert response.status_code == 200, f"upload of {entry['name']!r}: {response.status_code}"
 
 
-def _wait_final(api: str, job_id: str) -> dict:
+def _wait_final(api: Api, job_id: str) -> dict:
     deadline = time.monotonic() + JOB_DEADLINE
     while True:
-        status = requests.get(f"{api}/jobs/{job_id}", timeout=10)
+        status = api.get(f"/jobs/{job_id}")
         assert status.status_code == 200, status.text
         job = status.json()
         if job["state"] in FINAL_JOB_STATES:
@@ -82,10 +83,10 @@ def _download(url: str, algorithm: str) -> bytes:
 @pytest.mark.parametrize("algorithm", ["zstd", "brotli", "gzip"])
 def test_files_round_trip(local_stack, algorithm):
     files = _files()
-    created = _create_job(local_stack.api_url, files, algorithm)
+    created = _create_job(Api.of(local_stack), files, algorithm)
     _upload(created, files)
 
-    job = _wait_final(local_stack.api_url, created["job_id"])
+    job = _wait_final(Api.of(local_stack), created["job_id"])
 
     assert job["state"] == "completed", job
     assert job["totals"]["files"] == len(files)
@@ -100,11 +101,11 @@ def test_files_round_trip(local_stack, algorithm):
 
 def test_upload_of_another_size_fails_only_that_file(local_stack):
     files = {"ok-1.txt": b"a" * 5000, "liar.bin": os.urandom(1000), "ok-2.txt": b"b" * 7000}
-    created = _create_job(local_stack.api_url, files, "zstd")
+    created = _create_job(Api.of(local_stack), files, "zstd")
     # moto does not enforce the signed Content-Length; S3 would refuse this PUT.
     _upload(created, {**files, "liar.bin": files["liar.bin"] + b"x" * 500})
 
-    job = _wait_final(local_stack.api_url, created["job_id"])
+    job = _wait_final(Api.of(local_stack), created["job_id"])
 
     assert job["state"] == "partially_failed", job
     by_name = {f["name"]: f for f in job["files"]}
@@ -247,19 +248,19 @@ def test_message_that_always_fails_reaches_the_dead_letter_handler(local_stack):
 
 def test_errors_over_real_http_come_in_the_error_shape(local_stack):
     """chalice local answers as the deployed API does: unknown route, wrong method, wrong type, too deep."""
-    api = local_stack.api_url
+    api = Api.of(local_stack)
     cases = [
-        (requests.get(f"{api}/nope", timeout=10), 404, "not_found"),
-        (requests.put(f"{api}/jobs", json={}, timeout=10), 405, "method_not_allowed"),
+        (api.get("/nope"), 404, "not_found"),
+        (api.request("PUT", "/jobs", json={}), 405, "method_not_allowed"),
+        (requests.get(f"{api.url}/jobs", timeout=10), 401, "missing_token"),
+        (requests.get(f"{api.url}/jobs", headers={"Authorization": "Bearer sqz_x"}, timeout=10), 401, "invalid_token"),
         (
-            requests.post(f"{api}/jobs", data="<a/>", headers={"Content-Type": "application/xml"}, timeout=10),
+            api.post("/jobs", data="<a/>", headers={"Content-Type": "application/xml"}),
             415,
             "unsupported_media_type",
         ),
         (
-            requests.post(
-                f"{api}/jobs", data="[" * 5000 + "]" * 5000, headers={"Content-Type": "application/json"}, timeout=10
-            ),
+            api.post("/jobs", data="[" * 5000 + "]" * 5000, headers={"Content-Type": "application/json"}),
             400,
             "json_too_deep",
         ),

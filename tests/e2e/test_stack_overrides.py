@@ -51,7 +51,10 @@ def test_overrides_reach_the_queue_and_every_process(tmp_path):
         # chalice local copies the stage's variables over its environment when it loads the app;
         # the override must win inside the API too: the upload URL's lifetime shows it.
         created = requests.post(
-            f"{stack.api_url}/jobs", timeout=10, json={"algorithm": "zstd", "files": [{"name": "a", "size": 1}]}
+            f"{stack.api_url}/jobs",
+            timeout=10,
+            headers=stack.auth_headers,
+            json={"algorithm": "zstd", "files": [{"name": "a", "size": 1}]},
         )
         assert created.status_code == 201, created.text
         assert created.json()["files"][0]["upload"]["expires_in"] == 77

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from tenancy import Api
 
 from chalicelib.codecs import decompress_stream
 from chalicelib.domain import Algorithm
@@ -31,9 +32,9 @@ FILES = {
 }
 
 
-def _create_and_upload(api: str, files: dict[str, bytes], algorithm: str = "zstd") -> str:
+def _create_and_upload(api: Api, files: dict[str, bytes], algorithm: str = "zstd") -> str:
     body = {"algorithm": algorithm, "files": [{"name": n, "size": len(d)} for n, d in files.items()]}
-    created = requests.post(f"{api}/jobs", json=body, timeout=10)
+    created = api.post("/jobs", json=body)
     assert created.status_code == 201, created.text
     with requests.Session() as session:
         for entry in created.json()["files"]:
@@ -45,13 +46,13 @@ def _create_and_upload(api: str, files: dict[str, bytes], algorithm: str = "zstd
     return created.json()["job_id"]
 
 
-def _job(api: str, job_id: str) -> dict:
-    response = requests.get(f"{api}/jobs/{job_id}", timeout=10)
+def _job(api: Api, job_id: str) -> dict:
+    response = api.get(f"/jobs/{job_id}")
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def _wait_final(api: str, job_id: str, deadline: float = JOB_DEADLINE) -> dict:
+def _wait_final(api: Api, job_id: str, deadline: float = JOB_DEADLINE) -> dict:
     ends = time.monotonic() + deadline
     while True:
         job = _job(api, job_id)
@@ -101,16 +102,16 @@ def _stack(ports, state_dir: Path, **options) -> LocalStack:
 
 def test_completed_job_and_its_results_survive_a_restart(tmp_path, ports):
     with _stack(ports, tmp_path) as first:
-        job_id = _create_and_upload(first.api_url, FILES)
-        before = _assert_results(_wait_final(first.api_url, job_id))
+        job_id = _create_and_upload(Api.of(first), FILES)
+        before = _assert_results(_wait_final(Api.of(first), job_id))
         first_log = (tmp_path / "emulator.log").read_text()
     assert "moto server listening" in first_log
 
     with _stack(ports, tmp_path) as second:
         assert second.restored and second.restored["objects"] >= len(FILES), second.restored
-        job = _job(second.api_url, job_id)
+        job = _job(Api.of(second), job_id)
         _assert_results(job, expected_compressed=before)
-        listed = requests.get(f"{second.api_url}/jobs", timeout=10)
+        listed = Api.of(second).get("/jobs")
         assert listed.status_code == 200 and job_id in listed.text
 
     # Logs: the first run's are rotated, not overwritten.
@@ -124,7 +125,7 @@ def test_work_queued_at_stop_is_done_after_the_restart(tmp_path, ports):
     with _stack(ports, tmp_path) as first:
         bridge = next(p for p in first.processes if p.name == "bridge")
         bridge.stop(30)  # nothing consumes the queue now: uploads wait in it
-        job_id = _create_and_upload(first.api_url, FILES)
+        job_id = _create_and_upload(Api.of(first), FILES)
         sqs = first.client("sqs")
         url = first.resources.queue_url
         ends = time.monotonic() + 10
@@ -135,11 +136,11 @@ def test_work_queued_at_stop_is_done_after_the_restart(tmp_path, ports):
         ) < len(FILES):
             assert time.monotonic() < ends, "the uploads' notifications never reached the queue"
             time.sleep(0.1)
-        assert _job(first.api_url, job_id)["state"] not in FINAL
+        assert _job(Api.of(first), job_id)["state"] not in FINAL
 
     with _stack(ports, tmp_path) as second:
         assert second.restored and second.restored["messages"] >= len(FILES), second.restored  # and s3:TestEvent
-        _assert_results(_wait_final(second.api_url, job_id))
+        _assert_results(_wait_final(Api.of(second), job_id))
 
 
 def test_a_killed_runner_keeps_the_state(tmp_path, ports):
@@ -170,21 +171,22 @@ def test_a_killed_runner_keeps_the_state(tmp_path, ports):
         while "kept in" not in (tmp_path / "runner.log").read_text() and time.monotonic() < ends:
             time.sleep(0.05)
         assert "kept in" in (tmp_path / "runner.log").read_text()
-        job_id = _create_and_upload(api, FILES)
-        before = _assert_results(_wait_final(api, job_id))
+        runner_api = Api.from_state(api, tmp_path)
+        job_id = _create_and_upload(runner_api, FILES)
+        before = _assert_results(_wait_final(runner_api, job_id))
     finally:
         runner.kill()
         runner.wait(10)
         log.close()
 
     with _stack(ports, tmp_path) as second:  # stops what the dead runner left, waiting for the save
-        _assert_results(_job(second.api_url, job_id), expected_compressed=before)
+        _assert_results(_job(Api.of(second), job_id), expected_compressed=before)
 
 
 def test_fresh_start_forgets_the_saved_state(tmp_path, ports):
     with _stack(ports, tmp_path) as first:
-        job_id = _create_and_upload(first.api_url, {"a.txt": b"a" * 1000})
-        _wait_final(first.api_url, job_id)
+        job_id = _create_and_upload(Api.of(first), {"a.txt": b"a" * 1000})
+        _wait_final(Api.of(first), job_id)
     with _stack(ports, tmp_path, fresh=True) as second:
         assert second.restored is None
-        assert requests.get(f"{second.api_url}/jobs/{job_id}", timeout=10).status_code == 404
+        assert Api.of(second).get(f"/jobs/{job_id}").status_code == 404

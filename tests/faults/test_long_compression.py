@@ -39,6 +39,7 @@ def test_a_compression_longer_than_the_visibility_timeout_runs_once(tmp_path):
     with stack:
         created = requests.post(
             f"{stack.api_url}/jobs",
+            headers=stack.auth_headers,
             timeout=10,
             json={"algorithm": "brotli", "level": 11, "files": [{"name": "events.csv", "size": len(DATA)}]},
         )
@@ -50,7 +51,7 @@ def test_a_compression_longer_than_the_visibility_timeout_runs_once(tmp_path):
         started = time.monotonic()
         deadline = started + 180
         while True:
-            job = requests.get(f"{stack.api_url}/jobs/{job_id}", timeout=10).json()
+            job = requests.get(f"{stack.api_url}/jobs/{job_id}", headers=stack.auth_headers, timeout=10).json()
             if job["state"] in ("completed", "failed", "partially_failed"):
                 break
             assert time.monotonic() < deadline, job
