@@ -123,6 +123,6 @@ class Quotas:
 
 def _day(at: float) -> tuple[str, int]:
     """The UTC date of ``at`` and the whole seconds left in it."""
-    moment = dt.datetime.fromtimestamp(at, tz=dt.timezone.utc)
-    tomorrow = dt.datetime.combine(moment.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(at, tz=dt.UTC)
+    tomorrow = dt.datetime.combine(moment.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     return moment.date().isoformat(), max(1, int((tomorrow - moment).total_seconds()))

@@ -149,7 +149,7 @@ class Worker:
 
     def _dead_letter(self, item: Parsed) -> int | None:
         if isinstance(item, Malformed):
-            day = datetime.datetime.fromtimestamp(self._clock(), datetime.timezone.utc).strftime("%Y/%m/%d")
+            day = datetime.datetime.fromtimestamp(self._clock(), datetime.UTC).strftime("%Y/%m/%d")
             key = self._keys.dead_letter(day, item.message_id or uuid.uuid4().hex)
             body = json.dumps({"reason": item.reason, "record": item.raw}, default=str, indent=1)
             self._storage.put_bytes(key, body.encode(), content_type="application/json")

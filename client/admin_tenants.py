@@ -103,7 +103,7 @@ def _run(what: str, table: str, action: Any) -> Any:
 def _when(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    return dt.datetime.fromtimestamp(timestamp, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _tenant_json(tenant: Tenant, *, last_used_at: float | None = None) -> dict[str, Any]:

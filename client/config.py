@@ -36,6 +36,7 @@ import os
 import re
 import stat
 import tempfile
+import tomllib
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import tomllib
 
 from chalicelib.tokens import Token, parse_token
 

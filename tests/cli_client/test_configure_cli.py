@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import stat
+import tomllib
 
 import pytest
-import tomllib
 from click.testing import CliRunner
 
 from chalicelib.tokens import new_token

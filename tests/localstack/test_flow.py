@@ -147,7 +147,7 @@ def test_rejected_uploads_store_nothing_and_move_no_job(stack, send, status, cod
 def _wait_until_expired(url: str, deadline: float = 30.0) -> None:
     """Wait for the instant the URL's signature says it expires (X-Amz-Date + X-Amz-Expires), plus 1 s."""
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(url).query))
-    signed = datetime.datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+    signed = datetime.datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
     expires_at = signed.timestamp() + int(query["X-Amz-Expires"]) + 1
     assert expires_at - time.time() < deadline, "the URL expires too late for this test"
     while time.time() < expires_at:
