@@ -15,7 +15,7 @@ import click
 from botocore.exceptions import EndpointConnectionError
 
 from .. import cloudformation, iam
-from ..resources import ROOT, load_chalice_config, stage_config
+from ..resources import ROOT, StageConfigError, load_chalice_config, stage_config
 from . import direct, packaging, stack
 from .errors import DeployError
 
@@ -270,5 +270,8 @@ def localstack_deploy(ctx: Context, endpoint: str, stage: str, as_json: bool) ->
 def main() -> None:
     try:
         cli(prog_name="python -m infra.deploy")
+    except StageConfigError as exc:  # raised wherever a stage's settings are read: one user error
+        DeployError(f"{exc} (.chalice/config.json)").show()
+        sys.exit(DeployError.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
