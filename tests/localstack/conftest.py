@@ -69,6 +69,7 @@ class Stack:
     s3: Any
     sqs: Any
     storage: S3Storage
+    store: DynamoJobStore
     service: JobService
     worker: Worker
 
@@ -117,6 +118,7 @@ def stack() -> Stack:
         s3=clients.s3,
         sqs=clients.sqs,
         storage=storage,
+        store=store,
         service=JobService(store, storage, settings),
         worker=Worker(store, storage, SqsWorkQueue(clients.sqs, cfg.queue), settings),
     )

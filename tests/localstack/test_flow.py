@@ -20,7 +20,7 @@ from events import receive_records
 
 from chalicelib.codecs import decompress_stream
 from chalicelib.domain import Algorithm, FileState
-from chalicelib.keys import ObjectKeys
+from chalicelib.keys import FileRef, ObjectKeys
 
 pytestmark = pytest.mark.localstack
 OWNER = "public"
@@ -76,7 +76,7 @@ def test_job_upload_event_worker_download(stack):
     response = requests.put(upload.url, data=data, headers=upload.headers, timeout=30)
     assert response.status_code == 200, response.text
 
-    key = ObjectKeys().upload(job_id, record.file_id)
+    key = ObjectKeys().upload(FileRef(OWNER, job_id, record.file_id))
     deadline = time.monotonic() + 20
     events: list[dict] = []
     while not events and time.monotonic() < deadline:
@@ -157,7 +157,7 @@ def _wait_until_expired(url: str, deadline: float = 30.0) -> None:
 def test_expired_url_is_rejected(stack):
     data = os.urandom(1024)
     job_id, record, _ = _create(stack, data)
-    key = ObjectKeys().upload(job_id, record.file_id)
+    key = ObjectKeys().upload(FileRef(OWNER, job_id, record.file_id))
     storage_upload = stack.storage.presign_upload(  # the service's adapter, with a 1 s expiry
         key,
         size=len(data),
@@ -172,7 +172,7 @@ def test_expired_url_is_rejected(stack):
 
 
 def _assert_untouched(stack, job_id, record):
-    key = ObjectKeys().upload(job_id, record.file_id)
+    key = ObjectKeys().upload(FileRef(OWNER, job_id, record.file_id))
     assert not _stored(stack, key)
     assert _state(stack, job_id) is FileState.PENDING
     # no event for it either: nothing the worker could pick up
