@@ -149,18 +149,13 @@ class DynamoTenantStore:
         return self._to_token(item) if item else None
 
     def touch_token(self, token_id: str, *, at: float, unless_after: float) -> None:
-        try:
-            with aws_errors("recording a token's use"):
-                self._table.update_item(
-                    Key=token_key(token_id),
-                    UpdateExpression="SET last_used_at = :at",
-                    ConditionExpression="attribute_exists(pk) AND "
-                    "(attribute_not_exists(last_used_at) OR last_used_at < :after)",
-                    ExpressionAttributeValues={":at": _num(at), ":after": _num(unless_after)},
-                )
-        except AwsError as exc:
-            if exc.aws_code != CONDITION_FAILED:
-                raise
+        self._update_if(
+            "recording a token's use",
+            Key=token_key(token_id),
+            UpdateExpression="SET last_used_at = :at",
+            ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(last_used_at) OR last_used_at < :after)",
+            ExpressionAttributeValues={":at": _num(at), ":after": _num(unless_after)},
+        )
 
     def replace_token(self, tenant: Tenant, token: TokenRecord, *, at: float) -> bool:
         table = self._table.name
@@ -225,21 +220,17 @@ class DynamoTenantStore:
 
     # -- usage -------------------------------------------------------------------
     def reserve_bytes(self, tenant_id: str, day: str, amount: int, *, limit: int, expires_at: int) -> int | None:
-        try:
-            with aws_errors("reserving the day's bytes"):
-                self._table.update_item(
-                    Key=day_key(tenant_id, day),
-                    UpdateExpression="ADD declared_bytes :n SET expires_at = :exp",
-                    ConditionExpression="attribute_not_exists(declared_bytes) OR declared_bytes <= :room",
-                    ExpressionAttributeValues={":n": amount, ":room": limit - amount, ":exp": expires_at},
-                )
-        except AwsError as exc:
-            if exc.aws_code != CONDITION_FAILED:
-                raise
-            with aws_errors("reading the day's bytes"):
-                item = self._table.get_item(Key=day_key(tenant_id, day), ConsistentRead=True).get("Item") or {}
-            return int(item.get("declared_bytes", 0))
-        return None
+        if self._update_if(
+            "reserving the day's bytes",
+            Key=day_key(tenant_id, day),
+            UpdateExpression="ADD declared_bytes :n SET expires_at = :exp",
+            ConditionExpression="attribute_not_exists(declared_bytes) OR declared_bytes <= :room",
+            ExpressionAttributeValues={":n": amount, ":room": limit - amount, ":exp": expires_at},
+        ):
+            return None
+        with aws_errors("reading the day's bytes"):
+            item = self._table.get_item(Key=day_key(tenant_id, day), ConsistentRead=True).get("Item") or {}
+        return int(item.get("declared_bytes", 0))
 
     def release_bytes(self, tenant_id: str, day: str, amount: int) -> None:
         with aws_errors("releasing the day's bytes"):
@@ -251,20 +242,13 @@ class DynamoTenantStore:
             )
 
     def add_open_job(self, tenant_id: str, job_id: str, *, limit: int) -> bool:
-        try:
-            with aws_errors("counting an open job"):
-                self._table.update_item(
-                    Key=tenant_key(tenant_id),
-                    UpdateExpression="ADD open_jobs :job",
-                    ConditionExpression="attribute_exists(pk) AND "
-                    "(attribute_not_exists(open_jobs) OR size(open_jobs) < :limit)",
-                    ExpressionAttributeValues={":job": {job_id}, ":limit": limit},
-                )
-        except AwsError as exc:
-            if exc.aws_code != CONDITION_FAILED:
-                raise
-            return False
-        return True
+        return self._update_if(
+            "counting an open job",
+            Key=tenant_key(tenant_id),
+            UpdateExpression="ADD open_jobs :job",
+            ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(open_jobs) OR size(open_jobs) < :limit)",
+            ExpressionAttributeValues={":job": {job_id}, ":limit": limit},
+        )
 
     def remove_open_jobs(self, tenant_id: str, job_ids: Iterable[str]) -> None:
         ids = set(job_ids)
@@ -278,6 +262,17 @@ class DynamoTenantStore:
             )
 
     # -- items -------------------------------------------------------------------
+    def _update_if(self, what: str, **update: Any) -> bool:
+        """An UpdateItem with a condition: False (nothing changed) when the condition does not hold."""
+        try:
+            with aws_errors(what):
+                self._table.update_item(**update)
+        except AwsError as exc:
+            if exc.aws_code != CONDITION_FAILED:
+                raise
+            return False
+        return True
+
     def _transact(self, items: list[dict[str, Any]], what: str) -> None:
         try:
             with aws_errors(what):

@@ -13,6 +13,7 @@ def index() -> dict[str, Any]:
     return {
         "service": SERVICE_NAME,
         "version": __version__,
+        "authentication": "every link needs 'Authorization: Bearer <token>' (a tenant's token)",
         "links": {
             "create_job": {"method": "POST", "href": "/jobs"},
             "list_jobs": {"method": "GET", "href": "/jobs"},
