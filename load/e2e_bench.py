@@ -68,7 +68,23 @@ def bench_stack() -> Iterator[Any]:
     began = time.perf_counter()
     with LocalStack(api_port=api_port, moto_port=moto_port, state_dir=state) as stack:
         say(f"local stack up in {time.perf_counter() - began:.1f}s: API {stack.api_url}, emulator {stack.endpoint_url}")
-        yield stack
+        # The benchmarks run as the stack's dev tenant: the client processes
+        # and Locust they start find its token in their environment.
+        saved = {name: os.environ.get(name) for name in stack.client_environment}
+        os.environ.update(stack.client_environment)
+        try:
+            yield stack
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def auth_headers() -> dict[str, str]:
+    """The dev tenant's Authorization header, for the benchmarks' own HTTP calls."""
+    return {"Authorization": f"Bearer {os.environ['SQUEEZER_TOKEN']}"}
 
 
 def stage_names() -> dict[str, str]:
@@ -198,7 +214,7 @@ def run_job(api_url: str, folder: Path, timeout: float) -> JobRun:
     summary = run_upload(api_url, folder, "--wait")
     job_id = summary["job_id"]
     fetched = time.perf_counter()
-    response = requests.get(f"{api_url}/jobs/{job_id}", timeout=timeout)
+    response = requests.get(f"{api_url}/jobs/{job_id}", headers=auth_headers(), timeout=timeout)
     status_seconds = time.perf_counter() - fetched
     response.raise_for_status()
     files = response.json()["files"]

@@ -9,6 +9,7 @@ No upload happens, so the worker stays idle: this is the API alone.
 
 from __future__ import annotations
 
+import os
 import random
 
 from locust import HttpUser, between, task
@@ -34,6 +35,8 @@ class ApiUser(HttpUser):
     wait_time = between(0.0, 0.1)
 
     def on_start(self) -> None:
+        # the stack's dev tenant (load/e2e_bench.py puts its token in the environment)
+        self.client.headers["Authorization"] = f"Bearer {os.environ['SQUEEZER_TOKEN']}"
         self.rng = random.Random()
         self.jobs: list[str] = []
         self.create_job()

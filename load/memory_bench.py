@@ -131,7 +131,7 @@ def _child(args) -> None:
         settings = emulator.settings_for(args.endpoint, **overrides)
         storage = S3Storage(AwsClients(settings).s3, settings.bucket, part_size=settings.part_size)
         ref = ObjectKeys(settings.uploads_prefix, settings.results_prefix).parse_upload(args.key)
-        job_id, file_id = ref.job_id, ref.file_id
+        owner, job_id, file_id = ref.owner, ref.job_id, ref.file_id
     else:
         from chalicelib.settings import Settings
 
@@ -139,7 +139,7 @@ def _child(args) -> None:
             bucket="bench", table="bench", queue_name="bench", dead_letter_queue_name="bench", **overrides
         )
         storage = FakeStorage(args.size, settings.part_size)
-        job_id, file_id = "j_bench", "f_bench"
+        owner, job_id, file_id = "bench", "j_bench", "f_bench"
     worker = Worker(None, storage, None, settings)
     record = FileRecord(
         job_id=job_id, file_id=file_id, name="bench.log", size=args.size, algorithm=Algorithm.ZSTD, level=3
@@ -153,16 +153,16 @@ def _child(args) -> None:
     idle = Heartbeat(
         None,
         None,
-        FileRef(job_id, file_id),
+        FileRef(owner, job_id, file_id),
         token="bench",
         receipt_handle=None,  # type: ignore[arg-type]
         interval=5.0,
         lease_seconds=60,
     )
-    result_key = ObjectKeys(settings.uploads_prefix, settings.results_prefix).result(
-        job_id, file_id, "bench", Algorithm.ZSTD
-    )
-    compressed, _crc, seconds = worker.files._compress(record, result_key, idle)
+    keys = ObjectKeys(settings.uploads_prefix, settings.results_prefix)
+    result_key = keys.result(FileRef(owner, job_id, file_id), "bench", Algorithm.ZSTD)
+    upload_key = args.key if args.storage == "moto" else keys.upload(FileRef(owner, job_id, file_id))
+    compressed, _crc, seconds = worker.files._compress(record, upload_key, result_key, idle)
     peak = _vm_hwm()
     print(
         json.dumps(
@@ -263,7 +263,7 @@ def run(small: int, large: int, block: Path, moto_sizes: tuple[int, ...] = ()) -
 
 def _moto(sizes, block: Path) -> dict:
     from chalicelib.domain import new_file_id, new_job_id
-    from chalicelib.keys import ObjectKeys
+    from chalicelib.keys import FileRef, ObjectKeys
     from infra.local import emulator_client, running_emulator
 
     from . import emulator
@@ -275,7 +275,9 @@ def _moto(sizes, block: Path) -> dict:
         settings = emulator.settings_for(endpoint)
         s3 = emulator_client("s3", endpoint)
         for size in sizes:
-            key = ObjectKeys(settings.uploads_prefix, settings.results_prefix).upload(new_job_id(), new_file_id())
+            key = ObjectKeys(settings.uploads_prefix, settings.results_prefix).upload(
+                FileRef("bench", new_job_id(), new_file_id())
+            )
             say(f"[3] uploading {size / MiB:.0f} MiB to the moto server")
             emulator.upload_stream(s3, settings.bucket, key, GeneratedSource(size), size)
             say(f"[3] moto storage, {size / MiB:.0f} MiB, fresh process")

@@ -28,7 +28,7 @@ from chalicelib.aws import AwsClients
 from chalicelib.codecs import HashingReader, VerifyingSink, compress_stream
 from chalicelib.domain import Algorithm, FileState
 from chalicelib.jobstore import DynamoJobStore
-from chalicelib.keys import ObjectKeys
+from chalicelib.keys import FileRef, ObjectKeys
 from chalicelib.queue import SqsWorkQueue
 from chalicelib.service import JobService
 from chalicelib.storage import S3Storage
@@ -145,7 +145,7 @@ def _run(endpoint: str, path: Path, rounds: int) -> list[Figure]:
             {"files": [{"name": path.name, "size": size}], "algorithm": ALGORITHM.value, "level": LEVEL}, owner="bench"
         )
         record = job.files[0][0]
-        key = keys.upload(record.job_id, record.file_id)
+        key = keys.upload(FileRef(job.job.owner, record.job_id, record.file_id))
         s3.copy_object(Bucket=settings.bucket, Key=key, CopySource={"Bucket": settings.bucket, "Key": master})
         pending.update(record=record, key=key)
         timings.current = collections.Counter()

@@ -125,7 +125,9 @@ def split(stack: Any, folder: Path, squeezer_seconds: float) -> Figure:
         for p in sorted(folder.iterdir())
     ]
     began = time.perf_counter()
-    response = requests.post(f"{stack.api_url}/jobs", json={"files": specs, "algorithm": "zstd"}, timeout=300)
+    response = requests.post(
+        f"{stack.api_url}/jobs", json={"files": specs, "algorithm": "zstd"}, headers=stack.auth_headers, timeout=300
+    )
     post = time.perf_counter() - began
     response.raise_for_status()
     body = len(response.content)

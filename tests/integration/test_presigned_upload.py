@@ -10,6 +10,7 @@ import pytest
 import requests
 from events import receive_records
 from moto.server import ThreadedMotoServer
+from tenancy import TEST_TABLE, create_tenant
 
 from chalicelib import wiring
 from chalicelib.codecs import decompress_stream
@@ -42,13 +43,14 @@ def test_presigned_put_then_worker_on_its_event(moto_server):
     data = b"presigned upload over real HTTP\n" * 4000 + os.urandom(1000)
     digest = hashlib.sha256(data).hexdigest()
     service = wiring.get_service()
+    owner = create_tenant(TEST_TABLE, "alice", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).tenant.tenant_id
     job = service.create_job(
         {
             "files": [{"name": "docs/report.txt", "size": len(data), "sha256": digest, "content_type": "text/plain"}],
             "algorithm": "zstd",
             "level": 9,
         },
-        owner="public",
+        owner=owner,
     )
     record, upload = job.files[0]
     assert upload.url.startswith(os.environ["AWS_ENDPOINT_URL"])
@@ -63,7 +65,7 @@ def test_presigned_put_then_worker_on_its_event(moto_server):
     assert len(events) == 1
     assert wiring.get_worker().handle_batch(events) == {"batchItemFailures": []}
 
-    status = service.get_status(job.job.job_id, owner="public")
+    status = service.get_status(job.job.job_id, owner=owner)
     done = status.files[0]
     assert done.state is FileState.COMPLETED and done.compressed_size < len(data)
     url = status.download_urls[record.file_id]
