@@ -4,6 +4,7 @@ then the worker on the S3 event that upload produced."""
 import hashlib
 import io
 import os
+import uuid
 
 import boto3
 import pytest
@@ -43,7 +44,9 @@ def test_presigned_put_then_worker_on_its_event(moto_server):
     data = b"presigned upload over real HTTP\n" * 4000 + os.urandom(1000)
     digest = hashlib.sha256(data).hexdigest()
     service = wiring.get_service()
-    owner = create_tenant(TEST_TABLE, "alice", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).tenant.tenant_id
+    # the server shares moto's in-process backends with the other tests of this worker: a name of its own
+    name = f"presigned-{uuid.uuid4().hex[:8]}"
+    owner = create_tenant(TEST_TABLE, name, endpoint_url=os.environ["AWS_ENDPOINT_URL"]).tenant.tenant_id
     job = service.create_job(
         {
             "files": [{"name": "docs/report.txt", "size": len(data), "sha256": digest, "content_type": "text/plain"}],
