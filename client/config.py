@@ -29,13 +29,11 @@ as ``Token.masked``. Every problem is a :class:`client.errors.ConfigError`
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import re
 import stat
-import tempfile
 import tomllib
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -48,6 +46,7 @@ import click
 from chalicelib.tokens import Token, parse_token
 
 from .errors import ConfigError
+from .files import atomic_file
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_PROFILE = "default"
@@ -411,25 +410,12 @@ def profile_rows(config: ConfigFile, active: str) -> list[ProfileRow]:
 def write_private_file(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically: a 0600 file, in a folder created 0700 if missing.
 
-    Not :func:`client.files.atomic_file`: that one gives the temporary file the
-    usual 0666-less-umask mode, and a file that was once readable by others
-    can be held open by them and read after a chmod. mkstemp creates it 0600.
     A symlink (a dotfiles manager's) is followed: its target is replaced.
     """
     target = Path(os.path.realpath(path))
     _make_private_dirs(target.parent)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp_name, FILE_MODE)
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
+    with atomic_file(target, durable=True, mode=FILE_MODE) as out:
+        out.write(data)
 
 
 def _make_private_dirs(directory: Path) -> None:

@@ -28,17 +28,19 @@ NEW_FILE_MODE = _new_file_mode()
 
 
 @contextlib.contextmanager
-def atomic_file(target: Path, *, durable: bool = False) -> Iterator[BinaryIO]:
+def atomic_file(target: Path, *, durable: bool = False, mode: int | None = None) -> Iterator[BinaryIO]:
     """A new file written under a temporary name beside ``target``, renamed into place when the block ends.
 
     An error or interrupt inside the block removes the temporary file and
     leaves ``target`` as it was. ``durable`` syncs the data before the rename.
-    The file gets the mode ``open()`` would give it (0666 less the umask).
+    The file gets the mode ``open()`` would give it (0666 less the umask), or
+    ``mode``: a private file (0600) is private from its first byte, since
+    mkstemp creates the temporary file 0600 and nobody else can open it.
     """
     directory = target.parent if str(target.parent) else Path(".")
     fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
     try:
-        os.fchmod(fd, NEW_FILE_MODE)  # mkstemp's 0600 would outlive the rename
+        os.fchmod(fd, NEW_FILE_MODE if mode is None else mode)  # mkstemp's 0600 would outlive the rename
         with os.fdopen(fd, "wb") as out:
             yield out
             if durable:
