@@ -17,7 +17,7 @@ from chalicelib import views
 from chalicelib.auth import AUTH_CACHE_SECONDS
 from chalicelib.http import JSON_BODY_TYPES, chalice_errors, json_errors, parse_json
 from chalicelib.settings import queue_names
-from chalicelib.wiring import get_authenticator, get_service, get_worker
+from chalicelib.wiring import get_authenticator, get_service, get_uploads, get_worker
 
 app = Chalice(app_name="squeezer")
 app.register_middleware(chalice_errors, "http")
@@ -105,6 +105,45 @@ def cancel_job(job_id: str) -> dict[str, Any]:
 @json_errors
 def retry_job(job_id: str) -> dict[str, Any]:
     return views.retry_outcome(get_service().retry_failed(job_id, owner=_owner()))
+
+
+# -- a file's upload after POST /jobs (chalicelib/uploads.py) ----------------------------
+FILE = "/jobs/{job_id}/files/{file_id}"
+
+
+def _body() -> Any:
+    request = _request()
+    return parse_json(request.raw_body, request.headers.get("content-type"))
+
+
+@app.route(f"{FILE}/parts", methods=["POST"], content_types=JSON_BODY_TYPES, authorizer=tenant_auth)
+@json_errors
+def sign_parts(job_id: str, file_id: str) -> dict[str, Any]:
+    return views.signed_parts(get_uploads().sign_parts(job_id, file_id, _body(), owner=_owner()))
+
+
+@app.route(f"{FILE}/parts", methods=["GET"], authorizer=tenant_auth)
+@json_errors
+def list_parts(job_id: str, file_id: str) -> dict[str, Any]:
+    return views.parts_on_file(get_uploads().list_parts(job_id, file_id, owner=_owner()))
+
+
+@app.route(f"{FILE}/complete", methods=["POST"], content_types=JSON_BODY_TYPES, authorizer=tenant_auth)
+@json_errors
+def complete_upload(job_id: str, file_id: str) -> dict[str, Any]:
+    return views.file_status(get_uploads().complete(job_id, file_id, _body(), owner=_owner()))
+
+
+@app.route(f"{FILE}/upload", methods=["DELETE"], authorizer=tenant_auth)
+@json_errors
+def abort_upload(job_id: str, file_id: str) -> dict[str, Any]:
+    return views.file_status(get_uploads().abort(job_id, file_id, owner=_owner()))
+
+
+@app.route(f"{FILE}/upload", methods=["POST"], content_types=JSON_BODY_TYPES, authorizer=tenant_auth)
+@json_errors
+def renew_upload(job_id: str, file_id: str) -> dict[str, Any]:
+    return views.renewed_upload(*get_uploads().renew_upload(job_id, file_id, owner=_owner()))
 
 
 @app.on_sqs_message(queue=JOBS_QUEUE, batch_size=WORKER_BATCH_SIZE, name="compress")

@@ -313,13 +313,15 @@ class HashingReader:
     ~8x slower and would cost a measurable share of the worker's time.
     """
 
-    def __init__(self, source: Source, *, sha256: bool = False) -> None:
+    def __init__(self, source: Source, *, sha256: bool = False, crc64nvme: bool = False) -> None:
         import hashlib
 
         self._source = source
         self.count = 0
         self.crc32 = 0
         self._sha = hashlib.sha256() if sha256 else None
+        # a multipart upload's whole-object checksum (chalicelib/multipart.py), when asked
+        self._crc64: int | None = 0 if crc64nvme else None
 
     def read(self, size: int = -1) -> bytes:
         data = self._source.read(size)
@@ -328,7 +330,20 @@ class HashingReader:
             self.crc32 = _zlib.crc32(data, self.crc32)
             if self._sha is not None:
                 self._sha.update(data)
+            if self._crc64 is not None:
+                from .multipart import crc64nvme
+
+                self._crc64 = crc64nvme(data, self._crc64)
         return data
+
+    @property
+    def crc64nvme(self) -> str | None:
+        """The CRC64NVME of what was read, as S3 writes it (base64), if asked for."""
+        if self._crc64 is None:
+            return None
+        from .multipart import encode
+
+        return encode(self._crc64)
 
     @property
     def sha256_hex(self) -> str | None:

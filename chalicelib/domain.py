@@ -163,6 +163,17 @@ class FileRecord:
     compress_seconds: float | None = None
     result_key: str | None = None
     lease_until: float | None = None
+    # A multipart upload (files above the threshold): S3's upload id and the
+    # part plan (chalicelib/multipart.py); the whole object's CRC64NVME once
+    # the client completed it (base64, as S3 writes it).
+    upload_id: str | None = None
+    part_size: int | None = None
+    part_count: int | None = None
+    crc64nvme: str | None = None
+
+    @property
+    def multipart(self) -> bool:
+        return self.upload_id is not None
 
     @property
     def ratio(self) -> float | None:

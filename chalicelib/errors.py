@@ -6,6 +6,7 @@
     +-- JobNotFound               404
     +-- JobConflict               409: the job cannot do that in its state
     +-- QuotaExceeded             429: over a tenant's limit, with when to retry
+    +-- UploadConflict            409: a multipart upload is gone, incomplete, or its checksum refused
     +-- ProcessingError           worker: one file could not be processed
     |   +-- PermanentError        fail the file now, retrying cannot help
     |   +-- TransientError        retry later with backoff
@@ -62,6 +63,13 @@ class QuotaExceeded(SqueezerError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = max(1, int(retry_after))
+
+
+class UploadConflict(SqueezerError):
+    """A multipart upload cannot do that: gone, not complete, or refused by S3."""
+
+    status = 409
+    code = "upload_conflict"
 
 
 class ProcessingError(SqueezerError):

@@ -102,7 +102,7 @@ class DynamoJobStore:
         names = {"#s": "state", "#sz": "size"}
         for item in self._query(
             Key("pk").eq(_job_pk(job_id)) & Key("sk").begins_with("FILE#"),
-            projection="job_id, file_id, #s, #sz, algorithm, #l, created_at, finished_at, compressed_size",
+            projection="job_id, file_id, #s, #sz, algorithm, #l, created_at, finished_at, compressed_size, upload_id",
             names={**names, "#l": "level"},
         ):
             item.setdefault("name", "")
@@ -132,6 +132,25 @@ class DynamoJobStore:
         return jobs, _encode_cursor(last) if last else None
 
     # -- file state transitions (worker) ---------------------------------------
+    def record_upload_checksum(self, job_id: str, file_id: str, *, upload_id: str, crc64nvme: str) -> bool:
+        """Keep the whole object's CRC64NVME of a completed multipart upload (the worker checks it).
+
+        Only while the file waits for that upload (pending or queued: the
+        completion's S3 event may already have queued it).
+        """
+        return self._update(
+            _job_pk(job_id),
+            _file_sk(file_id),
+            "SET crc64nvme = :crc",
+            "upload_id = :upload AND #s IN (:pending, :queued)",
+            {
+                ":crc": crc64nvme,
+                ":upload": upload_id,
+                ":pending": FileState.PENDING.value,
+                ":queued": FileState.QUEUED.value,
+            },
+        )
+
     def mark_queued(self, job_id: str, file_id: str, at: float) -> bool:
         """pending -> queued: the upload has been seen."""
         return self._update(
@@ -390,6 +409,8 @@ class DynamoJobStore:
             item["content_type"] = record.content_type
         if record.sha256:
             item["sha256"] = record.sha256
+        if record.upload_id:
+            item.update(upload_id=record.upload_id, part_size=record.part_size, part_count=record.part_count)
         return item
 
     @staticmethod
@@ -433,6 +454,10 @@ class DynamoJobStore:
             compress_seconds=item.get("compress_seconds"),
             result_key=item.get("result_key"),
             lease_until=item.get("lease_until"),
+            upload_id=item.get("upload_id"),
+            part_size=item.get("part_size"),
+            part_count=item.get("part_count"),
+            crc64nvme=item.get("crc64nvme"),
         )
 
 

@@ -21,8 +21,6 @@ import binascii
 import math
 from dataclasses import dataclass
 
-from awscrt import checksums
-
 MiB = 1024**2
 GiB = 1024**3
 
@@ -72,13 +70,20 @@ def plan(size: int) -> PartPlan:
 # -- CRC64NVME -------------------------------------------------------------------
 
 
+# awscrt is imported on first use: the API's settings need only the limits above.
+
+
 def crc64nvme(data: bytes, previous: int = 0) -> int:
     """The CRC64NVME of ``data``, continuing from ``previous`` (streaming)."""
+    from awscrt import checksums
+
     return int(checksums.crc64nvme(data, previous))
 
 
 def combine(first: int, second: int, second_length: int) -> int:
     """The CRC64NVME of two pieces joined, from theirs and the second's length."""
+    from awscrt import checksums
+
     return int(checksums.combine_crc64nvme(first, second, second_length))
 
 

@@ -27,6 +27,16 @@ class PresignedRequest:
     expires_in: int
 
 
+@dataclass(frozen=True)
+class UploadedPart:
+    """A part S3 holds for a multipart upload."""
+
+    number: int
+    size: int
+    etag: str
+    crc64nvme: str | None = None
+
+
 @dataclass
 class ObjectStream:
     """An object being read: its size (from the GET itself) and its body."""
@@ -50,6 +60,7 @@ class JobStore(Protocol):
     def get_file_states(self, job_id: str) -> list[FileRecord]: ...
     def get_file(self, job_id: str, file_id: str) -> FileRecord | None: ...
     def list_jobs(self, owner: str, *, limit: int, cursor: str | None) -> tuple[list[Job], str | None]: ...
+    def record_upload_checksum(self, job_id: str, file_id: str, *, upload_id: str, crc64nvme: str) -> bool: ...
     def mark_queued(self, job_id: str, file_id: str, at: float) -> bool: ...
     def claim_file(self, job_id: str, file_id: str, *, token: str, at: float, lease_until: float) -> Claim: ...
     def renew_claim(self, job_id: str, file_id: str, *, token: str, lease_until: float) -> bool: ...
@@ -85,6 +96,21 @@ class ObjectStorage(Protocol):
         self, key: str, *, size: int, content_type: str, sha256_hex: str | None, expires_in: int
     ) -> PresignedRequest: ...
     def presign_download(self, key: str, *, filename: str, expires_in: int) -> str: ...
+    def start_multipart(self, key: str, *, content_type: str) -> str:
+        """Start a client's multipart upload (CRC64NVME, full object); its upload id."""
+
+    def presign_part(
+        self, key: str, *, upload_id: str, number: int, size: int, crc64nvme: str, expires_in: int
+    ) -> PresignedRequest:
+        """A PUT URL for one part, bound to its size and CRC64NVME (S3 checks both on arrival)."""
+
+    def list_parts(self, key: str, *, upload_id: str) -> list[UploadedPart]:
+        """The parts S3 holds, by number. UploadGone if the upload is no more."""
+
+    def complete_multipart(self, key: str, *, upload_id: str, parts: list[UploadedPart], crc64nvme: str) -> None:
+        """Join the parts; S3 checks the whole object's CRC64NVME (ChecksumRefused if it differs)."""
+
+    def abort_multipart(self, key: str, *, upload_id: str) -> None: ...
     def open_read(self, key: str) -> ObjectStream | None: ...
     def open_writer(self, key: str, *, content_type: str, metadata: dict[str, str]) -> ResultWriter: ...
     def exists(self, key: str) -> bool: ...

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import throughput
+from . import multipart, throughput
 from .domain import (
     RETRYABLE_ERROR_CODES,
     FileError,
@@ -39,7 +39,7 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 @dataclass(frozen=True)
 class CreatedJob:
     job: Job
-    files: list[tuple[FileRecord, PresignedRequest]]
+    files: list[tuple[FileRecord, PresignedRequest | None]]  # None: a multipart upload (record.upload_id)
 
 
 @dataclass(frozen=True)
@@ -129,20 +129,37 @@ class JobService:
             )
             for spec in request.files
         ]
-        # Presign before writing: a signing error leaves nothing behind.
-        uploads = [
-            self._storage.presign_upload(
-                self._keys.upload(FileRef(owner, job.job_id, record.file_id)),
-                size=record.size,
-                content_type=record.content_type or DEFAULT_CONTENT_TYPE,
-                sha256_hex=record.sha256,
-                expires_in=self._settings.upload_url_ttl,
-            )
-            for record in records
-        ]
+        # Presign (and start the multipart uploads) before writing: an error
+        # leaves no job behind (an orphaned multipart upload is aborted by the
+        # bucket's lifecycle rule).
+        records = [self._start_upload(owner, record) for record in records]
+        uploads = [self._presign(owner, record) for record in records]
         self._store.create_job(job, records)
         log.info("created job %s with %d files", job.job_id, len(records))
         return CreatedJob(job=job, files=list(zip(records, uploads, strict=True)))
+
+    def _start_upload(self, owner: str, record: FileRecord) -> FileRecord:
+        """A file above the threshold is uploaded in parts: start its multipart upload, plan its parts."""
+        if record.size <= self._settings.multipart_threshold:
+            return record
+        plan = multipart.plan(record.size)
+        upload_id = self._storage.start_multipart(
+            self._keys.upload(FileRef(owner, record.job_id, record.file_id)),
+            content_type=record.content_type or DEFAULT_CONTENT_TYPE,
+        )
+        # the whole file is checked with CRC64NVME (per part by S3, whole by S3 and the worker)
+        return record.evolve(upload_id=upload_id, part_size=plan.part_size, part_count=plan.count, sha256=None)
+
+    def _presign(self, owner: str, record: FileRecord) -> PresignedRequest | None:
+        if record.multipart:
+            return None  # its parts are signed a few at a time (chalicelib/uploads.py)
+        return self._storage.presign_upload(
+            self._keys.upload(FileRef(owner, record.job_id, record.file_id)),
+            size=record.size,
+            content_type=record.content_type or DEFAULT_CONTENT_TYPE,
+            sha256_hex=record.sha256,
+            expires_in=self._settings.upload_url_ttl,
+        )
 
     def _check_time_budget(self, request: JobRequest) -> None:
         """Refuse a file the worker could not compress before its timeout (chalicelib/throughput.py)."""
@@ -195,6 +212,10 @@ class JobService:
             return False
         return any(not self._settle_unsent(owner, r).state.is_final for r in self._store.get_file_states(job_id))
 
+    def _upload_window(self, record: FileRecord) -> int:
+        """How long a file waits for its upload: its URL's life, or a multipart upload's days."""
+        return self._settings.multipart_upload_days * 86400 if record.multipart else self._settings.upload_url_ttl
+
     def _settle_unsent(self, owner: str, record: FileRecord) -> FileRecord:
         """A file still pending well after its upload URL expired: did the upload arrive?
 
@@ -203,7 +224,7 @@ class JobService:
         if not, it fails with ``upload_expired``, so the job can end. Either
         way the answer is written, so later reads cost nothing.
         """
-        deadline = record.created_at + self._settings.upload_url_ttl + self._settings.upload_grace_seconds
+        deadline = record.created_at + self._upload_window(record) + self._settings.upload_grace_seconds
         at = self._clock()
         if record.state is not FileState.PENDING or at <= deadline:
             return record
@@ -213,10 +234,14 @@ class JobService:
                 self._queue.send_upload(self._settings.bucket, key)
                 log.warning("file %s/%s was uploaded but never queued; queued it again", record.job_id, record.file_id)
             return record.evolve(state=FileState.QUEUED, queued_at=at)
+        window = (
+            f"its multipart upload's {self._settings.multipart_upload_days} days"
+            if record.multipart
+            else f"the upload URL's {self._settings.upload_url_ttl} s"
+        )
         error = FileError(
             "upload_expired",
-            f"no upload arrived before the upload URL expired ({self._settings.upload_url_ttl} s); "
-            "upload the file again in a new job",
+            f"no upload arrived within {window}; upload the file again in a new job",
         )
         self._store.fail_file(record.job_id, record.file_id, error=error, at=deadline)
         return record.evolve(state=FileState.FAILED, finished_at=deadline, error=error)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .multipart import DEFAULT_THRESHOLD, MAX_OBJECT_SIZE
+
 GiB = 1024**3
 MiB = 1024**2
 
@@ -73,7 +75,15 @@ class Settings:
     upload_grace_seconds: int = _setting("SQUEEZER_UPLOAD_GRACE_SECONDS", 900)
     download_url_ttl: int = _setting("SQUEEZER_DOWNLOAD_URL_TTL", 3600)
     max_files_per_job: int = _setting("SQUEEZER_MAX_FILES_PER_JOB", 1000)
-    max_file_size: int = _setting("SQUEEZER_MAX_FILE_SIZE", 5 * GiB)
+    # S3's largest object (10,000 parts of 5 GiB); the worker's time budget refuses what it cannot compress.
+    max_file_size: int = _setting("SQUEEZER_MAX_FILE_SIZE", MAX_OBJECT_SIZE)
+    # Files above this many bytes are uploaded in parts (chalicelib/multipart.py).
+    multipart_threshold: int = _setting("SQUEEZER_MULTIPART_THRESHOLD", DEFAULT_THRESHOLD)
+    # A part URL is signed just before its part is sent: a short life.
+    part_url_ttl: int = _setting("SQUEEZER_PART_URL_TTL", 900)
+    # A multipart upload may take this long before its file is declared
+    # upload_expired (the bucket's lifecycle rule aborts it after as long).
+    multipart_upload_days: int = _setting("SQUEEZER_MULTIPART_UPLOAD_DAYS", 3)
     max_list_page: int = _setting("SQUEEZER_MAX_LIST_PAGE", 100)
     record_ttl_days: int = _setting("SQUEEZER_RECORD_TTL_DAYS", 30)
     # A tenant's limits unless the operator set its own (squeezer admin create-tenant / set-limits).

@@ -11,10 +11,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .aws import aws_errors
-from .errors import AwsError
-from .ports import ObjectStream, PresignedRequest
+from .errors import AwsError, UploadConflict
+from .multipart import CHECKSUM_ALGORITHM
+from .ports import ObjectStream, PresignedRequest, UploadedPart
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_CHECKSUM_REFUSED = {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"}
+_PARTS_REFUSED = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "InvalidRequest"}
 
 
 class _TranslatedBody:
@@ -93,6 +96,95 @@ class S3Storage:
                 ExpiresIn=expires_in,
             )
         return url
+
+    # -- clients' multipart uploads ------------------------------------------------------
+    def start_multipart(self, key: str, *, content_type: str) -> str:
+        with aws_errors(f"starting a multipart upload of {key}"):
+            response = self._s3.create_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                ContentType=content_type,
+                ChecksumAlgorithm=CHECKSUM_ALGORITHM,
+                ChecksumType="FULL_OBJECT",
+            )
+        return str(response["UploadId"])
+
+    def presign_part(
+        self, key: str, *, upload_id: str, number: int, size: int, crc64nvme: str, expires_in: int
+    ) -> PresignedRequest:
+        params = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "UploadId": upload_id,
+            "PartNumber": number,
+            "ContentLength": size,
+            "ChecksumCRC64NVME": crc64nvme,
+        }
+        with aws_errors(f"signing part {number} of {key}"):
+            url = self._s3.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires_in, HttpMethod="PUT")
+        headers = {"Content-Length": str(size), "x-amz-checksum-crc64nvme": crc64nvme}
+        return PresignedRequest(method="PUT", url=url, headers=headers, expires_in=expires_in)
+
+    def list_parts(self, key: str, *, upload_id: str) -> list[UploadedPart]:
+        parts: list[UploadedPart] = []
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id}
+        while True:
+            response = self._upload_call("listing the parts of", key, "list_parts", **kwargs)
+            parts.extend(
+                UploadedPart(
+                    number=int(p["PartNumber"]),
+                    size=int(p["Size"]),
+                    etag=str(p["ETag"]),
+                    crc64nvme=p.get("ChecksumCRC64NVME"),
+                )
+                for p in response.get("Parts", [])
+            )
+            if not response.get("IsTruncated"):
+                return parts
+            kwargs["PartNumberMarker"] = response["NextPartNumberMarker"]
+
+    def complete_multipart(self, key: str, *, upload_id: str, parts: list[UploadedPart], crc64nvme: str) -> None:
+        self._upload_call(
+            "completing",
+            key,
+            "complete_multipart_upload",
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]},
+            ChecksumCRC64NVME=crc64nvme,
+            ChecksumType="FULL_OBJECT",
+        )
+
+    def abort_multipart(self, key: str, *, upload_id: str) -> None:
+        try:
+            self._upload_call(
+                "aborting", key, "abort_multipart_upload", Bucket=self.bucket, Key=key, UploadId=upload_id
+            )
+        except UploadConflict as exc:
+            if exc.code != "upload_gone":
+                raise
+
+    def _upload_call(self, what: str, key: str, operation: str, **kwargs: Any) -> Any:
+        """A call on a client's multipart upload, its refusals as UploadConflict."""
+        try:
+            with aws_errors(f"{what} the multipart upload of {key}"):
+                return getattr(self._s3, operation)(**kwargs)
+        except AwsError as exc:
+            if exc.aws_code == "NoSuchUpload":
+                raise UploadConflict(
+                    "the multipart upload is no more (completed, aborted, or expired): upload the file again in a new job",
+                    code="upload_gone",
+                ) from None
+            if exc.aws_code in _CHECKSUM_REFUSED:
+                raise UploadConflict(
+                    "S3 refused the whole file's CRC64NVME: it differs from the parts it holds; "
+                    "compute it again from the file (or its parts' values)",
+                    code="checksum_mismatch",
+                ) from None
+            if exc.aws_code in _PARTS_REFUSED:
+                raise UploadConflict(f"S3 refused the parts: {exc.message}", code="parts_refused") from None
+            raise
 
     def open_read(self, key: str) -> ObjectStream | None:
         """Start reading an object, or None if there is none: one request, no HEAD."""

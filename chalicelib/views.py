@@ -6,7 +6,10 @@ from typing import Any
 
 from . import SERVICE_NAME, __version__
 from .domain import OPEN_FILE_STATES, FileRecord, Job, JobSummary
+from .multipart import CHECKSUM_ALGORITHM
+from .ports import PresignedRequest
 from .service import CreatedJob, JobPage, JobStatus, RetryOutcome
+from .uploads import PartsOnFile, SignedPart
 
 
 def index() -> dict[str, Any]:
@@ -21,6 +24,11 @@ def index() -> dict[str, Any]:
             "job_summary": {"method": "GET", "href": "/jobs/{job_id}/summary"},
             "cancel_job": {"method": "DELETE", "href": "/jobs/{job_id}"},
             "retry_job": {"method": "POST", "href": "/jobs/{job_id}/retry"},
+            "sign_parts": {"method": "POST", "href": "/jobs/{job_id}/files/{file_id}/parts"},
+            "list_parts": {"method": "GET", "href": "/jobs/{job_id}/files/{file_id}/parts"},
+            "complete_upload": {"method": "POST", "href": "/jobs/{job_id}/files/{file_id}/complete"},
+            "abort_upload": {"method": "DELETE", "href": "/jobs/{job_id}/files/{file_id}/upload"},
+            "renew_upload": {"method": "POST", "href": "/jobs/{job_id}/files/{file_id}/upload"},
         },
     }
 
@@ -38,16 +46,54 @@ def created_job(created: CreatedJob) -> dict[str, Any]:
                 "file_id": record.file_id,
                 "name": record.name,
                 "size": record.size,
-                "upload": {
-                    "method": upload.method,
-                    "url": upload.url,
-                    "headers": upload.headers,
-                    "expires_in": upload.expires_in,
-                },
+                "upload": presigned(upload) if upload else None,
+                "multipart": multipart_plan(record),
             }
             for record, upload in created.files
         ],
     }
+
+
+def presigned(request: PresignedRequest) -> dict[str, Any]:
+    return {
+        "method": request.method,
+        "url": request.url,
+        "headers": request.headers,
+        "expires_in": request.expires_in,
+    }
+
+
+def multipart_plan(record: FileRecord) -> dict[str, Any] | None:
+    if not record.multipart:
+        return None
+    return {
+        "upload_id": record.upload_id,
+        "part_size": record.part_size,
+        "part_count": record.part_count,
+        "checksum_algorithm": CHECKSUM_ALGORITHM,
+    }
+
+
+def signed_parts(parts: list[SignedPart]) -> dict[str, Any]:
+    return {"parts": [{"part_number": part.number, **presigned(part.request)} for part in parts]}
+
+
+def parts_on_file(found: PartsOnFile) -> dict[str, Any]:
+    return {
+        **(multipart_plan(found.record) or {}),
+        "parts": [
+            {"part_number": p.number, "size": p.size, "etag": p.etag, "crc64nvme": p.crc64nvme} for p in found.parts
+        ],
+    }
+
+
+def file_status(record: FileRecord) -> dict[str, Any]:
+    """One file's status, without a download URL (the upload routes answer with it)."""
+    return _file(record, None)
+
+
+def renewed_upload(record: FileRecord, request: PresignedRequest) -> dict[str, Any]:
+    return {"file_id": record.file_id, "name": record.name, "size": record.size, "upload": presigned(request)}
 
 
 def job_status(status: JobStatus) -> dict[str, Any]:
@@ -130,6 +176,8 @@ def _file(record: FileRecord, download_url: str | None) -> dict[str, Any]:
             "compress_seconds": record.compress_seconds,
             "total_seconds": seconds(record.created_at, record.finished_at),
         },
+        "checksum": {"algorithm": "crc64nvme", "value": record.crc64nvme} if record.crc64nvme else None,
+        "multipart": multipart_plan(record),
         "download_url": download_url,
         "download_name": (record.name.rsplit("/", 1)[-1] + record.algorithm.extension if download_url else None),
     }

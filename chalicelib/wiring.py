@@ -17,6 +17,7 @@ from .service import JobService
 from .settings import Settings
 from .storage import S3Storage
 from .tenantstore import DynamoTenantStore
+from .uploads import Uploads
 from .worker import Worker
 
 
@@ -57,6 +58,11 @@ def get_service() -> JobService:
 
 
 @functools.lru_cache(maxsize=1)
+def get_uploads() -> Uploads:
+    return Uploads(_store(), _storage(), get_settings())
+
+
+@functools.lru_cache(maxsize=1)
 def get_authenticator() -> Authenticator:
     return Authenticator(_tenants())
 
@@ -75,5 +81,5 @@ def get_worker() -> Worker:
 
 def reset() -> None:
     """Forget cached settings and clients (tests, or after changing the environment)."""
-    for cached in (get_settings, get_clients, get_service, get_worker, get_authenticator):
+    for cached in (get_settings, get_clients, get_service, get_worker, get_authenticator, get_uploads):
         cached.cache_clear()

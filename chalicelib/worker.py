@@ -358,7 +358,7 @@ class FileProcessor:
                 code="size_mismatch",
             )
         body = ReadAhead(stream, chunk_size=CHUNK_SIZE)
-        reader = HashingReader(heartbeat.guard(body), sha256=bool(record.sha256))
+        reader = HashingReader(heartbeat.guard(body), sha256=bool(record.sha256), crc64nvme=bool(record.crc64nvme))
         metadata = {
             "original-size": str(record.size),
             "algorithm": record.algorithm.value,
@@ -368,6 +368,8 @@ class FileProcessor:
         }
         if record.sha256:
             metadata["original-sha256"] = record.sha256
+        if record.crc64nvme:
+            metadata["original-crc64nvme"] = record.crc64nvme
         writer = self._storage.open_writer(
             result_key,
             content_type="application/" + record.algorithm.value,
@@ -400,6 +402,11 @@ class FileProcessor:
         if record.sha256 and reader.sha256_hex != record.sha256:
             raise PermanentError(
                 f"{record.name!r}: sha256 of the upload is {reader.sha256_hex}, declared {record.sha256}",
+                code="checksum_mismatch",
+            )
+        if record.crc64nvme and reader.crc64nvme != record.crc64nvme:
+            raise PermanentError(
+                f"{record.name!r}: CRC64NVME of the upload is {reader.crc64nvme}, completed with {record.crc64nvme}",
                 code="checksum_mismatch",
             )
         if verifier.plain_count != reader.count or verifier.plain_crc32 != reader.crc32:

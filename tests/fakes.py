@@ -8,10 +8,12 @@ import threading
 from dataclasses import replace
 
 from chalicelib.domain import Claim, FileRecord, FileState, Job
-from chalicelib.ports import ObjectStream, PresignedRequest
+from chalicelib.errors import UploadConflict
+from chalicelib.ports import ObjectStream, PresignedRequest, UploadedPart
 from chalicelib.tenants import Tenant, TenantExists, TokenRecord
 
 _OPEN = {FileState.PENDING, FileState.QUEUED, FileState.PROCESSING}
+_WAITING = {FileState.PENDING, FileState.QUEUED}
 
 
 class InMemoryJobStore:
@@ -68,6 +70,14 @@ class InMemoryJobStore:
                 return None
             self.files[key] = record = replace(record, **changes)
             return record
+
+    def record_upload_checksum(self, job_id, file_id, *, upload_id, crc64nvme):
+        with self._lock:
+            record = self.files.get((job_id, file_id))
+            if record is None or record.upload_id != upload_id or record.state not in _WAITING:
+                return False
+            self.files[(job_id, file_id)] = replace(record, crc64nvme=crc64nvme)
+            return True
 
     def mark_queued(self, job_id, file_id, at):
         return self._change(job_id, file_id, {FileState.PENDING}, state=FileState.QUEUED, queued_at=at) is not None
@@ -225,6 +235,8 @@ class InMemoryStorage:
         self.tags: dict[str, dict] = {}
         self.aborted: list[str] = []
         self.read_faults: dict[str, list[Exception]] = {}
+        self.uploads: dict[str, dict] = {}
+        self.aborted_uploads: list[str] = []
 
     def presign_upload(self, key, *, size, content_type, sha256_hex, expires_in):
         headers = {"Content-Length": str(size), "Content-Type": content_type}
@@ -234,6 +246,53 @@ class InMemoryStorage:
 
     def presign_download(self, key, *, filename, expires_in):
         return f"https://fake-s3/{key}?download={filename}"
+
+    # -- clients' multipart uploads: parts arrive through put_part (what a client's PUT to a part URL does)
+    def start_multipart(self, key, *, content_type):
+        upload_id = f"up-{len(self.uploads) + 1}"
+        self.uploads[upload_id] = {"key": key, "content_type": content_type, "parts": {}}
+        return upload_id
+
+    def presign_part(self, key, *, upload_id, number, size, crc64nvme, expires_in):
+        headers = {"Content-Length": str(size), "x-amz-checksum-crc64nvme": crc64nvme}
+        return PresignedRequest(
+            "PUT", f"https://fake-s3/{key}?uploadId={upload_id}&partNumber={number}", headers, expires_in
+        )
+
+    def put_part(self, upload_id, number, data, crc64nvme=None):
+        """A client's part arriving: S3 checks its CRC64NVME when one is sent."""
+        from chalicelib import multipart
+
+        actual = multipart.encode(multipart.crc64nvme(data))
+        if crc64nvme is not None and crc64nvme != actual:
+            raise ValueError("BadDigest")
+        self.uploads[upload_id]["parts"][number] = (bytes(data), actual)
+
+    def _upload(self, upload_id):
+        if upload_id not in self.uploads:
+            raise UploadConflict("the multipart upload is no more", code="upload_gone")
+        return self.uploads[upload_id]
+
+    def list_parts(self, key, *, upload_id):
+        parts = self._upload(upload_id)["parts"]
+        return [
+            UploadedPart(number=n, size=len(data), etag=f'"etag-{n}"', crc64nvme=crc)
+            for n, (data, crc) in sorted(parts.items())
+        ]
+
+    def complete_multipart(self, key, *, upload_id, parts, crc64nvme):
+        from chalicelib import multipart
+
+        upload = self._upload(upload_id)
+        data = b"".join(upload["parts"][p.number][0] for p in parts)
+        if multipart.encode(multipart.crc64nvme(data)) != crc64nvme:
+            raise UploadConflict("S3 refused the whole file's CRC64NVME", code="checksum_mismatch")
+        del self.uploads[upload_id]
+        self._store(upload["key"], data, upload["content_type"], {}, None)
+
+    def abort_multipart(self, key, *, upload_id):
+        self.uploads.pop(upload_id, None)
+        self.aborted_uploads.append(upload_id)
 
     def open_read(self, key):
         if key not in self.objects:
