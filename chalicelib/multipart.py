@@ -35,6 +35,9 @@ DEFAULT_THRESHOLD = 64 * MiB
 # Part URLs are signed only for the parts a client is about to send, this many at most per request.
 MAX_PARTS_PER_SIGNING = 100
 CHECKSUM_ALGORITHM = "CRC64NVME"
+# How long a client's multipart upload may stay open: then its file is
+# upload_expired, and the bucket's lifecycle rule aborts it (its parts cost storage).
+UPLOAD_DAYS = 3
 
 
 @dataclass(frozen=True)

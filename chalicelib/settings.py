@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .multipart import DEFAULT_THRESHOLD, MAX_OBJECT_SIZE
+from .multipart import DEFAULT_THRESHOLD, MAX_OBJECT_SIZE, UPLOAD_DAYS
 
 GiB = 1024**3
 MiB = 1024**2
@@ -83,7 +83,7 @@ class Settings:
     part_url_ttl: int = _setting("SQUEEZER_PART_URL_TTL", 900)
     # A multipart upload may take this long before its file is declared
     # upload_expired (the bucket's lifecycle rule aborts it after as long).
-    multipart_upload_days: int = _setting("SQUEEZER_MULTIPART_UPLOAD_DAYS", 3)
+    multipart_upload_days: int = _setting("SQUEEZER_MULTIPART_UPLOAD_DAYS", UPLOAD_DAYS)
     max_list_page: int = _setting("SQUEEZER_MAX_LIST_PAGE", 100)
     record_ttl_days: int = _setting("SQUEEZER_RECORD_TTL_DAYS", 30)
     # A tenant's limits unless the operator set its own (squeezer admin create-tenant / set-limits).

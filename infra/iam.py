@@ -153,7 +153,19 @@ def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dic
             # A presigned URL carries its signer's permissions: PUT to uploads/,
             # GET of results/. Cancel deletes the uploads of the files it
             # cancels (never a result); retry and status HEAD uploads.
-            _statement("PresignUploads", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], [uploads]),
+            # presigned PUTs and parts (Create/UploadPart/Complete are s3:PutObject); clients' multipart
+            # uploads: list the parts S3 holds, abort one
+            _statement(
+                "PresignUploads",
+                [
+                    "s3:AbortMultipartUpload",
+                    "s3:DeleteObject",
+                    "s3:GetObject",
+                    "s3:ListMultipartUploadParts",
+                    "s3:PutObject",
+                ],
+                [uploads],
+            ),
             _statement("PresignResults", ["s3:GetObject"], [results]),
             # Without ListBucket, HeadObject of a missing upload answers 403, not 404.
             _statement("HeadMissingUploads", ["s3:ListBucket"], [arns.bucket]),

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.http import MAX_BODY_BYTES
+from chalicelib.multipart import UPLOAD_DAYS as MULTIPART_UPLOAD_DAYS
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
@@ -256,7 +257,7 @@ def lifecycle_rules(cfg: StageConfig) -> list[dict[str, Any]]:
             "ID": "abort-incomplete-multipart",
             "Status": "Enabled",
             "Filter": {"Prefix": ""},
-            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": MULTIPART_UPLOAD_DAYS},
         },
         {
             "ID": "expire-uploads",

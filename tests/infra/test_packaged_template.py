@@ -135,7 +135,9 @@ def test_bucket_is_private_encrypted_and_uniquely_named(template):
 
 def test_lifecycle_rules(template):
     rules = {r["Id"]: r for r in props(template, "FilesBucket")["LifecycleConfiguration"]["Rules"]}
-    assert rules["abort-incomplete-multipart"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert rules["abort-incomplete-multipart"]["AbortIncompleteMultipartUpload"] == {
+        "DaysAfterInitiation": 3
+    }  # a multipart upload may stay open 3 days
     assert "Prefix" not in rules["abort-incomplete-multipart"]  # the whole bucket
     assert rules["expire-uploads"] == {
         "Id": "expire-uploads",
