@@ -3,8 +3,10 @@
 Every failure becomes one of two errors from :mod:`client.errors`:
 ``ApiUnreachable`` (no answer) or ``ApiError`` (an answer with an error; a
 401 is its subclass ``TokenRefused``, whose message says what to do).
-Reads (GET) are retried on connection trouble, 5xx and 429; creating a job
-is not, because a retried POST could create the job twice.
+Reads (GET) are retried on connection trouble, 5xx and 429, and so are the
+requests that are safe to repeat (signing parts, a fresh upload URL,
+completing or aborting an upload); creating a job is not, because a retried
+POST could create the job twice.
 
 The token goes in ``Authorization: Bearer`` on this client's own session
 only. Presigned S3 URLs are fetched with the bare sessions of
@@ -105,12 +107,41 @@ class ApiClient:
         """POST /jobs/{id}/retry: queue again the failed files a retry can fix."""
         return self._request("POST", f"/jobs/{_segment(job_id)}/retry", json={})
 
+    # -- uploads (multipart and resume) ----------------------------------
+    def sign_parts(self, job_id: str, file_id: str, parts: list[tuple[int, str]]) -> list[dict[str, Any]]:
+        """POST .../parts: a presigned PUT per ``(part number, base64 CRC64NVME)``, in the order asked."""
+        body = {"parts": [{"part_number": number, "crc64nvme": crc} for number, crc in parts]}
+        answer = self._request("POST", f"{_file_path(job_id, file_id)}/parts", json=body, repeatable=True)
+        signed = answer.get("parts")
+        if not isinstance(signed, list):
+            raise ApiError(200, "bad_response", "the signed parts are not a list")
+        return signed
+
+    def list_parts(self, job_id: str, file_id: str) -> dict[str, Any]:
+        """GET .../parts: the upload's plan and the parts storage already holds."""
+        return self._request("GET", f"{_file_path(job_id, file_id)}/parts")
+
+    def complete_upload(self, job_id: str, file_id: str, crc64nvme: str) -> dict[str, Any]:
+        """POST .../complete: join the parts; storage checks the whole file's CRC64NVME."""
+        path = f"{_file_path(job_id, file_id)}/complete"
+        return self._request("POST", path, json={"crc64nvme": crc64nvme}, repeatable=True)
+
+    def abort_upload(self, job_id: str, file_id: str) -> dict[str, Any]:
+        """DELETE .../upload: give up a multipart upload (the file fails with upload_aborted)."""
+        return self._request("DELETE", f"{_file_path(job_id, file_id)}/upload", repeatable=True)
+
+    def renew_upload(self, job_id: str, file_id: str) -> dict[str, Any]:
+        """POST .../upload: a fresh single-PUT ``upload`` for a file still pending (409 not_pending otherwise)."""
+        return self._request("POST", f"{_file_path(job_id, file_id)}/upload", json={}, repeatable=True)
+
     def close(self) -> None:
         self._session.close()
 
     # -- plumbing --------------------------------------------------------
-    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _request(self, method: str, path: str, *, repeatable: bool = False, **kwargs: Any) -> dict[str, Any]:
+        """``repeatable``: a request other than GET that is safe to send twice, retried like a read."""
         url = self.base_url + path
+        retried = method == "GET" or repeatable
 
         def attempt() -> requests.Response:
             try:
@@ -118,11 +149,11 @@ class ApiClient:
             except TRANSPORT_ERRORS as exc:
                 code, reason = describe_transport_error(exc)
                 raise RetryableError(code, reason) from exc
-            if method == "GET" and (response.status_code == 429 or response.status_code >= 500):
+            if retried and (response.status_code == 429 or response.status_code >= 500):
                 raise _TransientAnswer(response)
             return response
 
-        policy = self._read_retries if method == "GET" else RetryPolicy(tries=1)
+        policy = self._read_retries if retried else RetryPolicy(tries=1)
         try:
             response = run_with_retries(attempt, policy)
         except TransferFailed as exc:
@@ -151,6 +182,10 @@ class _TransientAnswer(RetryableError):
 
 def _segment(value: str) -> str:
     return urllib.parse.quote(value, safe="")
+
+
+def _file_path(job_id: str, file_id: str) -> str:
+    return f"/jobs/{_segment(job_id)}/files/{_segment(file_id)}"
 
 
 def _decode(response: requests.Response) -> dict[str, Any]:

@@ -413,12 +413,12 @@ def write_private_file(path: Path, data: bytes) -> None:
     A symlink (a dotfiles manager's) is followed: its target is replaced.
     """
     target = Path(os.path.realpath(path))
-    _make_private_dirs(target.parent)
+    make_private_dirs(target.parent)
     with atomic_file(target, durable=True, mode=FILE_MODE) as out:
         out.write(data)
 
 
-def _make_private_dirs(directory: Path) -> None:
+def make_private_dirs(directory: Path) -> None:
     # Only folders made here are 0700 (the umask can only take bits away):
     # an existing one (/tmp, a shared folder) is not ours to change.
     # Every missing folder gets it: Path.mkdir(parents=True) would give the parents 0777 less the umask.

@@ -43,10 +43,14 @@ class RetryableError(Exception):
 
 
 class TransferFailed(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    """``status`` and ``storage_code`` (S3's ``<Code>``, e.g. ``BadDigest``) when storage answered with an error."""
+
+    def __init__(self, code: str, message: str, *, status: int | None = None, storage_code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.status = status
+        self.storage_code = storage_code
 
 
 class Cancelled(Exception):
@@ -100,11 +104,11 @@ def check_response(response: requests.Response) -> None:
     status = response.status_code
     if status < 400:
         return
-    detail = _storage_error_detail(response)
+    storage_code, detail = _storage_error_detail(response)
     message = f"storage answered {status} {response.reason or ''}".rstrip() + (f": {detail}" if detail else "")
     if status == 429 or status >= 500:
         raise RetryableError(f"http_{status}", message, retry_after=_retry_after(response))
-    raise TransferFailed(f"http_{status}", message)
+    raise TransferFailed(f"http_{status}", message, status=status, storage_code=storage_code)
 
 
 def describe_transport_error(exc: BaseException) -> tuple[str, str]:
@@ -152,16 +156,16 @@ def _retry_after(response: requests.Response) -> float | None:
         return None  # an HTTP date: rare enough to fall back to our own backoff
 
 
-def _storage_error_detail(response: requests.Response) -> str:
-    # S3 answers errors as XML: <Error><Code>..</Code><Message>..</Message>.
+def _storage_error_detail(response: requests.Response) -> tuple[str | None, str]:
+    """S3's error code and "code - message", from its XML: <Error><Code>..</Code><Message>..</Message>."""
     try:
         text = response.text[:4000]
     except Exception:  # noqa: BLE001 - the detail is a nicety, the status is enough
-        return ""
+        return None, ""
     code = re.search(r"<Code>([^<]{1,100})</Code>", text)
     message = re.search(r"<Message>([^<]{1,300})</Message>", text)
     parts = [m.group(1).strip() for m in (code, message) if m]
-    return " - ".join(parts)
+    return (code.group(1).strip() if code else None), " - ".join(parts)
 
 
 class ThreadSessions:

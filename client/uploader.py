@@ -2,29 +2,35 @@
 
 Uploads go straight to the presigned URLs the API hands out, with exactly
 the headers it listed (they are signed: S3 rejects anything else). Each
-worker thread has its own ``requests.Session``; bodies are streamed from
-disk, so memory stays flat whatever the file sizes.
+worker thread has its own ``requests.Session``. Whole files are streamed
+from disk; a large file's parts (:mod:`client.multipart_upload`) are read
+into one buffer per thread, so memory stays at threads x part size whatever
+the file sizes.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mimetypes
 import os
 import threading
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import click
 
+from chalicelib import multipart
 from chalicelib.codecs import Source
 from chalicelib.errors import ValidationError
 from chalicelib.validation import check_name, is_media_type
 
-from .errors import InputError
+from .errors import ApiError, InputError, SqueezerCliError
+from .journal import SentPart
+from .multipart_upload import COMPLETE_REFUSALS, JobApi, MultipartState, api_failure, read_part
 from .output import human_size
 from .progress import Progress
 from .transfer import (
@@ -49,6 +55,7 @@ class LocalFile:
     size: int
     content_type: str | None = None
     sha256: str | None = None
+    mtime_ns: int | None = None  # when it was scanned: a resume refuses a file modified since
 
     def spec(self) -> dict[str, Any]:
         """The file as ``POST /jobs`` wants it."""
@@ -107,10 +114,16 @@ def discover(paths: Iterable[str | os.PathLike[str]], *, on_skip: Callable[[str]
                     "upload them in separate jobs"
                 )
             try:
-                size = file_path.stat().st_size
+                stat = file_path.stat()
             except OSError as exc:
                 raise InputError(f"cannot read {file_path}: {exc.strerror}") from None
-            found[name] = LocalFile(path=file_path, name=name, size=size, content_type=_content_type(name))
+            found[name] = LocalFile(
+                path=file_path,
+                name=name,
+                size=stat.st_size,
+                content_type=_content_type(name),
+                mtime_ns=stat.st_mtime_ns,
+            )
     return list(found.values())
 
 
@@ -170,12 +183,18 @@ def _content_type(name: str) -> str | None:
 # -- checksums -----------------------------------------------------------------
 
 
-def add_checksums(files: list[LocalFile], *, parallel: int, progress: Progress) -> list[LocalFile]:
+def add_checksums(
+    files: list[LocalFile], *, parallel: int, progress: Progress, max_size: int | None = multipart.DEFAULT_THRESHOLD
+) -> list[LocalFile]:
     """The files with their sha256 (read once here, once more to upload).
 
+    Files over ``max_size`` (the API's multipart threshold) are left
+    without: they are uploaded in parts, each checked by storage with its
+    CRC64NVME, and reading a huge file twice would double its upload time.
     Threads help: hashlib releases the GIL while it hashes large buffers.
     """
-    with progress.bytes("checksum", sum(f.size for f in files)) as task:
+    todo = [f for f in files if max_size is None or f.size <= max_size]
+    with progress.bytes("checksum", sum(f.size for f in todo)) as task:
 
         def digest(local: LocalFile) -> LocalFile:
             sha = hashlib.sha256()
@@ -189,10 +208,54 @@ def add_checksums(files: list[LocalFile], *, parallel: int, progress: Progress) 
             return replace(local, sha256=sha.hexdigest())
 
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="squeezer-sha256") as pool:
-            return list(pool.map(digest, files))
+            done = {local.name: local for local in pool.map(digest, todo)}
+    return [done.get(f.name, f) for f in files]
 
 
 # -- uploads -----------------------------------------------------------------
+
+
+@dataclass
+class FileUpload:
+    """One file to send: a single PUT, or the parts of a multipart upload that storage does not hold yet.
+
+    ``upload`` None for a single PUT: ask the API for a fresh URL first (a
+    resumed upload, whose first URL may have expired).
+    """
+
+    local: LocalFile
+    file_id: str
+    upload: dict[str, Any] | None = None
+    multipart: MultipartState | None = None
+    abandoned: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @classmethod
+    def from_entry(cls, local: LocalFile, entry: dict[str, Any]) -> FileUpload:
+        """From the file's entry in the answer of ``POST /jobs``. TransferFailed if its plan is unusable."""
+        if entry.get("multipart"):
+            return cls(local, entry["file_id"], multipart=MultipartState.from_answer(local.size, entry["multipart"]))
+        return cls(local, entry["file_id"], upload=entry.get("upload"))
+
+    @property
+    def bytes_to_send(self) -> int:
+        if self.multipart is None:
+            return self.local.size
+        return sum(self.multipart.plan.part_length(n) for n in self.multipart.missing())
+
+
+class UploadEvents(Protocol):
+    """What the uploader tells as it goes (the resume journal listens), from the thread that called upload_all."""
+
+    def part_sent(self, file_id: str, part: SentPart) -> None: ...
+    def file_done(self, file_id: str) -> None: ...
+
+
+class _NoEvents:
+    def part_sent(self, file_id: str, part: SentPart) -> None:
+        pass
+
+    def file_done(self, file_id: str) -> None:
+        pass
 
 
 class _ProgressReader:
@@ -225,7 +288,29 @@ class _ProgressReader:
         return max(0, self._remaining)
 
 
+class _BufferSource:
+    """A part already in memory, read out in the blocks the HTTP layer asks for."""
+
+    def __init__(self, view: memoryview) -> None:
+        self._view = view
+        self._at = 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._at + size)
+        data = bytes(self._view[self._at : end])
+        self._at = end
+        return data
+
+
 class Uploader:
+    """Sends files to their presigned URLs in parallel: whole files, and the parts of large ones.
+
+    One pool of ``parallel`` threads serves both: a part is a unit of work
+    like a small file, so one huge file keeps every thread busy. Memory is
+    bounded by ``parallel`` part buffers. Multipart files and fresh URLs
+    need ``api`` (the job's :class:`JobApi`).
+    """
+
     def __init__(
         self,
         *,
@@ -234,33 +319,41 @@ class Uploader:
         timeout: tuple[float, float] = (5.0, 120.0),
         sessions: ThreadSessions | None = None,
         progress: Progress | None = None,
+        api: JobApi | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self._parallel = parallel
         self._policy = policy
         self._timeout = timeout
         self._sessions = sessions or ThreadSessions()
         self._progress = progress or Progress(bars=False)
-        self.cancel = threading.Event()
+        self._api = api
+        self.cancel = cancel or threading.Event()
+        self._buffers = threading.local()
 
-    def upload_all(self, pairs: list[tuple[LocalFile, dict[str, Any]]]) -> list[UploadResult]:
-        """Upload every (file, API file entry) pair; one result per pair, in order."""
+    def upload_all(
+        self,
+        items: Sequence[FileUpload | tuple[LocalFile, dict[str, Any]]],
+        *,
+        events: UploadEvents | None = None,
+    ) -> list[UploadResult]:
+        """Upload every file (or (file, API file entry) pair); one result per item, in order."""
+        events = events or _NoEvents()
         results: dict[int, UploadResult] = {}
-        with self._progress.bytes("upload", sum(local.size for local, _ in pairs)) as task:
+        work: dict[int, FileUpload] = {}
+        for index, item in enumerate(items):
+            if isinstance(item, FileUpload):
+                work[index] = item
+                continue
+            local, entry = item
+            try:
+                work[index] = FileUpload.from_entry(local, entry)
+            except TransferFailed as exc:
+                results[index] = UploadResult(local, entry["file_id"], exc.code, exc.message)
+        with self._progress.bytes("upload", sum(w.bytes_to_send for w in work.values())) as task:
             pool = ThreadPoolExecutor(max_workers=self._parallel, thread_name_prefix="squeezer-upload")
             try:
-                futures = {
-                    pool.submit(self._upload_one, local, entry, task.advance): index
-                    for index, (local, entry) in enumerate(pairs)
-                }
-                for future in as_completed(futures):
-                    result = future.result()
-                    results[futures[future]] = result
-                    if result.ok:
-                        self._progress.note(f"uploaded {result.file.name} ({human_size(result.file.size)})")
-                    else:
-                        self._progress.note(
-                            f"upload failed: {result.file.name}: {result.error_code}: {result.error_message}"
-                        )
+                self._run(pool, work, results, events, task.advance)
             except BaseException:
                 self.cancel.set()  # workers stop at their next read
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -268,17 +361,105 @@ class Uploader:
             finally:
                 pool.shutdown(wait=True)
                 self._sessions.close()
-        return [results[i] for i in range(len(pairs))]
+        return [results[i] for i in range(len(items))]
 
-    def _upload_one(self, local: LocalFile, entry: dict[str, Any], on_bytes: Callable[[int], None]) -> UploadResult:
-        file_id = entry["file_id"]
+    def _run(
+        self,
+        pool: ThreadPoolExecutor,
+        work: dict[int, FileUpload],
+        results: dict[int, UploadResult],
+        events: UploadEvents,
+        on_bytes: Callable[[int], None],
+    ) -> None:
+        futures: dict[Future[Any], tuple[int, int | None]] = {}
+        by_file: dict[int, list[Future[Any]]] = {}
+        parts_left: dict[int, int] = {}
+        ready: list[int] = []  # multipart files with every part held already: complete them
+        for index, item in work.items():
+            if item.multipart is None:
+                futures[pool.submit(self._upload_one, item, on_bytes)] = (index, None)
+                continue
+            missing = item.multipart.missing()
+            parts_left[index] = len(missing)
+            by_file[index] = []
+            for part_number in missing:
+                future = pool.submit(self._send_part, item, part_number, on_bytes)
+                futures[future] = (index, part_number)
+                by_file[index].append(future)
+            if not missing:
+                ready.append(index)
+
+        def finish(index: int, result: UploadResult) -> None:
+            results[index] = result
+            if result.ok:
+                events.file_done(result.file_id)
+                self._progress.note(f"uploaded {result.file.name} ({human_size(result.file.size)})")
+            else:
+                self._progress.note(f"upload failed: {result.file.name}: {result.error_code}: {result.error_message}")
+
+        for index in ready:
+            finish(index, self._complete(work[index]))
+        for future in as_completed(futures):
+            index, number = futures[future]
+            if future.cancelled() or index in results:
+                continue  # a part of a file that already failed
+            item, outcome = work[index], future.result()
+            if number is None:
+                assert isinstance(outcome, UploadResult)
+                finish(index, outcome)
+            elif isinstance(outcome, SentPart):
+                assert item.multipart is not None
+                item.multipart.sent[number] = outcome
+                events.part_sent(item.file_id, outcome)
+                parts_left[index] -= 1
+                if parts_left[index] == 0:
+                    finish(index, self._complete(item))
+            elif isinstance(outcome, UploadResult):
+                item.abandoned.set()  # its other parts are not sent
+                for other in by_file[index]:
+                    other.cancel()
+                finish(index, outcome)
+
+    # -- single files ----------------------------------------------------------
+    def _upload_one(self, item: FileUpload, on_bytes: Callable[[int], None]) -> UploadResult:
+        local = item.local
         try:
-            self.upload(local, entry["upload"], on_bytes=on_bytes)
+            upload = item.upload if item.upload is not None else self._fresh_upload(item)
+            if upload is None:
+                return UploadResult(local, item.file_id)  # the server has it already
+            try:
+                self.upload(local, upload, on_bytes=on_bytes)
+            except TransferFailed as exc:
+                if exc.status != 403 or self._api is None:
+                    raise
+                # The URL expired (a long queue of large files before this one): ask for a new one, once.
+                self._progress.note(f"storage refused the URL of {local.name} ({exc.message}): asking for a new one")
+                upload = self._fresh_upload(item)
+                if upload is not None:
+                    self.upload(local, upload, on_bytes=on_bytes)
         except TransferFailed as exc:
-            return UploadResult(local, file_id, exc.code, exc.message)
+            return UploadResult(local, item.file_id, exc.code, exc.message)
         except OSError as exc:
-            return UploadResult(local, file_id, "unreadable", f"cannot read {local.path}: {exc.strerror or exc}")
-        return UploadResult(local, file_id)
+            return UploadResult(local, item.file_id, "unreadable", f"cannot read {local.path}: {exc.strerror or exc}")
+        except SqueezerCliError as exc:
+            failed = api_failure(exc)
+            return UploadResult(local, item.file_id, failed.code, failed.message)
+        return UploadResult(local, item.file_id)
+
+    def _fresh_upload(self, item: FileUpload) -> dict[str, Any] | None:
+        """A new presigned PUT for a pending file; None if the server no longer waits for it."""
+        if self._api is None:
+            raise TransferFailed("no_upload_url", "the API gave no upload URL for this file")
+        try:
+            answer = self._api.renew_upload(item.file_id)
+        except ApiError as exc:
+            if exc.status == 409 and exc.code == "not_pending":
+                return None
+            raise
+        upload = answer.get("upload") if isinstance(answer.get("upload"), dict) else answer
+        if not isinstance(upload, dict) or not upload.get("url"):
+            raise TransferFailed("bad_response", "the API's fresh upload has no URL")
+        return upload
 
     def upload(
         self, local: LocalFile, upload: dict[str, Any], *, on_bytes: Callable[[int], None] = lambda n: None
@@ -311,6 +492,142 @@ class Uploader:
             self._progress.note(f"retrying {local.name} in {wait:.1f}s: {exc.message}")
 
         run_with_retries(attempt, self._policy, on_retry=retrying)
+
+    # -- parts -----------------------------------------------------------------
+    def _send_part(
+        self, item: FileUpload, number: int, on_bytes: Callable[[int], None]
+    ) -> SentPart | UploadResult | None:
+        if item.abandoned.is_set() or self.cancel.is_set():
+            return None
+        local = item.local
+        try:
+            return self.send_part(item, number, on_bytes=on_bytes)
+        except TransferFailed as exc:
+            return UploadResult(local, item.file_id, exc.code, f"part {number}: {exc.message}")
+        except OSError as exc:
+            return UploadResult(local, item.file_id, "unreadable", f"cannot read {local.path}: {exc.strerror or exc}")
+        except SqueezerCliError as exc:
+            failed = api_failure(exc)
+            return UploadResult(local, item.file_id, failed.code, f"part {number}: {failed.message}")
+
+    def send_part(self, item: FileUpload, number: int, *, on_bytes: Callable[[int], None] = lambda n: None) -> SentPart:
+        """Read part ``number``, checksum it, get it signed and PUT it; what storage now holds.
+
+        Storage checks the part's CRC64NVME as it arrives: a refusal
+        (BadDigest) reads the part again and sends it once more, a second
+        one fails the file.
+        """
+        state, local = item.multipart, item.local
+        if state is None or self._api is None:
+            raise TransferFailed("not_multipart", f"{local.name} is not a multipart upload")
+        api = self._api
+        buffer = self._buffer(state.plan.part_size)
+        for reading in (1, 2):
+            view = read_part(local.path, state.plan, number, buffer, mtime_ns=local.mtime_ns)
+            # awscrt reads any buffer; the helper's annotation says bytes, and a copy would cost a part.
+            crc = multipart.encode(multipart.crc64nvme(cast(bytes, view)))
+            try:
+                etag = self._put_part(
+                    functools.partial(api.sign_part, item.file_id, number, crc), view, on_bytes, local.name, number
+                )
+            except TransferFailed as exc:
+                if exc.storage_code != "BadDigest":
+                    raise
+                if reading == 1:
+                    self._progress.note(
+                        f"storage refused part {number} of {local.name} (BadDigest: what arrived did not match "
+                        "its CRC64NVME): reading it again"
+                    )
+                    continue
+                raise TransferFailed(
+                    "bad_digest",
+                    "storage refused it twice (BadDigest): what arrived did not match its CRC64NVME; "
+                    "is the file being written to, or the disk or memory failing?",
+                    status=exc.status,
+                    storage_code=exc.storage_code,
+                ) from exc
+            return SentPart(number, crc, len(view), etag)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _put_part(
+        self,
+        sign: Callable[[], dict[str, Any]],
+        view: memoryview,
+        on_bytes: Callable[[int], None],
+        name: str,
+        number: int,
+    ) -> str | None:
+        """PUT a part with retries; a 403 (its URL expired during the retries) signs it again, once."""
+        request = sign()
+        try:
+            return self._put_buffer(request, view, on_bytes, f"part {number} of {name}")
+        except TransferFailed as exc:
+            if exc.status != 403:
+                raise
+            self._progress.note(f"storage refused the URL of part {number} of {name} ({exc.message}): signing it again")
+        return self._put_buffer(sign(), view, on_bytes, f"part {number} of {name}")
+
+    def _put_buffer(
+        self, request: dict[str, Any], view: memoryview, on_bytes: Callable[[int], None], label: str
+    ) -> str | None:
+        session = self._sessions.get()
+        headers = dict(request.get("headers") or {})
+
+        def attempt() -> str | None:
+            body = _ProgressReader(_BufferSource(view), len(view), on_bytes, self.cancel)
+            try:
+                response = session.request(
+                    request.get("method", "PUT"), request["url"], data=body, headers=headers, timeout=self._timeout
+                )
+                with response:
+                    check_response(response)
+                    etag = response.headers.get("ETag")
+                    return str(etag) if etag is not None else None
+            except TRANSPORT_ERRORS as exc:
+                _roll_back(body, on_bytes)
+                raise RetryableError(*describe_transport_error(exc)) from exc
+            except BaseException:
+                _roll_back(body, on_bytes)
+                raise
+
+        def retrying(attempt_no: int, exc: RetryableError, wait: float) -> None:
+            self._progress.note(f"retrying {label} in {wait:.1f}s: {exc.message}")
+
+        return run_with_retries(attempt, self._policy, on_retry=retrying)
+
+    def _buffer(self, size: int) -> bytearray:
+        """This thread's part buffer, grown to ``size``: memory stays at threads x part size."""
+        buffer: bytearray | None = getattr(self._buffers, "buffer", None)
+        if buffer is None or len(buffer) < size:
+            buffer = self._buffers.buffer = bytearray(size)
+        return buffer
+
+    # -- completing ------------------------------------------------------------
+    def _complete(self, item: FileUpload) -> UploadResult:
+        """Join a multipart file's parts, with the whole file's CRC64NVME combined from theirs."""
+        local, state = item.local, item.multipart
+        assert state is not None and self._api is not None
+        try:
+            self._api.complete(item.file_id, state.whole_crc64nvme())
+        except TransferFailed as exc:
+            return UploadResult(local, item.file_id, exc.code, exc.message)
+        except ApiError as exc:
+            if exc.code in COMPLETE_REFUSALS or not self._already_completed(item):
+                failed = api_failure(exc)
+                return UploadResult(local, item.file_id, failed.code, f"completing the upload: {failed.message}")
+        except SqueezerCliError as exc:
+            failed = api_failure(exc)
+            return UploadResult(local, item.file_id, failed.code, f"completing the upload: {failed.message}")
+        return UploadResult(local, item.file_id)
+
+    def _already_completed(self, item: FileUpload) -> bool:
+        # A retried complete whose first try went through is refused: the file then waits no more.
+        assert self._api is not None
+        try:
+            state = self._api.file_state(item.file_id)
+        except SqueezerCliError:
+            return False
+        return state not in (None, "pending")
 
 
 def _roll_back(body: object, on_bytes: Callable[[int], None]) -> None:

@@ -1,0 +1,295 @@
+"""The resume journal: what an upload has sent, so an interrupted one can go on.
+
+One small JSON file per job in :func:`journal_dir` (mode 0600, in a folder
+made 0700), written atomically through :func:`client.files.atomic_file`
+when the job is created and as parts and files finish, removed when every
+file is sent. It holds the API URL (never the token), the job id, the
+command's identity (resolved input paths, algorithm, level) and per file:
+local path, size, mtime, file id, kind (``put`` or ``multipart``), whether
+it is done and, for a multipart file, its upload id, part plan and the parts
+sent with their CRC64NVME, length and ETag. A ``kill -9`` loses at most the
+parts written since the last save (at most :data:`SAVE_EVERY` seconds old);
+a resume asks the server which parts storage holds anyway, so those parts
+are not sent twice.
+
+Parts are stored as ``[number, crc64nvme, length, etag]``: a 10,000-part
+file keeps its journal near 500 KB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .files import atomic_file
+
+STATE_ENV = "SQUEEZER_STATE_DIR"
+VERSION = 1
+SAVE_EVERY = 0.25  # seconds between saves for parts; a finished file or job is saved at once
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+Warn = Callable[[str], None]
+
+
+def journal_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$SQUEEZER_STATE_DIR/uploads``, else ``$XDG_STATE_HOME/squeezer/uploads``, else ``~/.local/state/squeezer/uploads``."""
+    env = os.environ if env is None else env
+    if env.get(STATE_ENV):
+        return Path(env[STATE_ENV]).expanduser() / "uploads"
+    xdg = env.get("XDG_STATE_HOME", "")
+    # The XDG spec says to ignore a relative XDG_STATE_HOME.
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    return base / "squeezer" / "uploads"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What makes two ``squeezer upload`` commands the same upload: the same API, inputs, algorithm and level."""
+
+    api_url: str
+    paths: tuple[str, ...]  # resolved, absolute, as given
+    algorithm: str
+    level: int | None  # as given (None: the algorithm's default)
+
+    @classmethod
+    def of(cls, api_url: str, paths: Sequence[str | os.PathLike[str]], algorithm: str, level: int | None) -> Identity:
+        return cls(api_url, tuple(str(Path(p).resolve()) for p in paths), algorithm, level)
+
+    def matches(self, other: Identity) -> bool:
+        return (
+            config.same_api(self.api_url, other.api_url)
+            and sorted(self.paths) == sorted(other.paths)
+            and (self.algorithm, self.level) == (other.algorithm, other.level)
+        )
+
+
+@dataclass(frozen=True)
+class SentPart:
+    """A part storage holds: its number, base64 CRC64NVME, length and ETag (if known)."""
+
+    number: int
+    crc64nvme: str
+    size: int
+    etag: str | None = None
+
+
+@dataclass
+class JournalFile:
+    path: str
+    name: str
+    size: int
+    mtime_ns: int | None
+    file_id: str
+    kind: str  # "put" | "multipart"
+    done: bool = False
+    upload_id: str | None = None
+    part_size: int | None = None
+    part_count: int | None = None
+    parts: dict[int, SentPart] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "path": self.path,
+            "name": self.name,
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "file_id": self.file_id,
+            "kind": self.kind,
+            "done": self.done,
+        }
+        if self.kind == "multipart":
+            entry.update(
+                upload_id=self.upload_id,
+                part_size=self.part_size,
+                part_count=self.part_count,
+                parts=[[p.number, p.crc64nvme, p.size, p.etag] for _, p in sorted(self.parts.items())],
+            )
+        return entry
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> JournalFile:
+        parts = {int(n): SentPart(int(n), str(crc), int(size), etag) for n, crc, size, etag in entry.get("parts", [])}
+        return cls(
+            path=str(entry["path"]),
+            name=str(entry["name"]),
+            size=int(entry["size"]),
+            mtime_ns=entry.get("mtime_ns"),
+            file_id=str(entry["file_id"]),
+            kind=str(entry["kind"]),
+            done=bool(entry.get("done", False)),
+            upload_id=entry.get("upload_id"),
+            part_size=entry.get("part_size"),
+            part_count=entry.get("part_count"),
+            parts=parts,
+        )
+
+
+@dataclass
+class Journal:
+    job_id: str
+    identity: Identity
+    created_at: float
+    files: list[JournalFile]
+
+    @property
+    def left(self) -> list[JournalFile]:
+        return [f for f in self.files if not f.done]
+
+    def file(self, file_id: str) -> JournalFile:
+        return next(f for f in self.files if f.file_id == file_id)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "version": VERSION,
+            "job_id": self.job_id,
+            "api_url": self.identity.api_url,
+            "created_at": self.created_at,
+            "command": {
+                "paths": list(self.identity.paths),
+                "algorithm": self.identity.algorithm,
+                "level": self.identity.level,
+            },
+            "files": [f.as_json() for f in self.files],
+        }
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> Journal:
+        if document.get("version") != VERSION:
+            raise ValueError(f"journal version {document.get('version')!r}, expected {VERSION}")
+        command = document["command"]
+        identity = Identity(
+            str(document["api_url"]), tuple(command["paths"]), str(command["algorithm"]), command.get("level")
+        )
+        files = [JournalFile.from_json(f) for f in document["files"]]
+        return cls(str(document["job_id"]), identity, float(document["created_at"]), files)
+
+
+class JournalStore:
+    """The journals in one folder: ``<job id>.json``."""
+
+    def __init__(self, folder: Path, *, warn: Warn = config.warn_on_stderr) -> None:
+        self.folder = folder
+        self._warn = warn
+
+    @classmethod
+    def default(cls) -> JournalStore:
+        return cls(journal_dir())
+
+    def path(self, job_id: str) -> Path:
+        if not _JOB_ID.fullmatch(job_id):
+            raise ValueError(f"not a job id: {job_id!r}")
+        return self.folder / f"{job_id}.json"
+
+    def save(self, journal: Journal) -> None:
+        """Write ``journal`` atomically (0600; the folder is made 0700 if missing)."""
+        target = self.path(journal.job_id)
+        config.make_private_dirs(self.folder)
+        data = json.dumps(journal.as_json(), separators=(",", ":")).encode("utf-8")
+        with atomic_file(target, durable=True, mode=config.FILE_MODE) as out:
+            out.write(data)
+
+    def load(self, job_id: str) -> Journal | None:
+        """The journal of ``job_id``, or None if there is none (or it cannot be read: a warning says why)."""
+        try:
+            path = self.path(job_id)
+        except ValueError:
+            return None
+        try:
+            return Journal.from_json(json.loads(path.read_bytes()))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self._warn(f"ignoring the resume journal {path}: {exc}")
+            return None
+
+    def all(self) -> list[Journal]:
+        """Every readable journal, oldest first."""
+        try:
+            names = sorted(p.stem for p in self.folder.glob("*.json"))
+        except OSError:
+            return []
+        found = [j for j in (self.load(name) for name in names) if j is not None]
+        return sorted(found, key=lambda j: j.created_at)
+
+    def find(self, identity: Identity) -> Journal | None:
+        """The newest journal of the same command, if any."""
+        matching = [j for j in self.all() if j.identity.matches(identity)]
+        return matching[-1] if matching else None
+
+    def remove(self, job_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            self.path(job_id).unlink()
+
+
+class JournalWriter:
+    """Keeps one job's journal up to date: at once for files, at most every SAVE_EVERY seconds for parts.
+
+    Called from the thread that collects results. A journal that cannot be
+    written costs the ability to resume, not the upload: one warning, then
+    the upload goes on.
+    """
+
+    def __init__(
+        self,
+        store: JournalStore,
+        journal: Journal,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        warn: Warn = config.warn_on_stderr,
+    ) -> None:
+        self.store = store
+        self.journal = journal
+        self._clock = clock
+        self._warn = warn
+        self._saved_at = float("-inf")
+        self._dirty = False
+        self._broken = False
+        self._lock = threading.Lock()
+
+    def part_sent(self, file_id: str, part: SentPart) -> None:
+        with self._lock:
+            self.journal.file(file_id).parts[part.number] = part
+            self._dirty = True
+            if self._clock() - self._saved_at >= SAVE_EVERY:
+                self._save()
+
+    def file_done(self, file_id: str) -> None:
+        with self._lock:
+            self.journal.file(file_id).done = True
+            self._save()
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._dirty:
+                self._save()
+
+    def save(self) -> None:
+        with self._lock:
+            self._save()
+
+    def remove(self) -> None:
+        with self._lock:
+            self.store.remove(self.journal.job_id)
+
+    def _save(self) -> None:
+        self._dirty = False
+        self._saved_at = self._clock()
+        if self._broken:
+            return
+        try:
+            self.store.save(self.journal)
+        except OSError as exc:
+            self._broken = True
+            self._warn(
+                f"cannot write the resume journal in {self.store.folder} ({exc.strerror or exc}): "
+                f"if interrupted, job {self.journal.job_id} cannot be resumed"
+            )
