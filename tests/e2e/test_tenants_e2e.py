@@ -98,3 +98,16 @@ def test_the_cli_s_401_says_how_to_set_a_token(local_stack):
     )
     assert result.exit_code == 3, result.output
     assert "squeezer configure" in result.stderr and "a" * 43 not in result.stderr + result.stdout
+
+
+def test_no_log_of_the_stack_holds_a_token_secret(local_stack, tenants):
+    """After good, bad, rotated and revoked tokens went through the API: refusals are logged by token id only."""
+    _, a, b = tenants
+    a.get("/jobs")
+    requests.get(f"{local_stack.api_url}/jobs", headers={"Authorization": f"Bearer {a.token}x"}, timeout=10)
+    secrets = [token.rsplit("_", 1)[1] for token in (a.token, b.token, local_stack.token)]
+    logs = {path.name: path.read_text(errors="replace") for path in local_stack.state_dir.glob("*.log")}
+    assert "refused token" in logs["api.log"], "the refusal is logged (by the token's id)"
+    for name, text in logs.items():
+        for secret in secrets:
+            assert secret not in text, f"a token's secret is in {name}"
