@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +22,12 @@ from chalicelib import __version__
 from chalicelib.domain import Algorithm, InvalidLevel
 from chalicelib.tokens import Token, parse_token
 
-from . import config, jobs, offline, output
+from . import config, jobs, offline, output, upload_job
 from .admin import admin
 from .api import ApiClient, Timeouts
 from .errors import EXIT_INTERNAL, SqueezerCliError
+from .journal import Identity, JournalStore
+from .multipart_upload import JobApi
 from .progress import Progress
 from .uploader import Uploader, add_checksums, discover
 
@@ -147,7 +150,7 @@ def _given(ctx: click.Context, name: str, value: str | None, flag: str, envvar: 
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "-a", "--algorithm", type=click.Choice(ALGORITHMS), default="zstd", show_default=True, help="Compression algorithm."
 )
@@ -157,7 +160,8 @@ def _given(ctx: click.Context, name: str, value: str | None, flag: str, envvar: 
     "--checksum/--no-checksum",
     default=True,
     show_default=True,
-    help="Send each file's sha256 so storage and worker verify the upload (reads files twice).",
+    help="Send each file's sha256 so storage and worker verify the upload (reads files twice). "
+    "Files uploaded in parts are checked part by part with CRC64NVME either way.",
 )
 @click.option("--wait", is_flag=True, help="Wait until every file is compressed (or failed).")
 @click.option(
@@ -167,10 +171,23 @@ def _given(ctx: click.Context, name: str, value: str | None, flag: str, envvar: 
     metavar="DIR",
     help="Save the results under DIR, keeping relative paths (implies --wait).",
 )
+@click.option(
+    "--resume",
+    "resume_id",
+    metavar="JOB_ID",
+    help="Go on with an interrupted upload (paths, algorithm and level come from its journal).",
+)
+@click.option(
+    "--new",
+    "start_new",
+    is_flag=True,
+    help="Start a new job even if an interrupted upload of the same paths could be resumed (its journal is dropped).",
+)
+@click.option("--list-resumable", is_flag=True, help="List the interrupted uploads that can be resumed, and exit.")
 @json_option
-@click.pass_obj
+@click.pass_context
 def upload(
-    app: AppContext,
+    ctx: click.Context,
     paths: tuple[Path, ...],
     algorithm: str,
     level: int | None,
@@ -178,27 +195,53 @@ def upload(
     checksum: bool,
     wait: bool,
     download_dir: Path | None,
+    resume_id: str | None,
+    start_new: bool,
+    list_resumable: bool,
     as_json: bool,
 ) -> None:
-    """Upload files and folders (recursively) as one compression job; print its id."""
-    level = _level(algorithm, level)
+    """Upload files and folders (recursively) as one compression job; print its id.
+
+    An interrupted upload (Ctrl-C, a lost connection, a killed process) is
+    resumed by running the same command again, or with --resume JOB_ID: only
+    what the server does not have yet is sent. Its journal is kept in
+    $XDG_STATE_HOME/squeezer/uploads (env SQUEEZER_STATE_DIR/uploads).
+    """
+    app: AppContext = ctx.obj
+    store = JournalStore.default()
+    if list_resumable:
+        _list_resumable(store, as_json)
+        return
     progress = app.progress()
-    files = discover(paths, on_skip=progress.note)
-    if not files:
-        raise click.UsageError("no files to upload")
-    if checksum:
-        files = add_checksums(files, parallel=parallel, progress=progress)
-    created = app.api.create_job([f.spec() for f in files], algorithm=algorithm, level=level)
-    job_id = created["job_id"]
+    prepared = None
+    if resume_id is not None:
+        if paths or start_new:
+            raise click.UsageError("--resume takes no PATHS and no --new: the journal names the files")
+        for name in ("algorithm", "level"):
+            if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
+                raise click.UsageError(f"--resume keeps the job's algorithm and level: drop --{name}")
+        prepared = upload_job.resume(app.api, store, upload_job.find_journal(store, resume_id, app.api_url), progress)
+    else:
+        if not paths:
+            raise click.UsageError("give the files or folders to upload (or --resume JOB_ID)")
+        level = _level(algorithm, level)
+        identity = Identity.of(app.api_url, paths, algorithm, level)
+        journal = store.find(identity)
+        if journal is not None and start_new:
+            store.remove(journal.job_id)
+        elif journal is not None:
+            try:
+                prepared = upload_job.resume(app.api, store, journal, progress)
+            except upload_job.JobGone as exc:
+                store.remove(journal.job_id)
+                progress.note(f"{exc.message}; starting a new upload")
+        if prepared is None:
+            prepared = _start(app, store, identity, paths, level, parallel, checksum, progress)
+    job_id = prepared.job_id
     if not as_json:
         click.echo(job_id)
-    progress.note(
-        f"job {job_id}: {len(files)} file(s), {output.human_size(sum(f.size for f in files))}, "
-        f"{created['algorithm']} level {created['level']}"
-    )
-    uploads = Uploader(parallel=parallel, timeout=app.transfer_timeout, progress=progress).upload_all(
-        jobs.pair_files(files, created)
-    )
+    uploader = Uploader(parallel=parallel, timeout=app.transfer_timeout, progress=progress, api=JobApi(app.api, job_id))
+    uploads = upload_job.run(prepared, uploader, progress)
     uploaded = [u.file_id for u in uploads if u.ok]
     problems = [(u.file.name, u.error_code, u.error_message) for u in uploads if not u.ok]
     status, saved = None, []
@@ -211,8 +254,40 @@ def upload(
             )
             problems += [(d.name, d.error_code, d.error_message) for d in saved if d.error_code]
     if as_json:
-        output.emit_json(_upload_summary(created, uploads, status, saved))
-    jobs.raise_if_failed(problems, len(files))
+        output.emit_json(_upload_summary(prepared.job, uploads, status, saved))
+    jobs.raise_if_failed(problems, len(uploads))
+
+
+def _start(
+    app: AppContext,
+    store: JournalStore,
+    identity: Identity,
+    paths: tuple[Path, ...],
+    level: int | None,
+    parallel: int,
+    checksum: bool,
+    progress: Progress,
+) -> upload_job.Prepared:
+    files = discover(paths, on_skip=progress.note)
+    if not files:
+        raise click.UsageError("no files to upload")
+    if checksum:
+        files = add_checksums(files, parallel=parallel, progress=progress)
+    prepared = upload_job.start(app.api, store, identity, files, level=level, clock_now=time.time())
+    created = prepared.job
+    progress.note(
+        f"job {prepared.job_id}: {len(files)} file(s), {output.human_size(sum(f.size for f in files))}, "
+        f"{created['algorithm']} level {created['level']}"
+    )
+    return prepared
+
+
+def _list_resumable(store: JournalStore, as_json: bool) -> None:
+    journals = store.all()
+    if as_json:
+        output.emit_json({"folder": str(store.folder), "jobs": [j.as_json() for j in journals]})
+    else:
+        click.echo(upload_job.resumable_text(journals))
 
 
 @cli.command()

@@ -8,6 +8,7 @@
         +-- ApiError              exit 3: the API answered with an error
         |   +-- TokenRefused      exit 3: a 401: no token, or one the API does not accept
         +-- ApiUnreachable        exit 3: the API could not be reached
+        +-- UploadInterrupted     exit 130: Ctrl-C during an upload; says how to resume it
 
 Click's own usage errors exit with 2. Messages are one line (FilesFailed
 adds one line per failed file, with names from the server escaped if they
@@ -18,6 +19,7 @@ secret: anyone holding one could use it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import IO, Any
 
 import click
 
@@ -27,6 +29,7 @@ EXIT_FILES_FAILED = 1
 EXIT_USAGE = 2  # as Click's own usage errors
 EXIT_API = 3
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in the client, not the user's fault
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 
 class SqueezerCliError(click.ClickException):
@@ -123,3 +126,19 @@ class FilesFailed(SqueezerCliError):
             f"  {printable(name)}: {printable(code)}: {printable(message)}" for name, code, message in self.failures
         ]
         super().__init__("\n".join(lines))
+
+
+class UploadInterrupted(SqueezerCliError):
+    """Ctrl-C while a job's files were being sent: its journal is kept, and the message says how to go on."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(
+            f"interrupted: job {job_id} is resumable; run: squeezer upload --resume {job_id} (or the same command again)"
+        )
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        # Not an error of the user's: the line without click's "Error: ".
+        click.echo(self.format_message(), file=file, err=file is None)

@@ -46,6 +46,9 @@ from .transfer import (
 )
 
 READ_SIZE = 1024 * 1024
+# Files up to this size get a sha256 before the job is created; larger ones
+# are expected in parts (the API's default threshold), checked per part.
+CHECKSUM_UP_TO = multipart.DEFAULT_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -184,16 +187,20 @@ def _content_type(name: str) -> str | None:
 
 
 def add_checksums(
-    files: list[LocalFile], *, parallel: int, progress: Progress, max_size: int | None = multipart.DEFAULT_THRESHOLD
+    files: list[LocalFile], *, parallel: int, progress: Progress, max_size: int | None = None
 ) -> list[LocalFile]:
     """The files with their sha256 (read once here, once more to upload).
 
-    Files over ``max_size`` (the API's multipart threshold) are left
-    without: they are uploaded in parts, each checked by storage with its
-    CRC64NVME, and reading a huge file twice would double its upload time.
+    Files over ``max_size`` (default CHECKSUM_UP_TO, the API's multipart
+    threshold) are left without: they are uploaded in parts, each checked by
+    storage with its CRC64NVME, and reading a huge file twice would double
+    its upload time. A server with a higher threshold takes them in one PUT
+    without a sha256; one with a lower threshold ignores nothing: a sha256
+    declared for a file it wants in parts is still checked by the worker.
     Threads help: hashlib releases the GIL while it hashes large buffers.
     """
-    todo = [f for f in files if max_size is None or f.size <= max_size]
+    limit = CHECKSUM_UP_TO if max_size is None else max_size
+    todo = [f for f in files if f.size <= limit]
     with progress.bytes("checksum", sum(f.size for f in todo)) as task:
 
         def digest(local: LocalFile) -> LocalFile:
@@ -330,6 +337,10 @@ class Uploader:
         self._api = api
         self.cancel = cancel or threading.Event()
         self._buffers = threading.local()
+
+    @property
+    def api(self) -> JobApi | None:
+        return self._api
 
     def upload_all(
         self,

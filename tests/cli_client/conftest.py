@@ -88,10 +88,19 @@ class LocalServer:
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory, monkeypatch) -> Path:
-    """An empty HOME; no SQUEEZER_CONFIG, _TOKEN, _PROFILE, _API_URL; the local stack's state in HOME/state."""
+    """An empty HOME (resume journals in HOME/.local/state); no SQUEEZER_CONFIG, _TOKEN, _PROFILE, _API_URL,
+    _STATE_DIR; the local stack's state in HOME/state."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
-    for name in ("XDG_CONFIG_HOME", "SQUEEZER_CONFIG", "SQUEEZER_TOKEN", "SQUEEZER_PROFILE", "SQUEEZER_API_URL"):
+    for name in (
+        "XDG_CONFIG_HOME",
+        "XDG_STATE_HOME",
+        "SQUEEZER_CONFIG",
+        "SQUEEZER_TOKEN",
+        "SQUEEZER_PROFILE",
+        "SQUEEZER_API_URL",
+        "SQUEEZER_STATE_DIR",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SQUEEZER_LOCAL_STATE_DIR", str(home / "state"))
     return home

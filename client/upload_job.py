@@ -1,0 +1,241 @@
+"""``squeezer upload`` between the terminal and the uploader: a new job, or the rest of an interrupted one.
+
+    start    create the job, write its journal, hand every file to the uploader
+    resume   read the journal, ask the server what it has (file states, the
+             parts storage holds), refuse files changed since, hand over the rest
+    run      upload, keep the journal current, remove it once every file is
+             sent; Ctrl-C keeps it and raises UploadInterrupted
+
+The server is the authority on what arrived: the journal says which job and
+files a command belongs to, and keeps the parts' CRC64NVME, so that the
+whole file's value is combined without reading sent parts again.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .api import ApiClient
+from .errors import ApiError, SqueezerCliError, UploadInterrupted
+from .jobs import pair_files
+from .journal import Identity, Journal, JournalFile, JournalStore, JournalWriter
+from .multipart_upload import JobApi, MultipartState, api_failure
+from .output import printable
+from .progress import Progress
+from .transfer import TransferFailed
+from .uploader import FileUpload, LocalFile, Uploader, UploadResult
+
+
+class JobGone(SqueezerCliError):
+    """The journal names a job the API does not know (expired, deleted, or another tenant's)."""
+
+
+@dataclass
+class Prepared:
+    """A job ready to upload: what to send, and what nothing is sent for (done before, or refused)."""
+
+    job: dict[str, Any]  # job_id, algorithm, level
+    writer: JournalWriter
+    items: list[FileUpload]
+    settled: dict[str, UploadResult] = field(default_factory=dict)  # by file id
+    refused: list[str] = field(default_factory=list)  # file ids changed since the journal: never sent
+    resumed: bool = False
+
+    @property
+    def job_id(self) -> str:
+        return str(self.job["job_id"])
+
+
+def start(
+    api: ApiClient,
+    store: JournalStore,
+    identity: Identity,
+    files: list[LocalFile],
+    *,
+    level: int | None,
+    clock_now: float,
+) -> Prepared:
+    """Create the job and its journal; every file is to be sent."""
+    created = api.create_job([f.spec() for f in files], algorithm=identity.algorithm, level=level)
+    pairs = pair_files(files, created)
+    journal = Journal(
+        job_id=created["job_id"],
+        identity=identity,
+        created_at=clock_now,
+        files=[_journal_file(local, entry) for local, entry in pairs],
+    )
+    writer = JournalWriter(store, journal)
+    writer.save()
+    prepared = Prepared(job=created, writer=writer, items=[])
+    for local, entry in pairs:
+        try:
+            prepared.items.append(FileUpload.from_entry(local, entry))
+        except TransferFailed as exc:
+            prepared.settled[entry["file_id"]] = UploadResult(local, entry["file_id"], exc.code, exc.message)
+    return prepared
+
+
+def _journal_file(local: LocalFile, entry: dict[str, Any]) -> JournalFile:
+    plan = entry.get("multipart") or {}
+    return JournalFile(
+        path=str(local.path.resolve()),
+        name=local.name,
+        size=local.size,
+        mtime_ns=local.mtime_ns,
+        file_id=entry["file_id"],
+        kind="multipart" if plan else "put",
+        upload_id=plan.get("upload_id"),
+        part_size=plan.get("part_size"),
+        part_count=plan.get("part_count"),
+    )
+
+
+def resume(api: ApiClient, store: JournalStore, journal: Journal, progress: Progress) -> Prepared:
+    """What is left of an interrupted job, as the server sees it."""
+    progress.note(f"resuming job {journal.job_id} ({len(journal.left)} of {len(journal.files)} files left)")
+    try:
+        status = api.get_job(journal.job_id)
+    except ApiError as exc:
+        if exc.status == 404:
+            raise JobGone(
+                f"the API at {journal.identity.api_url} does not know job {journal.job_id} any more "
+                f"({exc.code}): it expired, or belongs to another tenant's token"
+            ) from None
+        raise
+    writer = JournalWriter(store, journal)
+    prepared = Prepared(job=status, writer=writer, items=[], resumed=True)
+    remote = {f.get("file_id"): f for f in status.get("files", [])}
+    job_api = JobApi(api, journal.job_id)
+    for jf in journal.files:
+        local = LocalFile(path=Path(jf.path), name=jf.name, size=jf.size, mtime_ns=jf.mtime_ns)
+        state = (remote.get(jf.file_id) or {}).get("state")
+        if state is None:
+            prepared.settled[jf.file_id] = UploadResult(
+                local, jf.file_id, "file_not_found", "the job no longer lists it"
+            )
+        elif jf.done or state != "pending":
+            jf.done = True  # arrived (or final) on the server: nothing to send
+            prepared.settled[jf.file_id] = UploadResult(local, jf.file_id)
+        elif (changed := _changed(jf)) is not None:
+            prepared.refused.append(jf.file_id)
+            prepared.settled[jf.file_id] = UploadResult(local, jf.file_id, "file_changed", changed)
+        elif jf.kind == "put":
+            prepared.items.append(FileUpload(local, jf.file_id))  # a fresh URL first: the old one may have expired
+        else:
+            item_or_result = _resume_multipart(job_api, jf, local)
+            if isinstance(item_or_result, FileUpload):
+                prepared.items.append(item_or_result)
+            else:
+                prepared.settled[jf.file_id] = item_or_result
+    writer.save()
+    return prepared
+
+
+def _changed(jf: JournalFile) -> str | None:
+    """Why the file can no longer go on with its upload, or None."""
+    try:
+        stat = os.stat(jf.path)
+    except OSError as exc:
+        return f"{jf.path} cannot be read any more ({exc.strerror or exc}): start a new upload"
+    if stat.st_size != jf.size:
+        return (
+            f"{jf.path} changed size since the upload started ({jf.size} -> {stat.st_size} bytes): start a new upload"
+        )
+    if jf.mtime_ns is not None and stat.st_mtime_ns != jf.mtime_ns:
+        return f"{jf.path} was modified since the upload started: start a new upload"
+    return None
+
+
+def _resume_multipart(job_api: JobApi, jf: JournalFile, local: LocalFile) -> FileUpload | UploadResult:
+    """The file with the parts storage holds; the journal fills in a checksum storage does not give."""
+    try:
+        answer = job_api.list_parts(jf.file_id)
+        state = MultipartState.from_answer(jf.size, answer)
+    except TransferFailed as exc:
+        return UploadResult(local, jf.file_id, exc.code, exc.message)
+    except SqueezerCliError as exc:
+        failed = api_failure(exc)
+        return UploadResult(local, jf.file_id, failed.code, f"resuming the upload: {failed.message}")
+    for entry in answer.get("parts") or []:
+        number = entry.get("part_number") if isinstance(entry, dict) else None
+        kept = jf.parts.get(number) if isinstance(number, int) else None
+        if kept is not None and number not in state.sent and entry.get("size") == kept.size:
+            state.sent[kept.number] = kept
+    jf.upload_id, jf.part_size, jf.part_count = state.upload_id, state.plan.part_size, state.plan.count
+    jf.parts = dict(state.sent)
+    return FileUpload(local, jf.file_id, multipart=state)
+
+
+def run(prepared: Prepared, uploader: Uploader, progress: Progress) -> list[UploadResult]:
+    """Send what is left; one result per file of the job, in the journal's order.
+
+    The journal goes once every file is sent (or can never be: changed
+    files, whose multipart uploads are aborted); a file that failed to
+    upload keeps it, and the same command sends it again.
+    """
+    writer = prepared.writer
+    try:
+        sent = uploader.upload_all(prepared.items, events=writer)
+    except KeyboardInterrupt:
+        raise UploadInterrupted(prepared.job_id) from None
+    finally:
+        writer.flush()
+    by_id = {**prepared.settled, **{r.file_id: r for r in sent}}
+    results = [by_id[f.file_id] for f in writer.journal.files]
+    for file_id in prepared.refused:
+        _abort(uploader, writer.journal.file(file_id), progress)
+    if any(not r.ok for r in sent):
+        progress.note(
+            f"job {prepared.job_id}: {sum(1 for r in sent if not r.ok)} file(s) not uploaded; to send them again, "
+            f"run the same command or 'squeezer upload --resume {prepared.job_id}'"
+        )
+    else:
+        writer.remove()
+    return results
+
+
+def _abort(uploader: Uploader, jf: JournalFile, progress: Progress) -> None:
+    if jf.kind != "multipart" or uploader.api is None:
+        return
+    try:
+        uploader.api.abort(jf.file_id)
+    except SqueezerCliError as exc:
+        progress.note(f"could not abort the upload of {printable(jf.name)}: {exc.message}")
+    else:
+        progress.note(f"aborted the upload of {printable(jf.name)}: it changed since the upload started")
+
+
+def resumable_text(journals: list[Journal]) -> str:
+    """One line per journal: job id, files left, API and inputs."""
+    if not journals:
+        return "no resumable uploads"
+    lines = []
+    for j in journals:
+        paths = " ".join(printable(p) for p in j.identity.paths)
+        level = "" if j.identity.level is None else f" -l {j.identity.level}"
+        lines.append(
+            f"{j.job_id}  {len(j.left)} of {len(j.files)} files left  {j.identity.api_url}  "
+            f"-a {j.identity.algorithm}{level} {paths}"
+        )
+    return "\n".join(lines)
+
+
+def find_journal(store: JournalStore, job_id: str, api_url: str) -> Journal:
+    """The journal of ``job_id`` for this API; a clear error listing the resumable jobs otherwise."""
+    journal = store.load(job_id)
+    if journal is None:
+        known = store.all()
+        listing = ", ".join(j.job_id for j in known) if known else "none"
+        raise SqueezerCliError(
+            f"no resumable upload of job {printable(job_id)} in {store.folder} (resumable: {listing})"
+        )
+    if not config.same_api(journal.identity.api_url, api_url):
+        raise SqueezerCliError(
+            f"job {job_id} was started on {journal.identity.api_url}, not {api_url}: "
+            f"resume it with --api-url {journal.identity.api_url}"
+        )
+    return journal
