@@ -285,7 +285,7 @@ def _start(
 def _list_resumable(store: JournalStore, as_json: bool) -> None:
     journals = store.all()
     if as_json:
-        output.emit_json({"folder": str(store.folder), "jobs": [j.as_json() for j in journals]})
+        output.emit_json({"folder": str(store.folder), "jobs": [upload_job.resumable_json(j) for j in journals]})
     else:
         click.echo(upload_job.resumable_text(journals))
 

@@ -19,6 +19,7 @@ file keeps its journal near 500 KB.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -228,6 +229,23 @@ class JournalStore:
     def remove(self, job_id: str) -> None:
         with contextlib.suppress(FileNotFoundError, ValueError):
             self.path(job_id).unlink()
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            self.path(job_id).with_suffix(".lock").unlink()
+
+    def lock(self, job_id: str) -> int | None:
+        """Lock the job for this process (a descriptor, held until it is closed or the process ends); None if taken.
+
+        Two processes resuming the same job would send its parts twice; the
+        lock goes with the process, so a killed one leaves nothing to clear.
+        """
+        config.make_private_dirs(self.folder)
+        fd = os.open(self.path(job_id).with_suffix(".lock"), os.O_RDWR | os.O_CREAT, config.FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
 
 
 class JournalWriter:
@@ -243,11 +261,13 @@ class JournalWriter:
         store: JournalStore,
         journal: Journal,
         *,
+        lock: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         warn: Warn = config.warn_on_stderr,
     ) -> None:
         self.store = store
         self.journal = journal
+        self._lock_fd = lock
         self._clock = clock
         self._warn = warn
         self._saved_at = float("-inf")
@@ -279,6 +299,13 @@ class JournalWriter:
     def remove(self) -> None:
         with self._lock:
             self.store.remove(self.journal.job_id)
+            self.release()
+
+    def release(self) -> None:
+        """Let another process resume the job (also done by this process ending)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _save(self) -> None:
         self._dirty = False

@@ -34,6 +34,10 @@ class JobGone(SqueezerCliError):
     """The journal names a job the API does not know (expired, deleted, or another tenant's)."""
 
 
+class JobBusy(SqueezerCliError):
+    """Another squeezer process is uploading the job right now."""
+
+
 @dataclass
 class Prepared:
     """A job ready to upload: what to send, and what nothing is sent for (done before, or refused)."""
@@ -68,7 +72,7 @@ def start(
         created_at=clock_now,
         files=[_journal_file(local, entry) for local, entry in pairs],
     )
-    writer = JournalWriter(store, journal)
+    writer = JournalWriter(store, journal, lock=_lock(store, journal.job_id))
     writer.save()
     prepared = Prepared(job=created, writer=writer, items=[])
     for local, entry in pairs:
@@ -77,6 +81,17 @@ def start(
         except TransferFailed as exc:
             prepared.settled[entry["file_id"]] = UploadResult(local, entry["file_id"], exc.code, exc.message)
     return prepared
+
+
+def _lock(store: JournalStore, job_id: str) -> int | None:
+    """The job's lock; None if the state folder cannot hold one (the journal warns). JobBusy if it is taken."""
+    try:
+        fd = store.lock(job_id)
+    except OSError:
+        return None
+    if fd is None:
+        raise JobBusy(f"job {job_id} is being uploaded by another squeezer process right now")
+    return fd
 
 
 def _journal_file(local: LocalFile, entry: dict[str, Any]) -> JournalFile:
@@ -96,6 +111,19 @@ def _journal_file(local: LocalFile, entry: dict[str, Any]) -> JournalFile:
 
 def resume(api: ApiClient, store: JournalStore, journal: Journal, progress: Progress) -> Prepared:
     """What is left of an interrupted job, as the server sees it."""
+    writer = JournalWriter(store, journal, lock=_lock(store, journal.job_id))
+    try:
+        return _resume(api, writer, progress)
+    except KeyboardInterrupt:
+        writer.release()
+        raise UploadInterrupted(journal.job_id) from None
+    except BaseException:
+        writer.release()
+        raise
+
+
+def _resume(api: ApiClient, writer: JournalWriter, progress: Progress) -> Prepared:
+    journal = writer.journal
     progress.note(f"resuming job {journal.job_id} ({len(journal.left)} of {len(journal.files)} files left)")
     try:
         status = api.get_job(journal.job_id)
@@ -106,7 +134,6 @@ def resume(api: ApiClient, store: JournalStore, journal: Journal, progress: Prog
                 f"({exc.code}): it expired, or belongs to another tenant's token"
             ) from None
         raise
-    writer = JournalWriter(store, journal)
     prepared = Prepared(job=status, writer=writer, items=[], resumed=True)
     remote = {f.get("file_id"): f for f in status.get("files", [])}
     job_api = JobApi(api, journal.job_id)
@@ -158,6 +185,9 @@ def _resume_multipart(job_api: JobApi, jf: JournalFile, local: LocalFile) -> Fil
     except TransferFailed as exc:
         return UploadResult(local, jf.file_id, exc.code, exc.message)
     except SqueezerCliError as exc:
+        if isinstance(exc, ApiError) and exc.status == 409 and _no_longer_pending(job_api, jf.file_id):
+            jf.done = True  # completed just before the interruption, seen as pending a moment ago
+            return UploadResult(local, jf.file_id)
         failed = api_failure(exc)
         return UploadResult(local, jf.file_id, failed.code, f"resuming the upload: {failed.message}")
     for entry in answer.get("parts") or []:
@@ -170,6 +200,13 @@ def _resume_multipart(job_api: JobApi, jf: JournalFile, local: LocalFile) -> Fil
     return FileUpload(local, jf.file_id, multipart=state)
 
 
+def _no_longer_pending(job_api: JobApi, file_id: str) -> bool:
+    try:
+        return job_api.file_state(file_id) not in (None, "pending")
+    except SqueezerCliError:
+        return False
+
+
 def run(prepared: Prepared, uploader: Uploader, progress: Progress) -> list[UploadResult]:
     """Send what is left; one result per file of the job, in the journal's order.
 
@@ -180,10 +217,13 @@ def run(prepared: Prepared, uploader: Uploader, progress: Progress) -> list[Uplo
     writer = prepared.writer
     try:
         sent = uploader.upload_all(prepared.items, events=writer)
-    except KeyboardInterrupt:
-        raise UploadInterrupted(prepared.job_id) from None
-    finally:
+    except BaseException as exc:
         writer.flush()
+        writer.release()
+        if isinstance(exc, KeyboardInterrupt):
+            raise UploadInterrupted(prepared.job_id) from None
+        raise
+    writer.flush()
     by_id = {**prepared.settled, **{r.file_id: r for r in sent}}
     results = [by_id[f.file_id] for f in writer.journal.files]
     for file_id in prepared.refused:
@@ -193,6 +233,7 @@ def run(prepared: Prepared, uploader: Uploader, progress: Progress) -> list[Uplo
             f"job {prepared.job_id}: {sum(1 for r in sent if not r.ok)} file(s) not uploaded; to send them again, "
             f"run the same command or 'squeezer upload --resume {prepared.job_id}'"
         )
+        writer.release()
     else:
         writer.remove()
     return results
@@ -222,6 +263,18 @@ def resumable_text(journals: list[Journal]) -> str:
             f"-a {j.identity.algorithm}{level} {paths}"
         )
     return "\n".join(lines)
+
+
+def resumable_json(j: Journal) -> dict[str, Any]:
+    return {
+        "job_id": j.job_id,
+        "api_url": j.identity.api_url,
+        "paths": list(j.identity.paths),
+        "algorithm": j.identity.algorithm,
+        "level": j.identity.level,
+        "files": len(j.files),
+        "files_left": len(j.left),
+    }
 
 
 def find_journal(store: JournalStore, job_id: str, api_url: str) -> Journal:

@@ -194,9 +194,9 @@ def add_checksums(
     Files over ``max_size`` (default CHECKSUM_UP_TO, the API's multipart
     threshold) are left without: they are uploaded in parts, each checked by
     storage with its CRC64NVME, and reading a huge file twice would double
-    its upload time. A server with a higher threshold takes them in one PUT
-    without a sha256; one with a lower threshold ignores nothing: a sha256
-    declared for a file it wants in parts is still checked by the worker.
+    its upload time. A server with a higher threshold takes such a file in
+    one PUT without a sha256; one with a lower threshold drops the sha256 of
+    a file it wants in parts (one read wasted, nothing lost).
     Threads help: hashlib releases the GIL while it hashes large buffers.
     """
     limit = CHECKSUM_UP_TO if max_size is None else max_size

@@ -237,3 +237,26 @@ def test_the_state_folder_follows_squeezer_state_dir_and_xdg(tmp_path: Path) -> 
     assert journal.journal_dir({"SQUEEZER_STATE_DIR": str(tmp_path)}) == tmp_path / "uploads"
     assert journal.journal_dir({"XDG_STATE_HOME": str(tmp_path)}) == tmp_path / "squeezer" / "uploads"
     assert journal.journal_dir({"XDG_STATE_HOME": "relative"}) == Path.home() / ".local/state/squeezer/uploads"
+
+
+def test_one_large_file_keeps_every_thread_busy(api, tmp_path: Path) -> None:
+    import threading
+    import time
+
+    (tmp_path / "big.bin").write_bytes(data_of(PART * 16))
+    lock = threading.Lock()
+    now, peak = [0], [0]
+
+    def slow(file_id: str, number: int) -> None:
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        time.sleep(0.05)
+        with lock:
+            now[0] -= 1
+
+    api.on_part_put = slow
+
+    run("--api-url", api.url, "upload", str(tmp_path / "big.bin"), "--parallel", "4")
+
+    assert peak[0] == 4

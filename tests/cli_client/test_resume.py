@@ -316,3 +316,22 @@ def test_kill_9_mid_upload_then_the_same_command_resumes(serve, tmp_path: Path) 
     assert api.bodies["f_j_1_0"] == data
     assert api.uploads["f_j_1_0"].completed_with == multipart.encode(multipart.crc64nvme(data))
     assert not (state / "uploads" / "j_1.json").exists()
+
+
+def test_a_job_another_process_is_uploading_is_not_resumed_twice(api, tmp_path: Path, interrupt_at) -> None:
+    (tmp_path / "big.bin").write_bytes(data_of(2000))
+    interrupt_at(2)
+    run("--api-url", api.url, "upload", str(tmp_path / "big.bin"), "--parallel", "1", expect=130)
+    interrupt_at(None)
+    held = journal.JournalStore.default().lock("j_1")  # as the other process would
+    assert held is not None
+    try:
+        result = run("--api-url", api.url, "upload", str(tmp_path / "big.bin"), expect=1)
+        assert "job j_1 is being uploaded by another squeezer process right now" in result.stderr
+    finally:
+        os.close(held)
+
+    listed = json.loads(run("upload", "--list-resumable", "--json").stdout)
+    assert [(j["job_id"], j["files_left"]) for j in listed["jobs"]] == [("j_1", 1)]
+    run("--api-url", api.url, "upload", "--resume", "j_1")
+    assert journals() == [] and not list(journal.journal_dir().glob("*.lock"))
