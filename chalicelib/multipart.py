@@ -20,6 +20,7 @@ import base64
 import binascii
 import math
 from dataclasses import dataclass
+from typing import cast
 
 MiB = 1024**2
 GiB = 1024**3
@@ -76,11 +77,11 @@ def plan(size: int) -> PartPlan:
 # awscrt is imported on first use: the API's settings need only the limits above.
 
 
-def crc64nvme(data: bytes, previous: int = 0) -> int:
-    """The CRC64NVME of ``data``, continuing from ``previous`` (streaming)."""
+def crc64nvme(data: bytes | bytearray | memoryview, previous: int = 0) -> int:
+    """The CRC64NVME of ``data`` (any buffer: no copy), continuing from ``previous`` (streaming)."""
     from awscrt import checksums
 
-    return int(checksums.crc64nvme(data, previous))
+    return int(checksums.crc64nvme(cast(bytes, data), previous))
 
 
 def combine(first: int, second: int, second_length: int) -> int:

@@ -95,13 +95,25 @@ class Uploads:
         return PartsOnFile(record, self._storage.list_parts(self._key(owner, record), upload_id=record.upload_id))
 
     def complete(self, job_id: str, file_id: str, body: Any, *, owner: str) -> FileRecord:
-        """Join the parts S3 holds after checking them against the plan; S3 checks the whole CRC64NVME."""
-        record = self._waiting_multipart(job_id, file_id, owner)
+        """Join the parts S3 holds after checking them against the plan; S3 checks the whole CRC64NVME.
+
+        Idempotent: a completion repeated with the same value (a client's
+        retry after a lost answer) answers with the file as it is.
+        """
         crc = _whole_checksum(body)
+        done = self._file(job_id, file_id, owner)
+        if done.multipart and done.crc64nvme == crc and done.state is not FileState.PENDING:
+            return done
+        record = self._waiting_multipart(job_id, file_id, owner)
         plan = _plan(record)
         key = self._key(owner, record)
         assert record.upload_id is not None
-        parts = self._storage.list_parts(key, upload_id=record.upload_id)
+        try:
+            parts = self._storage.list_parts(key, upload_id=record.upload_id)
+        except UploadConflict as exc:
+            if exc.code == "upload_gone" and record.crc64nvme == crc and self._storage.exists(key):
+                return record  # completed by an earlier call whose answer was lost; its event is on its way
+            raise
         _check_parts(parts, plan)
         # Recorded first: the completion's S3 event may reach the worker at
         # once, and the worker checks the object against it. A refused

@@ -6,16 +6,23 @@ from typing import Any
 
 from . import SERVICE_NAME, __version__
 from .domain import OPEN_FILE_STATES, FileRecord, Job, JobSummary
-from .multipart import CHECKSUM_ALGORITHM
+from .multipart import CHECKSUM_ALGORITHM, MAX_PARTS_PER_SIGNING
 from .ports import PresignedRequest
 from .service import CreatedJob, JobPage, JobStatus, RetryOutcome
+from .settings import Settings
 from .uploads import PartsOnFile, SignedPart
 
 
-def index() -> dict[str, Any]:
+def index(settings: Settings) -> dict[str, Any]:
     return {
         "service": SERVICE_NAME,
         "version": __version__,
+        "limits": {
+            "max_files_per_job": settings.max_files_per_job,
+            "max_file_size": settings.max_file_size,
+            "multipart_threshold": settings.multipart_threshold,
+            "max_parts_per_signing": MAX_PARTS_PER_SIGNING,
+        },
         "authentication": "every link needs 'Authorization: Bearer <token>' (a tenant's token)",
         "links": {
             "create_job": {"method": "POST", "href": "/jobs"},
@@ -81,6 +88,7 @@ def signed_parts(parts: list[SignedPart]) -> dict[str, Any]:
 def parts_on_file(found: PartsOnFile) -> dict[str, Any]:
     return {
         **(multipart_plan(found.record) or {}),
+        "state": found.record.state.value,  # parts are listed only while the upload is open (pending)
         "parts": [
             {"part_number": p.number, "size": p.size, "etag": p.etag, "crc64nvme": p.crc64nvme} for p in found.parts
         ],

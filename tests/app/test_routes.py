@@ -23,6 +23,7 @@ def test_index_names_the_service_and_routes(client):
     assert response.status_code == 200
     assert body["service"] == "squeezer" and body["version"]
     assert body["links"]["create_job"] == {"method": "POST", "href": "/jobs"}
+    assert body["limits"]["multipart_threshold"] == 64 * 1024**2  # what a client needs to plan its uploads
 
 
 def test_create_job_returns_presigned_uploads(client, tenant):

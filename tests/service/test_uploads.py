@@ -176,3 +176,19 @@ def test_a_multipart_upload_waits_days_not_the_put_url_s_hour(env):
     status = service.get_status(job_id, owner="alice")
     big = next(f for f in status.files if f.name == "big.bin")
     assert big.error.code == "upload_expired" and "3 days" in big.error.message
+
+
+def test_a_repeated_completion_answers_with_the_file_as_it_is(env):
+    _, store, storage, service, uploads, _ = env
+    data = os.urandom(9 * MiB)
+    job_id, files = create(service, {"big.bin": data})
+    record = files["big.bin"][0]
+    crc = send_parts(storage, uploads, job_id, record, data)
+    first = uploads.complete(job_id, record.file_id, {"crc64nvme": crc}, owner="alice")
+    again = uploads.complete(job_id, record.file_id, {"crc64nvme": crc}, owner="alice")  # the answer was lost
+    assert again == first and again.crc64nvme == crc
+    store.mark_queued(job_id, record.file_id, 1.0)
+    assert uploads.complete(job_id, record.file_id, {"crc64nvme": crc}, owner="alice").state is FileState.QUEUED
+    other = multipart.encode(multipart.crc64nvme(b"other"))
+    with pytest.raises(UploadConflict):  # another value is not a repeat
+        uploads.complete(job_id, record.file_id, {"crc64nvme": other}, owner="alice")
