@@ -26,7 +26,15 @@ from .corpus import ROOT
 from .e2e_bench import delete_prefix, run_upload, stage_names
 from .measure import Figure, MiB, alternate, median_ratio, say
 
-FIGURES = ["upload.small", "upload.large", "upload.small_rates", "upload.large_rates", "upload.small_split"]
+FIGURES = [
+    "upload.small",
+    "upload.large",
+    "upload.small_rates",
+    "upload.large_rates",
+    "upload.small_split",
+    "upload.resume_resent",
+]
+PARALLEL = 8  # squeezer upload's default --parallel
 AWS_VERSION_ARGS = ["--version"]
 
 
@@ -79,7 +87,7 @@ def compare(stack: Any, folder: Path, rounds: int) -> dict[str, list[float]]:
     counter = iter(range(1_000_000))
 
     def squeezer() -> None:
-        jobs.append(run_upload(stack.api_url, folder)["job_id"])
+        jobs.append(run_upload(stack.api_url, folder, "--new")["job_id"])
 
     def aws_cp() -> None:
         out = subprocess.run(
@@ -105,8 +113,9 @@ def compare(stack: Any, folder: Path, rounds: int) -> dict[str, list[float]]:
 
     def clean() -> None:  # not timed: keeps the emulator's memory flat between rounds
         delete_prefix(s3, bucket, "bench-aws/")
-        while jobs:
-            delete_prefix(s3, bucket, f"uploads/{jobs.pop()}/")
+        if jobs:  # nothing else uploads while notifications are off: every tenant's uploads go
+            delete_prefix(s3, bucket, "uploads/")
+            jobs.clear()
 
     return alternate({"squeezer": (clean, squeezer), "aws": (clean, aws_cp)}, rounds)
 
@@ -142,7 +151,122 @@ def split(stack: Any, folder: Path, squeezer_seconds: float) -> Figure:
     )
 
 
-def run(stack: Any, small: Path, large: Path, rounds: int) -> list[Figure]:
+def resume(stack: Any, folder: Path) -> Figure:
+    """An upload of ``folder`` (one multipart file) killed (SIGKILL) at about half, then resumed.
+
+    Which parts storage held at the kill comes from the API (GET .../parts);
+    how many parts the resumed run sent, from the emulator's access log (one
+    PUT line per part of that key; the log drops query strings, so part
+    numbers are not in it). Bytes sent again = parts sent beyond the missing
+    ones (parts storage already held), plus the parts that were in flight at
+    the kill (missing below the highest held part: started, not finished).
+    The target is the issue's: at most one part per upload thread.
+    """
+    import json
+    import signal
+    import sys
+    import tempfile
+
+    from chalicelib import multipart
+
+    (big,) = sorted(folder.iterdir())
+    plan = multipart.plan(big.stat().st_size)
+    log = stack.state_dir / "emulator.log"
+    state = Path(tempfile.mkdtemp(prefix="resume-", dir=stack.state_dir))
+    env = {**os.environ, "SQUEEZER_STATE_DIR": str(state)}
+    command = [sys.executable, "-m", "client", "--api-url", stack.api_url, "upload", str(folder), "--json"]
+    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        job_id, file_id = _journal_ids(state, first)
+        held = _wait_for_parts(stack, job_id, file_id, plan.count // 2, first)
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    time.sleep(0.5)  # requests the server was still reading end
+    held = {p["part_number"] for p in _parts(stack, job_id, file_id)}
+    offset = log.stat().st_size
+    began = time.perf_counter()
+    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    seconds = time.perf_counter() - began
+    if again.returncode != 0:
+        raise RuntimeError(f"the resumed upload exited {again.returncode}: {again.stderr[-2000:]}")
+    if json.loads(again.stdout)["job_id"] != job_id:
+        raise RuntimeError("the second run did not resume the interrupted job")
+    with open(log, "rb") as f:
+        f.seek(offset)
+        sent = _part_puts(f.read().decode(errors="replace"), upload_key_fragment=f"/{job_id}/{file_id}?")
+    missing = plan.count - len(held)
+    resent_held = max(0, sent - missing)
+    in_flight = [n for n in range(1, max(held, default=0)) if n not in held]
+    resent_bytes = (resent_held + len(in_flight)) * plan.part_size
+    shutil.rmtree(state, ignore_errors=True)
+    return Figure(
+        "upload.resume_resent",
+        f"bytes sent again after a kill -9 at about half ({plan.count} parts of {plan.part_size / MiB:.0f} MiB, "
+        f"--parallel {PARALLEL}; MiB)",
+        resent_bytes / MiB,
+        "MiB",
+        PARALLEL * plan.part_size / MiB,
+        higher_is_better=False,
+        detail=f"held at the kill {len(held)} parts; the resume sent {sent} (of {missing} missing), "
+        f"{resent_held} held already, {len(in_flight)} in flight at the kill; resume took {seconds:.1f}s",
+    )
+
+
+def _journal_ids(state: Path, process: subprocess.Popen[bytes], timeout: float = 120) -> tuple[str, str]:
+    import json
+
+    ends = time.monotonic() + timeout
+    while time.monotonic() < ends:
+        for path in (state / "uploads").glob("*.json"):
+            try:
+                journal = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            files = journal.get("files") or []
+            if journal.get("job_id") and files and files[0].get("file_id"):
+                return str(journal["job_id"]), str(files[0]["file_id"])
+        if process.poll() is not None:
+            raise RuntimeError(f"squeezer upload exited {process.returncode} before its journal was written")
+        time.sleep(0.05)
+    raise RuntimeError("no upload journal appeared")
+
+
+def _parts(stack: Any, job_id: str, file_id: str) -> list[dict[str, Any]]:
+    import requests
+
+    answer = requests.get(
+        f"{stack.api_url}/jobs/{job_id}/files/{file_id}/parts", headers=stack.auth_headers, timeout=30
+    )
+    answer.raise_for_status()
+    parts: list[dict[str, Any]] = answer.json()["parts"]
+    return parts
+
+
+def _wait_for_parts(
+    stack: Any, job_id: str, file_id: str, count: int, process: subprocess.Popen[bytes], timeout: float = 300
+) -> set[int]:
+    ends = time.monotonic() + timeout
+    while time.monotonic() < ends:
+        held = {p["part_number"] for p in _parts(stack, job_id, file_id)}
+        if len(held) >= count:
+            return held
+        if process.poll() is not None:
+            raise RuntimeError("the upload finished before it could be interrupted")
+        time.sleep(0.05)
+    raise RuntimeError(f"fewer than {count} parts arrived in {timeout}s")
+
+
+def _part_puts(log_text: str, *, upload_key_fragment: str) -> int:
+    """How many PUTs of one key (its parts) a moto server access log shows answered 200."""
+    return sum(
+        1 for line in log_text.splitlines() if '"PUT ' in line and upload_key_fragment in line and '" 200 ' in line
+    )
+
+
+def run(stack: Any, small: Path, large: Path, rounds: int, resume_folder: Path | None = None) -> list[Figure]:
     bucket = stage_names()["bucket"]
     figures = []
     with _Notifications(stack.client("s3"), bucket):
@@ -182,4 +306,7 @@ def run(stack: Any, small: Path, large: Path, rounds: int) -> list[Figure]:
             figures.append(Figure(f"upload.{label}_rates", f"squeezer upload, median round ({rates})", value, unit))
             if label == "small":
                 figures.append(split(stack, folder, med_sq))
+        if resume_folder is not None:
+            say(f"upload: resume after kill -9, {sum(f.stat().st_size for f in resume_folder.iterdir()) / MiB:.0f} MiB")
+            figures.append(resume(stack, resume_folder))
     return figures
