@@ -7,6 +7,17 @@ and with ``--save-to`` it saves its data there every few seconds and when it
 stops (see :mod:`infra.local.persistence`). Saving starts only once the
 runner sends SIGUSR1 (after it restored the previous data): a save before
 that would replace the saved data with a partial copy.
+
+Before the server starts, :mod:`infra.local.moto_patches` patches moto's S3
+in this process so that completing a multipart upload copies the parts'
+temporary files into the object's by 1 MiB chunks instead of joining them in
+memory (moto as released holds four to five times the object's size at
+completion): the emulator's memory stays flat whatever the object size, and
+large objects live in temporary files (``TMPDIR``; the local stack points it
+at ``<state dir>/emulator-tmp``). The patches are written for the pinned moto
+only: on another version the emulator exits at once, saying so.
+``--no-moto-patches`` runs moto as released (to compare, or to rule the
+patches out).
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import sys
 import threading
 import time
 
+from . import moto_patches
 from .persistence import SNAPSHOT_SECONDS
 
 _QUERY = re.compile(r"\?\S*")
@@ -71,8 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("port", type=int)
     parser.add_argument("--save-to", help="folder to save the data to (every few seconds and at stop)")
     parser.add_argument("--save-every", type=float, default=SNAPSHOT_SECONDS, help="seconds between saves")
+    parser.add_argument(
+        "--no-moto-patches",
+        action="store_true",
+        help="run moto as released: multipart completion in memory (see infra.local.moto_patches)",
+    )
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not args.no_moto_patches:
+        try:
+            moto_patches.apply()
+        except moto_patches.UnsupportedMoto as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return 2
     logging.getLogger("werkzeug").addFilter(_NoQueryStrings())
     stopping = threading.Event()
     armed = threading.Event()
@@ -81,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()
-    print(f"moto server listening on 127.0.0.1:{args.port}", flush=True)
+    patched = "" if args.no_moto_patches else f" (streaming multipart completion, moto {moto_patches.PINNED})"
+    print(f"moto server listening on 127.0.0.1:{args.port}{patched}", flush=True)
     saver = _saver(args.save_to, args.port) if args.save_to else None
     wait = args.save_every if saver else 0.5
     while not stopping.wait(wait):

@@ -1,0 +1,300 @@
+"""Patches to moto's S3 that keep the emulator's memory flat whatever the object size.
+
+Applied by the emulator's launcher (:mod:`infra.local.emulator`) before its
+server starts, in that process only: tests that use moto in-process
+(``mock_aws``) run moto as released.
+
+What moto 5.2.5 does, and what changes (``moto/s3/models.py``):
+
+* ``FakeMultipart.complete`` joins every part into one ``bytearray``, reads
+  each part a second time for the checksum (``MultipartChecksumBuilder``
+  keeps a second whole-object ``bytearray`` for a FULL_OBJECT checksum, the
+  default: CRC64NVME), then returns ``bytes(total)``, which the new key's
+  value setter copies once more into its spooled file. Four to five times
+  the object's size is resident at completion (1 GiB: 4.3 GB).
+  Here the parts are validated as moto does (same errors, same order), then
+  each part's spooled file is copied in 1 MiB chunks into the spooled file
+  that becomes the new key's buffer, updating the checksum on the way: one
+  pass, never more than a chunk in memory. ETag (``"<md5 of part md5s>-N"``),
+  size, checksum algorithm, type and value, metadata, tags and ACL are what
+  moto would have recorded (the rest of ``complete_multipart_upload`` is
+  moto's own code).
+* moto's server runs Flask in debug mode, where every request with a body
+  ends up in a reference cycle (see :func:`_break_request_cycle`): a part's
+  body stayed in memory until the next garbage collection. The debug helper
+  that makes the cycle is replaced with a no-op.
+* ``FakeKey``'s value setter writes a body into a ``SpooledTemporaryFile``
+  whose in-memory stage takes the whole body before rolling over to disk: a
+  part of 64 MiB is held twice more besides the request's own copy. Here a
+  body larger than the spool's ``max_size`` goes straight to the file.
+
+Not changed: the request body is still read whole (werkzeug), and a
+completed key keeps its parts (moto serves ``GET ?partNumber=`` from them),
+so a completed upload takes twice its size on disk (in ``TMPDIR``) until the
+key is deleted or overwritten.
+
+The patch is written against one moto version (:data:`SUPPORTED_VERSIONS`,
+the pin in requirements-dev.txt): :func:`apply` refuses any other with
+:class:`UnsupportedMoto`, so an upgrade cannot silently run half-patched.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import hashlib
+import tempfile
+from collections.abc import Callable, Iterable
+from typing import IO, Any
+
+PINNED = "5.2.5"  # requirements-dev.txt: moto[server]==5.2.5
+SUPPORTED_VERSIONS = frozenset({PINNED})
+CHUNK = 1 << 20  # bytes copied at a time from a part into the completed object
+
+_APPLIED = "_squeezer_streaming_multipart"
+
+
+class UnsupportedMoto(RuntimeError):
+    """The installed moto is not a version these patches were written and tested for."""
+
+    def __init__(self, found: str) -> None:
+        super().__init__(
+            f"infra.local.moto_patches was written for moto {PINNED} (the pin in requirements-dev.txt), "
+            f"but moto {found} is installed. Install the pinned version (make venv), or check the patches "
+            "against the new moto's s3/models.py (FakeMultipart.complete, FakeKey.value, "
+            "MultipartChecksumBuilder), run tests/infra/test_emulator_multipart.py and add the version "
+            "to SUPPORTED_VERSIONS."
+        )
+        self.found = found
+
+
+def check_version(version: str | None = None) -> None:
+    """UnsupportedMoto unless ``version`` (default: the installed moto's) is one the patches support."""
+    if version is None:
+        import moto
+
+        version = moto.__version__
+    if version not in SUPPORTED_VERSIONS:
+        raise UnsupportedMoto(version)
+
+
+def apply() -> None:
+    """Patch moto's S3 models in this process (idempotent); UnsupportedMoto on an unknown moto."""
+    check_version()
+    from moto.s3 import models
+
+    if getattr(models, _APPLIED, False):
+        return
+    key_class: Any = models.FakeKey  # Any: mypy cannot follow a property reassigned on a class
+    multipart_class: Any = models.FakeMultipart
+    original_setter = key_class.value.fset
+
+    def set_value(key: Any, new_value: Any) -> None:
+        if isinstance(new_value, AssembledObject):
+            old, key._value_buffer = key._value_buffer, new_value.take()  # noqa: SLF001 - moto's own field
+            old.close()
+            key.contentsize = new_value.size
+            return
+        if isinstance(new_value, (bytes, bytearray)) and len(new_value) > key._max_buffer_size:  # noqa: SLF001
+            # Straight to the file: no in-memory stage holding the whole body first.
+            key._value_buffer.rollover()  # noqa: SLF001
+        original_setter(key, new_value)
+
+    key_class.value = key_class.value.setter(set_value)
+    multipart_class.complete = _complete
+    _break_request_cycle()
+    setattr(models, _APPLIED, True)
+
+
+def _break_request_cycle() -> None:
+    """Free each request's body when its request ends, not at the next cyclic garbage collection.
+
+    moto's server runs its Flask apps with ``debug = True``; in debug mode
+    Flask's ``Request._load_form_data`` gives ``request.files`` a class made
+    for that request whose ``__getitem__`` closes over the request (only to
+    word a KeyError better): request -> files -> class -> function -> request.
+    The body (``request.data``, a part of up to a few hundred MiB) then lives
+    until the garbage collector's next pass: a 64 MiB part at a time, RSS grew
+    by 0.5 to 0.9 GB before it fell back. Flask imports the helper when it
+    calls it, so replacing it in its module is enough.
+    """
+    from flask import debughelpers
+
+    if hasattr(debughelpers, "attach_enctype_error_multidict"):
+        debughelpers.attach_enctype_error_multidict = _keep_files_as_they_are
+
+
+def _keep_files_as_they_are(request: Any) -> None:
+    """Stands in for ``flask.debughelpers.attach_enctype_error_multidict``: no per-request class, no cycle."""
+
+
+def applied() -> bool:
+    """Whether :func:`apply` ran in this process."""
+    import sys
+
+    models = sys.modules.get("moto.s3.models")
+    return bool(models is not None and getattr(models, _APPLIED, False))
+
+
+class AssembledObject:
+    """A completed multipart object's bytes, in a spooled file the new key adopts as its buffer.
+
+    It is what the patched ``FakeMultipart.complete`` returns in place of
+    ``bytes``; moto hands it on to ``put_object`` and ``FakeKey(value=...)``,
+    whose patched value setter takes the file over (once) without copying.
+    """
+
+    def __init__(self, buffer: IO[bytes], size: int) -> None:
+        self._buffer: IO[bytes] | None = buffer
+        self.size = size
+
+    def take(self) -> IO[bytes]:
+        if self._buffer is None:
+            raise RuntimeError("an assembled multipart object can be adopted by one key only")
+        buffer, self._buffer = self._buffer, None
+        return buffer
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __del__(self) -> None:  # never adopted (put_object failed): free the file now
+        if self._buffer is not None:
+            self._buffer.close()
+
+
+def _complete(self: Any, body: Iterable[tuple[int, str]]) -> tuple[AssembledObject, str, tuple[str, str, int] | None]:
+    """``FakeMultipart.complete`` of moto 5.2.5, streaming: same checks, ETag and checksum; parts copied by chunks."""
+    from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML
+    from moto.settings import S3_UPLOAD_PART_MIN_SIZE, get_s3_default_key_buffer_size
+    from moto.utilities.utils import md5_hash
+
+    parts = []
+    md5s = bytearray()
+    last = None
+    for number, etag in body:
+        part = self.parts.get(number)
+        part_etag = None
+        if part is not None:
+            part_etag = part.etag.replace('"', "")
+            etag = etag.replace('"', "")
+        if part is None or part_etag != etag:
+            raise InvalidPart()
+        if last is not None and last.contentsize < S3_UPLOAD_PART_MIN_SIZE:
+            raise EntityTooSmall()
+        md5s.extend(codecs.decode(part_etag, "hex"))
+        parts.append(part)
+        last = part
+    if not parts:
+        raise MalformedXML
+
+    checksum = StreamingChecksum(
+        self.metadata.get("x-amz-checksum-algorithm"), self.metadata.get("x-amz-checksum-type")
+    )
+    size = sum(part.contentsize for part in parts)
+    max_size = get_s3_default_key_buffer_size()  # what FakeKey uses when put_object gives none
+    buffer = tempfile.SpooledTemporaryFile(max_size)  # noqa: SIM115 - becomes the new key's buffer
+    try:
+        if size > max_size:
+            buffer.rollover()
+        for part in parts:
+            checksum.start_part()
+            with part.lock:  # the lock moto's own value getter takes: one reader of the part's file at a time
+                source = part._value_buffer  # noqa: SLF001 - moto's own field
+                source.seek(0)
+                while chunk := source.read(CHUNK):
+                    checksum.update(chunk)
+                    buffer.write(chunk)
+            checksum.end_part()
+    except BaseException:
+        buffer.close()
+        raise
+    whole_etag = md5_hash()
+    whole_etag.update(bytes(md5s))
+    return AssembledObject(buffer, size), f"{whole_etag.hexdigest()}-{len(parts)}", checksum.build()
+
+
+# -- checksums, fed chunk by chunk -------------------------------------------------
+
+
+class _Digest:
+    """One running checksum, computed exactly as moto's ``compute_checksum`` would on the whole input."""
+
+    def __init__(self, algorithm: str) -> None:
+        self._hash: Any = None
+        self._crc: Callable[[bytes, int], int] | None = None
+        self._value = 0
+        self._width = 4
+        if algorithm == "SHA1":
+            self._hash = hashlib.sha1(usedforsecurity=False)
+        elif algorithm == "CRC32C":
+            self._crc = _crc32c()
+        elif algorithm == "CRC32":
+            self._crc = binascii.crc32
+        elif algorithm == "CRC64NVME":
+            from moto.core.compat import HAS_CRT
+
+            if HAS_CRT:  # moto's fallback without awscrt is CRC32, kept as is
+                from awscrt import checksums
+
+                self._crc, self._width = checksums.crc64nvme, 8
+            else:
+                self._crc = binascii.crc32
+        else:
+            self._hash = hashlib.sha256(usedforsecurity=False)
+
+    def update(self, chunk: bytes) -> None:
+        if self._crc is not None:
+            self._value = self._crc(chunk, self._value)
+        else:
+            self._hash.update(chunk)
+
+    def digest(self) -> bytes:
+        if self._crc is not None:
+            return self._value.to_bytes(self._width, "big")
+        return bytes(self._hash.digest())
+
+
+def _crc32c() -> Callable[[bytes, int], int]:
+    try:
+        import crc32c  # type: ignore[import-not-found]  # optional, as in moto
+    except ImportError:  # moto falls back to CRC32 (a different value), kept as is
+        return binascii.crc32
+    return lambda data, value: int(crc32c.crc32c(data, value))
+
+
+class StreamingChecksum:
+    """moto's ``MultipartChecksumBuilder`` (same defaults, same result), fed chunks instead of whole parts.
+
+    COMPOSITE: the checksum of the parts' checksums, with the part count.
+    FULL_OBJECT: the checksum of the whole object, with a count of 1. With
+    no algorithm, CRC64NVME FULL_OBJECT, as moto does.
+    """
+
+    def __init__(self, algorithm: str | None, checksum_type: str | None) -> None:
+        self.algorithm = algorithm or "CRC64NVME"
+        self.type = checksum_type or ("FULL_OBJECT" if self.algorithm == "CRC64NVME" else "COMPOSITE")
+        self._whole = _Digest(self.algorithm) if self.type != "COMPOSITE" else None
+        self._part: _Digest | None = None
+        self._part_digests = bytearray()
+        self.parts = 0
+
+    def start_part(self) -> None:
+        if self._whole is None:
+            self._part = _Digest(self.algorithm)
+
+    def update(self, chunk: bytes) -> None:
+        (self._whole or self._part).update(chunk)  # type: ignore[union-attr]
+
+    def end_part(self) -> None:
+        if self._part is not None:
+            self._part_digests.extend(self._part.digest())
+            self._part = None
+        self.parts += 1
+
+    def build(self) -> tuple[str, str, int]:
+        if self._whole is None:
+            from moto.s3.utils import compute_checksum
+
+            return self.type, compute_checksum(bytes(self._part_digests), self.algorithm).decode(), self.parts
+        return self.type, base64.b64encode(self._whole.digest()).decode(), 1
