@@ -170,10 +170,25 @@ class FileRecord:
     part_size: int | None = None
     part_count: int | None = None
     crc64nvme: str | None = None
+    # Fan-out (chalicelib/fanout.py): the result's multipart upload and its
+    # key, the range plan, how many ranges are done and counted, and when
+    # the range messages were all sent (from then on no delivery holds the
+    # file: its ranges carry the work, each with a claim of its own).
+    fanout_upload_id: str | None = None
+    fanout_key: str | None = None
+    range_size: int | None = None
+    range_count: int | None = None
+    ranges_done: int = 0
+    dispatched_at: float | None = None
 
     @property
     def multipart(self) -> bool:
         return self.upload_id is not None
+
+    @property
+    def fanned_out(self) -> bool:
+        """True once its ranges were sent: no lease on the file, the ranges have their own."""
+        return self.dispatched_at is not None
 
     @property
     def ratio(self) -> float | None:
@@ -188,6 +203,49 @@ class FileRecord:
     def held_at(self, at: float) -> bool:
         """True while a delivery holds a live claim on this file."""
         return self.state is FileState.PROCESSING and self.lease_until is not None and self.lease_until >= at
+
+
+class RangeState(str, enum.Enum):
+    """One range of a fanned-out file (chalicelib/fanout.py)."""
+
+    PENDING = "pending"  # waiting for a delivery of its message
+    PROCESSING = "processing"  # a delivery holds it
+    DONE = "done"  # its part is uploaded and recorded
+
+
+@dataclass(frozen=True)
+class RangeRecord:
+    """Range ``number`` (1-based, also its part number) of a fanned-out file: input bytes offset..offset+length-1."""
+
+    job_id: str
+    file_id: str
+    number: int
+    offset: int
+    length: int
+    state: RangeState = RangeState.PENDING
+    attempts: int = 0
+    lease_until: float | None = None
+    error: FileError | None = None
+    # once done: the part as uploaded (padding included) and the input's checksums
+    etag: str | None = None
+    part_size: int | None = None
+    crc32: int | None = None
+    crc64nvme: str | None = None
+    compress_seconds: float | None = None
+
+    def evolve(self, **changes: Any) -> RangeRecord:
+        return replace(self, **changes)
+
+    def held_at(self, at: float) -> bool:
+        return self.state is RangeState.PROCESSING and self.lease_until is not None and self.lease_until >= at
+
+
+@dataclass(frozen=True)
+class RangeClaim:
+    """The answer to a range claim: ``won`` and the range as it now is (None: no such range)."""
+
+    won: bool
+    range: RangeRecord | None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ Every record is parsed on its own and defensively: whatever its body holds,
 parsing never raises. A record that cannot be understood becomes a
 ``Malformed`` (reported as its own batch failure, so it reaches the
 dead-letter queue and costs its neighbours nothing); a well-formed S3
-notification becomes a ``Delivery`` with the uploads of ours it names.
+notification becomes a ``Delivery`` with the uploads of ours it names; a
+range message (the worker's own, see chalicelib/fanout.py) becomes a
+``RangeDelivery``. ``range_message`` builds the body that parses back.
 """
 
 from __future__ import annotations
@@ -50,7 +52,44 @@ class Malformed:
     raw: dict[str, Any]
 
 
-Parsed = Delivery | Malformed
+@dataclass(frozen=True)
+class RangeTask:
+    """Compress range ``number`` of a fanned-out file."""
+
+    ref: FileRef
+    number: int
+
+
+@dataclass(frozen=True)
+class RangeDelivery:
+    """One received SQS message holding a range message."""
+
+    message_id: str
+    receipt_handle: str
+    receive_count: int
+    task: RangeTask
+
+
+Parsed = Delivery | RangeDelivery | Malformed
+
+RANGE_KIND = "range"
+MAX_RANGE_NUMBER = 10_000  # S3's parts per upload
+_MAX_ID = 200
+
+
+def range_message(task: RangeTask) -> str:
+    """The body of a range message (parsed back by parse_record)."""
+    ref = task.ref
+    return json.dumps(
+        {
+            "squeezer": RANGE_KIND,
+            "owner": ref.owner,
+            "job_id": ref.job_id,
+            "file_id": ref.file_id,
+            "range": task.number,
+        },
+        separators=(",", ":"),
+    )
 
 
 class _Bad(ValueError):
@@ -70,10 +109,27 @@ def parse_record(raw: Any, keys: ObjectKeys) -> Parsed:
     receive_count = _receive_count(raw.get("attributes"))
     try:
         body = _body(raw.get("body"))
+        if isinstance(body, dict) and "squeezer" in body:
+            return RangeDelivery(message_id, receipt_handle, receive_count, _range_task(body))
         uploads = tuple(_uploads(body, keys))
     except _Bad as exc:
         return Malformed(message_id, receipt_handle, receive_count, str(exc), raw)
     return Delivery(message_id, receipt_handle, receive_count, uploads)
+
+
+def _range_task(body: dict[str, Any]) -> RangeTask:
+    if body.get("squeezer") != RANGE_KIND:
+        raise _Bad(f"unknown squeezer message kind {str(body.get('squeezer'))[:40]!r}")
+    ids = []
+    for name in ("owner", "job_id", "file_id"):
+        value = body.get(name)
+        if not isinstance(value, str) or not value or len(value) > _MAX_ID or "/" in value:
+            raise _Bad(f"range message: {name} is missing or not an id")
+        ids.append(value)
+    number = body.get("range")
+    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= MAX_RANGE_NUMBER:
+        raise _Bad(f"range message: range is not a number from 1 to {MAX_RANGE_NUMBER}")
+    return RangeTask(FileRef(owner=ids[0], job_id=ids[1], file_id=ids[2]), number)
 
 
 def _text(value: Any) -> str:

@@ -54,8 +54,13 @@ class Heartbeat:
         remaining_ms: Callable[[], float] | None = None,
         stop_margin_ms: int = 0,
         clock: Callable[[], float] = time.time,
+        renew: Callable[[float], bool] | None = None,
+        label: str | None = None,
     ) -> None:
+        """``renew(lease_until)`` renews another claim than the file's (a range's); False once it is lost."""
         self._store = store
+        self._renew = renew
+        self._label = label or f"file {ref.job_id}/{ref.file_id}"
         self._queue = queue
         self._ref = ref
         self._token = token
@@ -109,15 +114,14 @@ class Heartbeat:
     def _beat(self) -> bool:
         """One renewal; False once the claim is known to be lost."""
         ref = self._ref
+        until = self._clock() + self._lease_seconds
         try:
-            held = self._store.renew_claim(
-                ref.job_id,
-                ref.file_id,
-                token=self._token,
-                lease_until=self._clock() + self._lease_seconds,
-            )
+            if self._renew is not None:
+                held = self._renew(until)
+            else:
+                held = self._store.renew_claim(ref.job_id, ref.file_id, token=self._token, lease_until=until)
         except Exception:  # noqa: BLE001 - a missed beat; the lease outlives several
-            log.warning("heartbeat of %s/%s could not renew its claim", ref.job_id, ref.file_id, exc_info=True)
+            log.warning("heartbeat of %s could not renew its claim", self._label, exc_info=True)
             return True
         if not held:
             self._stop(StopReason.CLAIM_LOST)
@@ -129,16 +133,11 @@ class Heartbeat:
                 # message comes back only once its claim can be taken over.
                 self._queue.delay(self._receipt_handle, math.ceil(self._lease_seconds + self._interval))
             except Exception:  # noqa: BLE001 - the claim still guards the file
-                log.warning(
-                    "heartbeat of %s/%s could not extend its message's visibility",
-                    ref.job_id,
-                    ref.file_id,
-                    exc_info=True,
-                )
+                log.warning("heartbeat of %s could not extend its message's visibility", self._label, exc_info=True)
         return True
 
     def _stop(self, reason: StopReason) -> None:
-        log.info("file %s/%s: stopping (%s)", self._ref.job_id, self._ref.file_id, reason.value)
+        log.info("%s: stopping (%s)", self._label, reason.value)
         self._reason = reason
 
 

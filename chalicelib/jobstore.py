@@ -4,6 +4,10 @@ Layout (single table, see infra/resources.py for the key schema):
 
     pk = "JOB#<job_id>"  sk = "META"          the job
     pk = "JOB#<job_id>"  sk = "FILE#<file_id>" one item per file
+    pk = "RANGES#<job_id>#<file_id>"  sk = "RANGE#<number, 5 digits>"
+                                               the ranges of a fanned-out file
+                                               (a partition of their own: the
+                                               job's reads never see them)
     gsi1pk = "OWNER#<owner>", gsi1sk = "<created_at>#<job_id>" on job items,
     so an owner's jobs list newest first.
 
@@ -16,20 +20,24 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
-from boto3.dynamodb.types import TypeDeserializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from .aws import aws_errors
-from .domain import Algorithm, Claim, FileError, FileRecord, FileState, Job
+from .domain import Algorithm, Claim, FileError, FileRecord, FileState, Job, RangeClaim, RangeRecord, RangeState
 from .errors import AwsError, ValidationError
 
 OWNER_INDEX = "by_owner"
 _DESERIALIZER = TypeDeserializer()
+_SERIALIZER = TypeSerializer()
+# What a fanned-out attempt leaves on its file; a retry of the file starts without it.
+_FANOUT_FIELDS = "fanout_upload_id, fanout_key, range_size, range_count, ranges_done, ranges_counted, dispatched_at"
 
 
 def _job_pk(job_id: str) -> str:
@@ -38,6 +46,14 @@ def _job_pk(job_id: str) -> str:
 
 def _file_sk(file_id: str) -> str:
     return f"FILE#{file_id}"
+
+
+def _ranges_pk(job_id: str, file_id: str) -> str:
+    return f"RANGES#{job_id}#{file_id}"
+
+
+def _range_sk(number: int) -> str:
+    return f"RANGE#{number:05d}"
 
 
 def _plain(value: Any) -> Any:
@@ -306,7 +322,7 @@ class DynamoJobStore:
         return self._update(
             _job_pk(job_id),
             _file_sk(file_id),
-            "SET #s = :queued, queued_at = :at REMOVE finished_at",
+            f"SET #s = :queued, queued_at = :at REMOVE finished_at, {_FANOUT_FIELDS}",
             f"#s = :failed AND error_code IN ({', '.join(placeholders)})",
             {":queued": FileState.QUEUED.value, ":failed": FileState.FAILED.value, ":at": _num(at), **placeholders},
         )
@@ -322,6 +338,253 @@ class DynamoJobStore:
                 ":pending": FileState.PENDING.value,
                 ":queued": FileState.QUEUED.value,
                 ":processing": FileState.PROCESSING.value,
+                ":at": _num(at),
+            },
+        )
+
+    # -- fan-out (chalicelib/fanout.py) ------------------------------------------------
+    def start_fanout(
+        self, job_id: str, file_id: str, *, token: str, upload_id: str, result_key: str, ranges: Sequence[RangeRecord]
+    ) -> bool:
+        """Write the ranges (pending), then record the result upload on the file, if ``token`` holds it.
+
+        The ranges go first: once the file names its upload, every range it
+        counts on exists. A claim lost meanwhile leaves range items that no
+        message names (they expire with the job).
+        """
+        expires = int(time.time()) + self._ttl_seconds
+        with aws_errors("writing a file's ranges"), self._table.batch_writer() as batch:
+            for item in ranges:
+                batch.put_item(Item=self._range_item(item, expires))
+        return self._update(
+            _job_pk(job_id),
+            _file_sk(file_id),
+            "SET fanout_upload_id = :upload, fanout_key = :key, range_size = :size, range_count = :count, "
+            "ranges_done = :zero REMOVE ranges_counted, dispatched_at",
+            "#s = :processing AND lease_token = :token",
+            {
+                ":processing": FileState.PROCESSING.value,
+                ":token": token,
+                ":upload": upload_id,
+                ":key": result_key,
+                ":size": max((r.length for r in ranges), default=0),
+                ":count": len(ranges),
+                ":zero": 0,
+            },
+        )
+
+    def finish_dispatch(self, job_id: str, file_id: str, *, token: str, at: float) -> bool:
+        return self._update(
+            _job_pk(job_id),
+            _file_sk(file_id),
+            "SET dispatched_at = :at REMOVE lease_token, lease_until",
+            "#s = :processing AND lease_token = :token AND attribute_exists(fanout_upload_id)",
+            {":processing": FileState.PROCESSING.value, ":token": token, ":at": _num(at)},
+        )
+
+    def claim_range(
+        self, job_id: str, file_id: str, number: int, *, token: str, at: float, lease_until: float
+    ) -> RangeClaim:
+        try:
+            response = self._write(
+                Key={"pk": _ranges_pk(job_id, file_id), "sk": _range_sk(number)},
+                UpdateExpression=(
+                    "SET #s = :processing, lease_token = :token, lease_until = :until, "
+                    "attempts = if_not_exists(attempts, :zero) + :one"
+                ),
+                ConditionExpression="#s = :pending OR (#s = :processing AND lease_until < :at)",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":processing": RangeState.PROCESSING.value,
+                    ":pending": RangeState.PENDING.value,
+                    ":token": token,
+                    ":until": _num(lease_until),
+                    ":at": _num(at),
+                    ":zero": 0,
+                    ":one": 1,
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except _ConditionFailed as failed:
+            return RangeClaim(won=False, range=self._to_range(failed.item) if failed.item else None)
+        return RangeClaim(won=True, range=self._to_range(response["Attributes"]))
+
+    def renew_range(self, job_id: str, file_id: str, number: int, *, token: str, lease_until: float) -> bool:
+        """One transaction: the file is still processing (a cancel fails it) and the range still ours."""
+        name = self._table.name
+        items = [
+            {
+                "ConditionCheck": {
+                    "TableName": name,
+                    "Key": _serialize({"pk": _job_pk(job_id), "sk": _file_sk(file_id)}),
+                    "ConditionExpression": "#s = :processing",
+                    "ExpressionAttributeNames": {"#s": "state"},
+                    "ExpressionAttributeValues": _serialize({":processing": FileState.PROCESSING.value}),
+                }
+            },
+            {
+                "Update": {
+                    "TableName": name,
+                    "Key": _serialize({"pk": _ranges_pk(job_id, file_id), "sk": _range_sk(number)}),
+                    "UpdateExpression": "SET lease_until = :until",
+                    "ConditionExpression": "#s = :processing AND lease_token = :token",
+                    "ExpressionAttributeNames": {"#s": "state"},
+                    "ExpressionAttributeValues": _serialize(
+                        {":processing": RangeState.PROCESSING.value, ":token": token, ":until": _num(lease_until)}
+                    ),
+                }
+            },
+        ]
+        try:
+            with aws_errors("renewing a range's claim"):
+                self._table.meta.client.transact_write_items(TransactItems=items)
+        except AwsError as exc:
+            if exc.aws_code == "TransactionCanceledException":
+                return False
+            raise
+        return True
+
+    def release_range(self, job_id: str, file_id: str, number: int, *, token: str, error: FileError | None) -> bool:
+        values: dict[str, Any] = {
+            ":pending": RangeState.PENDING.value,
+            ":processing": RangeState.PROCESSING.value,
+            ":token": token,
+        }
+        expression = "SET #s = :pending REMOVE lease_token, lease_until"
+        if error is not None:
+            expression = "SET #s = :pending, error_code = :code, error_message = :msg REMOVE lease_token, lease_until"
+            values.update({":code": error.code, ":msg": error.message})
+        return self._update(
+            _ranges_pk(job_id, file_id),
+            _range_sk(number),
+            expression,
+            "#s = :processing AND lease_token = :token",
+            values,
+        )
+
+    def complete_range(
+        self,
+        job_id: str,
+        file_id: str,
+        number: int,
+        *,
+        token: str,
+        etag: str,
+        part_size: int,
+        crc32: int,
+        crc64nvme: str,
+        compress_seconds: float,
+    ) -> bool:
+        try:
+            self._write(
+                Key={"pk": _ranges_pk(job_id, file_id), "sk": _range_sk(number)},
+                UpdateExpression=(
+                    "SET #s = :done, etag = :etag, part_size = :size, crc32 = :crc, crc64nvme = :crc64, "
+                    "compress_seconds = :secs REMOVE lease_token, lease_until, error_code, error_message"
+                ),
+                ConditionExpression="#s = :processing AND lease_token = :token",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":done": RangeState.DONE.value,
+                    ":processing": RangeState.PROCESSING.value,
+                    ":token": token,
+                    ":etag": etag,
+                    ":size": part_size,
+                    ":crc": crc32,
+                    ":crc64": crc64nvme,
+                    ":secs": _num(round(compress_seconds, 4)),
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except _ConditionFailed as failed:
+            old = failed.item or {}
+            return old.get("state") == RangeState.DONE.value and old.get("etag") == etag
+        return True
+
+    def count_range(self, job_id: str, file_id: str, number: int, *, upload_id: str) -> FileRecord | None:
+        """ADD to the file's count and to its set of counted ranges, unless the set holds ``number``."""
+        try:
+            response = self._write(
+                Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)},
+                UpdateExpression="ADD ranges_done :one, ranges_counted :numbers",
+                ConditionExpression=(
+                    "#s = :processing AND fanout_upload_id = :upload AND NOT contains(ranges_counted, :number)"
+                ),
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":processing": FileState.PROCESSING.value,
+                    ":upload": upload_id,
+                    ":one": 1,
+                    ":numbers": {number},
+                    ":number": number,
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except _ConditionFailed as failed:
+            old = failed.item
+            if old and old.get("state") == FileState.PROCESSING.value and old.get("fanout_upload_id") == upload_id:
+                return self._to_file(old)  # counted before (a retried request, or a redelivery)
+            return None
+        return self._to_file(response["Attributes"])
+
+    def list_ranges(self, job_id: str, file_id: str) -> list[RangeRecord]:
+        ranges = [self._to_range(item) for item in self._query(Key("pk").eq(_ranges_pk(job_id, file_id)))]
+        return sorted(ranges, key=lambda r: r.number)
+
+    def complete_fanout(
+        self,
+        job_id: str,
+        file_id: str,
+        *,
+        upload_id: str,
+        at: float,
+        compressed_size: int,
+        crc32: int,
+        result_key: str,
+        compress_seconds: float,
+    ) -> bool:
+        try:
+            self._write(
+                Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)},
+                UpdateExpression=(
+                    "SET #s = :completed, compressed_size = :out, crc32 = :crc, result_key = :key, "
+                    "finished_at = :at, compress_seconds = :secs REMOVE lease_token, lease_until, "
+                    "error_code, error_message"
+                ),
+                ConditionExpression="#s = :processing AND fanout_upload_id = :upload AND ranges_done = range_count",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":completed": FileState.COMPLETED.value,
+                    ":processing": FileState.PROCESSING.value,
+                    ":upload": upload_id,
+                    ":out": compressed_size,
+                    ":crc": crc32,
+                    ":key": result_key,
+                    ":at": _num(at),
+                    ":secs": _num(round(compress_seconds, 4)),
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except _ConditionFailed as failed:
+            old = failed.item or {}
+            return old.get("state") == FileState.COMPLETED.value and old.get("result_key") == result_key
+        return True
+
+    def fail_fanout(self, job_id: str, file_id: str, *, upload_id: str, error: FileError, at: float) -> bool:
+        return self._update(
+            _job_pk(job_id),
+            _file_sk(file_id),
+            "SET #s = :failed, error_code = :code, error_message = :msg, finished_at = :at "
+            "REMOVE lease_token, lease_until",
+            "#s = :processing AND fanout_upload_id = :upload",
+            {
+                ":failed": FileState.FAILED.value,
+                ":processing": FileState.PROCESSING.value,
+                ":upload": upload_id,
+                ":code": error.code,
+                ":msg": error.message,
                 ":at": _num(at),
             },
         )
@@ -414,6 +677,45 @@ class DynamoJobStore:
         return item
 
     @staticmethod
+    def _range_item(record: RangeRecord, expires: int) -> dict[str, Any]:
+        return {
+            "pk": _ranges_pk(record.job_id, record.file_id),
+            "sk": _range_sk(record.number),
+            "kind": "range",
+            "job_id": record.job_id,
+            "file_id": record.file_id,
+            "number": record.number,
+            "offset": record.offset,
+            "length": record.length,
+            "state": record.state.value,
+            "attempts": record.attempts,
+            "expires_at": expires,
+        }
+
+    @staticmethod
+    def _to_range(item: dict[str, Any]) -> RangeRecord:
+        item = {k: _plain(v) for k, v in item.items()}
+        error = None
+        if item.get("error_code"):
+            error = FileError(code=item["error_code"], message=item.get("error_message", ""))
+        return RangeRecord(
+            job_id=item["job_id"],
+            file_id=item["file_id"],
+            number=item["number"],
+            offset=item["offset"],
+            length=item["length"],
+            state=RangeState(item["state"]),
+            attempts=item.get("attempts", 0),
+            lease_until=item.get("lease_until"),
+            error=error,
+            etag=item.get("etag"),
+            part_size=item.get("part_size"),
+            crc32=item.get("crc32"),
+            crc64nvme=item.get("crc64nvme"),
+            compress_seconds=item.get("compress_seconds"),
+        )
+
+    @staticmethod
     def _to_job(item: dict[str, Any]) -> Job:
         item = {k: _plain(v) for k, v in item.items()}
         return Job(
@@ -458,7 +760,18 @@ class DynamoJobStore:
             part_size=item.get("part_size"),
             part_count=item.get("part_count"),
             crc64nvme=item.get("crc64nvme"),
+            fanout_upload_id=item.get("fanout_upload_id"),
+            fanout_key=item.get("fanout_key"),
+            range_size=item.get("range_size"),
+            range_count=item.get("range_count"),
+            ranges_done=item.get("ranges_done", 0),
+            dispatched_at=item.get("dispatched_at"),
         )
+
+
+def _serialize(values: dict[str, Any]) -> dict[str, Any]:
+    """Plain values in DynamoDB's typed form (for the low-level client's transactions)."""
+    return {name: _SERIALIZER.serialize(value) for name, value in values.items()}
 
 
 def _old_item(exc: ClientError) -> dict[str, Any] | None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from .codecs import Sink
-from .domain import Claim, FileError, FileRecord, Job
+from .domain import Claim, FileError, FileRecord, Job, RangeClaim, RangeRecord
 from .tenants import Limits, Tenant, TokenRecord
 
 
@@ -82,6 +82,61 @@ class JobStore(Protocol):
     ) -> bool: ...
     def cancel_file(self, job_id: str, file_id: str, at: float) -> bool: ...
     def requeue_file(self, job_id: str, file_id: str, *, error_codes: Iterable[str], at: float) -> bool: ...
+    # -- fan-out (chalicelib/fanout.py) ----------------------------------------------------
+    def start_fanout(
+        self, job_id: str, file_id: str, *, token: str, upload_id: str, result_key: str, ranges: Sequence[RangeRecord]
+    ) -> bool:
+        """Write the ranges (pending), then record the result upload on the file, if ``token`` holds it."""
+
+    def finish_dispatch(self, job_id: str, file_id: str, *, token: str, at: float) -> bool:
+        """The range messages are sent: mark the file fanned out and drop its claim (the ranges hold their own)."""
+
+    def claim_range(
+        self, job_id: str, file_id: str, number: int, *, token: str, at: float, lease_until: float
+    ) -> RangeClaim:
+        """Take a pending range, or one whose claim expired; answers with the range as it is."""
+
+    def renew_range(self, job_id: str, file_id: str, number: int, *, token: str, lease_until: float) -> bool:
+        """Extend a range's claim; False if ``token`` lost it or the file is no longer processing (cancelled)."""
+
+    def release_range(self, job_id: str, file_id: str, number: int, *, token: str, error: FileError | None) -> bool:
+        """processing -> pending (a retry), only by the holder."""
+
+    def complete_range(
+        self,
+        job_id: str,
+        file_id: str,
+        number: int,
+        *,
+        token: str,
+        etag: str,
+        part_size: int,
+        crc32: int,
+        crc64nvme: str,
+        compress_seconds: float,
+    ) -> bool:
+        """processing -> done with its part's ETag and size, only by the holder (True if already so with this ETag)."""
+
+    def count_range(self, job_id: str, file_id: str, number: int, *, upload_id: str) -> FileRecord | None:
+        """Count a done range on its file once; the file after (None: not processing with this upload)."""
+
+    def list_ranges(self, job_id: str, file_id: str) -> list[RangeRecord]: ...
+    def complete_fanout(
+        self,
+        job_id: str,
+        file_id: str,
+        *,
+        upload_id: str,
+        at: float,
+        compressed_size: int,
+        crc32: int,
+        result_key: str,
+        compress_seconds: float,
+    ) -> bool:
+        """processing -> completed once every range is counted (True if already completed with ``result_key``)."""
+
+    def fail_fanout(self, job_id: str, file_id: str, *, upload_id: str, error: FileError, at: float) -> bool:
+        """processing -> failed for a fanned-out file of this result upload."""
 
 
 class ResultWriter(Sink, Protocol):
@@ -112,6 +167,21 @@ class ObjectStorage(Protocol):
 
     def abort_multipart(self, key: str, *, upload_id: str) -> None: ...
     def open_read(self, key: str) -> ObjectStream | None: ...
+    def open_read_range(self, key: str, *, offset: int, length: int) -> ObjectStream | None:
+        """A ranged GET (``Range: bytes=offset-(offset+length-1)``); None if there is no object."""
+
+    def object_size(self, key: str) -> int | None: ...
+    def start_result_upload(self, key: str, *, content_type: str, metadata: dict[str, str]) -> str:
+        """Start a fanned-out result's multipart upload; its upload id."""
+
+    def upload_part(self, key: str, *, upload_id: str, number: int, body: BinaryIO, size: int) -> str:
+        """Upload part ``number`` from a seekable file of ``size`` bytes; its ETag. UploadGone if aborted."""
+
+    def complete_parts(
+        self, key: str, *, upload_id: str, parts: list[tuple[int, str]], tags: dict[str, str] | None = None
+    ) -> None:
+        """Join (number, ETag) parts in order; UploadConflict if S3 refuses them or the upload is gone."""
+
     def open_writer(self, key: str, *, content_type: str, metadata: dict[str, str]) -> ResultWriter: ...
     def exists(self, key: str) -> bool: ...
     def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None: ...
@@ -124,6 +194,9 @@ class WorkQueue(Protocol):
 
     def send_upload(self, bucket: str, key: str) -> None:
         """Queue an uploaded object for the worker (as an S3 notification)."""
+
+    def send_ranges(self, bodies: Sequence[str]) -> None:
+        """Send range messages (chalicelib/events.py builds their bodies), ten per request; AwsError if any is refused."""
 
 
 class TenantStore(Protocol):

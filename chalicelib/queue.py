@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from collections.abc import Sequence
 from typing import Any
 
 from .aws import aws_errors
+from .errors import AwsError
+
+SQS_MAX_BATCH = 10
 
 
 class SqsWorkQueue:
@@ -35,6 +39,27 @@ class SqsWorkQueue:
         """Queue an uploaded object again, shaped as S3's own ObjectCreated notification."""
         with aws_errors("queueing an upload"):
             self._sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(upload_notification(bucket, key)))
+
+    def send_ranges(self, bodies: Sequence[str]) -> None:
+        """Send range messages with SendMessageBatch, ten per request; AwsError if SQS refuses any.
+
+        A batch is partly accepted at most: refused entries are named in the
+        error, and the caller sends the file's messages again (a range's
+        claim makes a duplicate harmless).
+        """
+        for start in range(0, len(bodies), SQS_MAX_BATCH):
+            entries = [
+                {"Id": str(index), "MessageBody": body}
+                for index, body in enumerate(bodies[start : start + SQS_MAX_BATCH], start)
+            ]
+            with aws_errors("queueing range messages"):
+                response = self._sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
+            failed = response.get("Failed") or []
+            if failed:
+                codes = ", ".join(sorted({str(f.get("Code", "?")) for f in failed}))
+                raise AwsError(
+                    f"SQS refused {len(failed)} of {len(entries)} range message(s): {codes}", aws_code="BatchFailed"
+                )
 
 
 def upload_notification(bucket: str, key: str) -> dict[str, Any]:

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import multipart, throughput
+from . import fanout, multipart, throughput
 from .domain import (
     RETRYABLE_ERROR_CODES,
+    Algorithm,
     FileError,
     FileRecord,
     FileState,
@@ -162,17 +163,57 @@ class JobService:
         )
 
     def _check_time_budget(self, request: JobRequest) -> None:
-        """Refuse a file the worker could not compress before its timeout (chalicelib/throughput.py)."""
+        """Refuse a file the worker could not compress before its timeout (chalicelib/throughput.py).
+
+        A file that fans out (chalicelib/fanout.py: zstd and gzip above the
+        threshold) is checked per range; any other file, brotli always, whole.
+        """
         budget = throughput.budget_seconds(self._settings.worker_timeout_seconds, self._settings.stop_margin_ms)
+        algorithm, level = request.algorithm, request.level
         for spec in request.files:
-            too_slow = throughput.check(request.algorithm, request.level, spec.size, budget)
+            try:
+                plan = fanout.plan_file(spec.size, algorithm, level, self._settings)
+            except fanout.FanoutRefused as exc:
+                raise ValidationError(f"{spec.name!r}: {exc}", code="exceeds_fanout_limit") from None
+            if plan is not None:
+                too_slow = fanout.range_fits(plan, algorithm, level, self._settings)
+                if too_slow is not None:
+                    raise ValidationError(
+                        f"{spec.name!r} ({spec.size / 2**20:,.1f} MiB) is compressed in {plan.count:,} ranges of "
+                        f"{plan.range_size / 2**20:,.0f} MiB; each would take about {too_slow.seconds:,.0f} s with "
+                        f"{algorithm.value} level {level}, more than the worker's budget of {budget:,.0f} s; "
+                        + (f"use {options}" if (options := self._fanout_options(spec.size)) else "split the file"),
+                        code="exceeds_time_budget",
+                    )
+                continue
+            too_slow = throughput.check(algorithm, level, spec.size, budget)
             if too_slow is not None:
                 raise ValidationError(
                     f"{spec.name!r} ({spec.size / 2**20:,.1f} MiB) would take about {too_slow.seconds:,.0f} s to "
-                    f"compress with {request.algorithm.value} level {request.level}, more than the worker's budget "
-                    f"of {budget:,.0f} s; {too_slow.advice(request.algorithm)}",
+                    f"compress with {algorithm.value} level {level}, more than the worker's budget "
+                    f"of {budget:,.0f} s; {too_slow.advice(algorithm)}{self._fanout_advice(algorithm, spec.size)}",
                     code="exceeds_time_budget",
                 )
+
+    def _fanout_advice(self, algorithm: Algorithm, size: int) -> str:
+        """For a codec that cannot be split: the levels at which the codecs that can would take the file."""
+        if algorithm in fanout.FANOUT_ALGORITHMS:
+            return ""
+        options = self._fanout_options(size)
+        if not options:
+            return f" ({algorithm.value} streams cannot be split across workers)"
+        return (
+            f" ({algorithm.value} streams cannot be split across workers; files this large in zstd or gzip are "
+            f"compressed in ranges by several workers: {options} fits)"
+        )
+
+    def _fanout_options(self, size: int) -> str:
+        """'zstd level 16 or lower, or gzip level 9 or lower': what a file of ``size`` is accepted with in ranges."""
+        return ", or ".join(
+            f"{codec.value} level {level} or lower"
+            for codec in sorted(fanout.FANOUT_ALGORITHMS, key=lambda a: a is not Algorithm.ZSTD)
+            if (level := fanout.highest_fanout_level(codec, size, self._settings)) is not None
+        )
 
     def get_status(self, job_id: str, *, owner: str) -> JobStatus:
         job, files = self._store.get_job_with_files(job_id)

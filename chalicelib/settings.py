@@ -110,6 +110,16 @@ class Settings:
     # zstd uses this many threads for objects of at least threads_min_size.
     compress_threads: int = _setting("SQUEEZER_COMPRESS_THREADS", default_factory=_cpus)
     threads_min_size: int = _setting("SQUEEZER_THREADS_MIN_SIZE", 64 * MiB)
+    # Fan-out (chalicelib/fanout.py): a zstd or gzip file above this many
+    # bytes, or one whose single-invocation estimate does not fit the time
+    # budget, is cut into ranges of range_size bytes (grown when 10,000
+    # parts need it, at most 1 GiB), each compressed by its own invocation
+    # into one part of the result. 1 GiB: below it a file takes at most about
+    # 20 s at the default levels, so splitting buys little and costs requests;
+    # above it the wall time falls with the number of workers, and every
+    # large zstd result is seekable.
+    fanout_threshold: int = _setting("SQUEEZER_FANOUT_THRESHOLD", GiB)
+    range_size: int = _setting("SQUEEZER_RANGE_SIZE", 256 * MiB)
     # The SQS event sources' batch size (read when the app is loaded).
     worker_batch_size: int = _setting("SQUEEZER_WORKER_BATCH_SIZE", 10)
 
@@ -121,6 +131,10 @@ class Settings:
             )
         if self.part_size < 5 * MiB:
             raise SettingsError("SQUEEZER_PART_SIZE must be at least 5 MiB (S3's minimum part)")
+        if not MiB <= self.range_size <= GiB:
+            raise SettingsError("SQUEEZER_RANGE_SIZE must be from 1 MiB to 1 GiB (a range is at most 1 GiB of input)")
+        if self.fanout_threshold < 0:
+            raise SettingsError("SQUEEZER_FANOUT_THRESHOLD must not be negative")
         if not 1 <= self.worker_batch_size <= 10:
             raise SettingsError("SQUEEZER_WORKER_BATCH_SIZE must be from 1 to 10 (SQS's largest batch)")
 

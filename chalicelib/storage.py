@@ -6,7 +6,7 @@ import base64
 import contextlib
 import urllib.parse
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -196,6 +196,85 @@ class S3Storage:
                 return None
             raise
         return ObjectStream(body=_TranslatedBody(response["Body"], key), size=response["ContentLength"])
+
+    def open_read_range(self, key: str, *, offset: int, length: int) -> ObjectStream | None:
+        """Read ``length`` bytes from ``offset`` (``Range: bytes=a-b``), or None if there is no object.
+
+        ``size`` is the length S3 sent, which the caller compares with what it asked for.
+        """
+        if length <= 0:
+            raise ValueError("a range holds at least one byte")
+        try:
+            with aws_errors(f"reading s3 object {key}"):
+                response = self._s3.get_object(
+                    Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}"
+                )
+        except AwsError as exc:
+            if exc.aws_code in _NOT_FOUND:
+                return None
+            raise
+        return ObjectStream(body=_TranslatedBody(response["Body"], key), size=response["ContentLength"])
+
+    def object_size(self, key: str) -> int | None:
+        """The object's size (one HEAD), or None if there is none."""
+        try:
+            with aws_errors(f"looking for s3 object {key}"):
+                response = self._s3.head_object(Bucket=self.bucket, Key=key)
+        except AwsError as exc:
+            if exc.aws_code in _NOT_FOUND:
+                return None
+            raise
+        return int(response["ContentLength"])
+
+    # -- fanned-out results: one part per range, uploaded by the range's own invocation ---------
+    def start_result_upload(self, key: str, *, content_type: str, metadata: dict[str, str]) -> str:
+        """Start the multipart upload of a fanned-out result; its upload id."""
+        with aws_errors(f"starting the upload of {key}"):
+            response = self._s3.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ContentType=content_type, Metadata=metadata
+            )
+        return str(response["UploadId"])
+
+    def upload_part(self, key: str, *, upload_id: str, number: int, body: BinaryIO, size: int) -> str:
+        """Upload ``size`` bytes of ``body`` (a seekable file) as part ``number``; its ETag.
+
+        The same part number again replaces the part: the ETag the caller
+        records decides which one the completion joins.
+        """
+        body.seek(0)
+        response = self._upload_call(
+            f"uploading part {number} of",
+            key,
+            "upload_part",
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+            ContentLength=size,
+        )
+        return str(response["ETag"])
+
+    def complete_parts(
+        self, key: str, *, upload_id: str, parts: list[tuple[int, str]], tags: dict[str, str] | None = None
+    ) -> None:
+        """Join ``parts`` of (number, ETag), in order, into the object; then tag it."""
+        self._upload_call(
+            "completing",
+            key,
+            "complete_multipart_upload",
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]},
+        )
+        if tags:
+            with aws_errors(f"tagging {key}"):
+                self._s3.put_object_tagging(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+                )
 
     def open_writer(self, key: str, *, content_type: str, metadata: dict[str, str]) -> MultipartWriter:
         return MultipartWriter(

@@ -12,6 +12,11 @@ Each delivery writes its result under a key of its own; the conditional
 completion write makes one of them final. A delivery that loses its claim
 stops, and removes only the object it wrote itself, so a result the job
 store records as completed is never deleted or replaced.
+
+A large zstd or gzip file is fanned out instead (``fanout.py``): the
+delivery that claims it sends one range message per range and lets go of
+the file; range messages come back on the same queue, each compressed by
+its own invocation (``RangeProcessor``).
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from typing import Any
 from .codecs import CHUNK_SIZE, CodecError, HashingReader, VerifyingSink, compress_stream
 from .domain import FileError, FileRecord, FileState, now
 from .errors import AwsError, PermanentError, TransientError
-from .events import Delivery, Malformed, Parsed, Upload, parse_records
+from .events import Delivery, Malformed, Parsed, RangeDelivery, Upload, parse_records
+from .fanout import Dispatcher, RangePlan, RangeProcessor, plan_of
 from .heartbeat import Heartbeat, Interrupted, StopReason
 from .keys import ObjectKeys
 from .ports import JobStore, ObjectStorage, WorkQueue
@@ -63,6 +69,7 @@ class Worker:
         self._keys = ObjectKeys(settings.uploads_prefix, settings.results_prefix)
         self._clock = clock
         self.files = FileProcessor(store, storage, queue, settings, clock=clock, token_factory=token_factory)
+        self.ranges = RangeProcessor(store, storage, queue, settings, clock=clock, token_factory=token_factory)
 
     # -- the jobs queue -----------------------------------------------------------
     def handle_batch(
@@ -73,7 +80,7 @@ class Worker:
         deliveries = [item for item in parsed if isinstance(item, Delivery)]
         self._mark_queued(deliveries)
         failures: list[Parsed] = []
-        handed_back: list[Delivery] = []
+        handed_back: list[Delivery | RangeDelivery] = []
         for item in parsed:
             if isinstance(item, Malformed):
                 # Its own failure: after maxReceiveCount it reaches the
@@ -87,7 +94,10 @@ class Worker:
                 failures.append(item)
                 self._hand_back(self._queue, item, 0)  # visible again at once, untouched
                 continue
-            delay = self._deliver(item, remaining_ms)
+            if isinstance(item, RangeDelivery):
+                delay = self._deliver_range(item, remaining_ms)
+            else:
+                delay = self._deliver(item, remaining_ms)
             if delay is not None:
                 failures.append(item)
                 self._hand_back(self._queue, item, delay)
@@ -131,6 +141,22 @@ class Worker:
                 delay = max(delay or 0, wait)
         return delay
 
+    def _deliver_range(self, delivery: RangeDelivery, remaining_ms: RemainingMs | None) -> int | None:
+        task = delivery.task
+        try:
+            return self.ranges.process(task, delivery, remaining_ms)
+        except TransientError:
+            return self._backoff(delivery.receive_count)
+        except Exception:  # noqa: BLE001 - reported and retried, never swallowed
+            log.exception(
+                "message %s failed unexpectedly on range %d of %s/%s",
+                delivery.message_id,
+                task.number,
+                task.ref.job_id,
+                task.ref.file_id,
+            )
+            return self._backoff(delivery.receive_count)
+
     # -- the dead-letter queue -------------------------------------------------------
     def handle_dead_letters(self, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Messages that ran out of retries. Never raises: a malformed one is kept and let go."""
@@ -157,6 +183,8 @@ class Worker:
                 "dead letter %s is malformed (%s); kept under the key %s and dropped", item.message_id, item.reason, key
             )
             return None
+        if isinstance(item, RangeDelivery):
+            return self.ranges.give_up(item.task, item.receive_count)
         delay: int | None = None
         for upload in item.uploads:
             wait = self.files.give_up(upload, item.receive_count)
@@ -198,6 +226,7 @@ class FileProcessor:
         self._keys = ObjectKeys(settings.uploads_prefix, settings.results_prefix)
         self._clock = clock
         self._token = token_factory
+        self._dispatcher = Dispatcher(store, storage, queue, settings, clock=clock) if queue is not None else None
 
     def process(
         self, upload: Upload, delivery: Delivery | None = None, remaining_ms: RemainingMs | None = None
@@ -223,6 +252,9 @@ class FileProcessor:
             return self._not_claimed(upload, claim.record, started)
         record = claim.record
         attempt = delivery.receive_count if delivery else 1
+        plan = plan_of(record, self._settings) if self._dispatcher is not None else None
+        if plan is not None:
+            return self._fan_out(upload, record, token, plan, delivery, remaining_ms)
         result_key = self._keys.result(ref, token, record.algorithm)
         heartbeat = Heartbeat(
             self._store,
@@ -242,19 +274,61 @@ class FileProcessor:
         except Interrupted as stop:
             return self._interrupted(record, token, stop.reason)
         except Exception as exc:  # noqa: BLE001 - classified: failed now, or re-raised for a retry
-            error = classify(exc)
-            if isinstance(error, PermanentError):
-                log.warning("file %s/%s failed: %s", ref.job_id, ref.file_id, error.code)
-                self._store.fail_file(
-                    ref.job_id, ref.file_id, token=token, error=FileError(error.code, error.message), at=self._clock()
-                )
-                return None
-            log.warning("file %s/%s attempt %d: %s", ref.job_id, ref.file_id, attempt, error.message)
-            self._store.release_file(
-                ref.job_id, ref.file_id, token=token, error=FileError(error.code, error.message), at=self._clock()
-            )
-            raise error from exc
+            self._failed(record, token, attempt, exc)
+            return None
         self._record(upload, token, result_key, compressed_size, crc, seconds)
+        return None
+
+    def _failed(self, record: FileRecord, token: str, attempt: int, exc: Exception) -> None:
+        """Fail the file for good, or release it and raise a TransientError for a retry."""
+        error = classify(exc)
+        if isinstance(error, PermanentError):
+            log.warning("file %s/%s failed: %s", record.job_id, record.file_id, error.code)
+            self._store.fail_file(
+                record.job_id, record.file_id, token=token, error=FileError(error.code, error.message), at=self._clock()
+            )
+            self._abort_fanout(record)
+            return
+        log.warning("file %s/%s attempt %d: %s", record.job_id, record.file_id, attempt, error.message)
+        self._store.release_file(
+            record.job_id, record.file_id, token=token, error=FileError(error.code, error.message), at=self._clock()
+        )
+        raise error from exc
+
+    def _abort_fanout(self, record: FileRecord) -> None:
+        """A failed file taken again after a fan-out began: its result upload goes too."""
+        if record.fanout_upload_id and record.fanout_key:
+            self._storage.abort_multipart(record.fanout_key, upload_id=record.fanout_upload_id)
+
+    def _fan_out(
+        self,
+        upload: Upload,
+        record: FileRecord,
+        token: str,
+        plan: RangePlan,
+        delivery: Delivery | None,
+        remaining_ms: RemainingMs | None,
+    ) -> int | None:
+        """Hand the file to its ranges (fanout.py); the heartbeat keeps the claim while messages go out."""
+        assert self._dispatcher is not None
+        heartbeat = Heartbeat(
+            self._store,
+            self._queue,
+            upload.ref,
+            token=token,
+            receipt_handle=delivery.receipt_handle if delivery else None,
+            interval=self._settings.heartbeat_seconds,
+            lease_seconds=self._settings.lease_seconds,
+            clock=self._clock,
+        )
+        try:
+            with heartbeat:
+                sent = self._dispatcher.dispatch(upload, record, token, plan)
+        except Exception as exc:  # noqa: BLE001 - classified: failed now, or re-raised for a retry
+            self._failed(record, token, delivery.receive_count if delivery else 1, exc)
+            return None
+        if not sent:
+            log.info("file %s/%s: claim lost while fanning out; stopped", record.job_id, record.file_id)
         return None
 
     def _record(self, upload: Upload, token: str, result_key: str, size: int, crc: int, seconds: float) -> None:
@@ -312,6 +386,9 @@ class FileProcessor:
         if record.state.is_final:
             log.info("file %s/%s is %s; duplicate delivery dropped", ref.job_id, ref.file_id, record.state.value)
             return None
+        if record.fanned_out:
+            log.info("file %s/%s is fanned out; its ranges carry the work; dropped", ref.job_id, ref.file_id)
+            return None
         if record.held_at(at):
             # Another delivery is compressing it. Look again once its claim
             # could have expired: by then it is final, or its holder died.
@@ -329,6 +406,8 @@ class FileProcessor:
         record = self._store.get_file(ref.job_id, ref.file_id)
         if record is None or record.state.is_final:
             return None
+        if record.fanned_out:
+            return None  # its ranges carry the work; their own dead letters fail it
         if record.held_at(at):
             return max(1, math.ceil((record.lease_until or at) - at) + 1)
         last = record.error
@@ -339,6 +418,7 @@ class FileProcessor:
         )
         if self._store.fail_file(ref.job_id, ref.file_id, error=error, at=at):
             log.warning("file %s/%s failed for good: %s", ref.job_id, ref.file_id, error.message)
+            self._abort_fanout(record)
             return None
         return 1  # claimed or changed meanwhile: look again
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import threading
 from dataclasses import replace
 
-from chalicelib.domain import Claim, FileRecord, FileState, Job
+from chalicelib.domain import Claim, FileRecord, FileState, Job, RangeClaim, RangeState
 from chalicelib.errors import UploadConflict
 from chalicelib.ports import ObjectStream, PresignedRequest, UploadedPart
 from chalicelib.tenants import Tenant, TenantExists, TokenRecord
@@ -21,6 +22,10 @@ class InMemoryJobStore:
         self.jobs: dict[str, Job] = {}
         self.files: dict[tuple[str, str], FileRecord] = {}
         self.leases: dict[tuple[str, str], tuple[str, float]] = {}
+        # fan-out: ranges by (job, file, number), their holders, and each file's counted range numbers
+        self.ranges: dict[tuple[str, str, int], object] = {}
+        self.range_leases: dict[tuple[str, str, int], str] = {}
+        self.counted: dict[tuple[str, str], set[int]] = {}
         self.batch_writes = 0
         self._lock = threading.Lock()
 
@@ -88,7 +93,10 @@ class InMemoryJobStore:
             record = self.files.get(key)
             if record is None:
                 return Claim(False, None)
-            expired = record.state is FileState.PROCESSING and (record.lease_until or 0) < at
+            # as DynamoDB's "lease_until < :at": a file without a lease (fanned out) is never taken over
+            expired = (
+                record.state is FileState.PROCESSING and record.lease_until is not None and record.lease_until < at
+            )
             if record.state not in (FileState.PENDING, FileState.QUEUED) and not expired:
                 return Claim(False, record)
             self.leases[key] = token
@@ -151,6 +159,9 @@ class InMemoryJobStore:
             current = self.files.get((job_id, file_id))
             if current is not None and current.held_at(at):
                 return False
+            # as DynamoDB's "lease_until < :at": a processing file without a lease (fanned out) is not taken
+            if current is not None and current.state is FileState.PROCESSING and current.lease_until is None:
+                return False
         allowed = {FileState.PROCESSING} if token is not None else _OPEN
         return self._drop_lease(
             job_id,
@@ -184,7 +195,159 @@ class InMemoryJobStore:
                 or record.error.code not in set(error_codes)
             ):
                 return False
-            self.files[(job_id, file_id)] = replace(record, state=FileState.QUEUED, queued_at=at, finished_at=None)
+            self.files[(job_id, file_id)] = replace(
+                record,
+                state=FileState.QUEUED,
+                queued_at=at,
+                finished_at=None,
+                fanout_upload_id=None,
+                fanout_key=None,
+                range_size=None,
+                range_count=None,
+                ranges_done=0,
+                dispatched_at=None,
+            )
+            self.counted.pop((job_id, file_id), None)
+            return True
+
+    # -- fan-out ----------------------------------------------------------------------------
+    def start_fanout(self, job_id, file_id, *, token, upload_id, result_key, ranges):
+        with self._lock:
+            for item in ranges:
+                self.ranges[(job_id, file_id, item.number)] = item
+                self.range_leases.pop((job_id, file_id, item.number), None)
+        self.counted.pop((job_id, file_id), None)
+        return (
+            self._change(
+                job_id,
+                file_id,
+                {FileState.PROCESSING},
+                token=token,
+                fanout_upload_id=upload_id,
+                fanout_key=result_key,
+                range_size=max((r.length for r in ranges), default=0),
+                range_count=len(ranges),
+                ranges_done=0,
+                dispatched_at=None,
+            )
+            is not None
+        )
+
+    def finish_dispatch(self, job_id, file_id, *, token, at):
+        with self._lock:
+            record = self.files.get((job_id, file_id))
+            if record is None or record.fanout_upload_id is None:
+                return False
+        done = self._change(job_id, file_id, {FileState.PROCESSING}, token=token, dispatched_at=at, lease_until=None)
+        return self._drop_lease(job_id, file_id, done)
+
+    def claim_range(self, job_id, file_id, number, *, token, at, lease_until):
+        with self._lock:
+            key = (job_id, file_id, number)
+            item = self.ranges.get(key)
+            if item is None:
+                return RangeClaim(False, None)
+            expired = item.state is RangeState.PROCESSING and (item.lease_until or 0) < at
+            if item.state is not RangeState.PENDING and not expired:
+                return RangeClaim(False, item)
+            self.range_leases[key] = token
+            self.ranges[key] = item = replace(
+                item, state=RangeState.PROCESSING, lease_until=lease_until, attempts=item.attempts + 1
+            )
+            return RangeClaim(True, item)
+
+    def _change_range(self, job_id, file_id, number, token, **changes):
+        with self._lock:
+            key = (job_id, file_id, number)
+            item = self.ranges.get(key)
+            if item is None or item.state is not RangeState.PROCESSING or self.range_leases.get(key) != token:
+                return None
+            self.ranges[key] = item = replace(item, **changes)
+            if item.state is not RangeState.PROCESSING:
+                self.range_leases.pop(key, None)
+            return item
+
+    def renew_range(self, job_id, file_id, number, *, token, lease_until):
+        record = self.files.get((job_id, file_id))
+        if record is None or record.state is not FileState.PROCESSING:
+            return False  # the transaction's condition check on the file
+        return self._change_range(job_id, file_id, number, token, lease_until=lease_until) is not None
+
+    def release_range(self, job_id, file_id, number, *, token, error):
+        changes = {"state": RangeState.PENDING, "lease_until": None}
+        if error is not None:
+            changes["error"] = error
+        return self._change_range(job_id, file_id, number, token, **changes) is not None
+
+    def complete_range(self, job_id, file_id, number, *, token, etag, part_size, crc32, crc64nvme, compress_seconds):
+        done = self._change_range(
+            job_id,
+            file_id,
+            number,
+            token,
+            state=RangeState.DONE,
+            lease_until=None,
+            error=None,
+            etag=etag,
+            part_size=part_size,
+            crc32=crc32,
+            crc64nvme=crc64nvme,
+            compress_seconds=compress_seconds,
+        )
+        if done is None:
+            current = self.ranges.get((job_id, file_id, number))
+            return current is not None and current.state is RangeState.DONE and current.etag == etag
+        return True
+
+    def count_range(self, job_id, file_id, number, *, upload_id):
+        with self._lock:
+            record = self.files.get((job_id, file_id))
+            if record is None or record.state is not FileState.PROCESSING or record.fanout_upload_id != upload_id:
+                return None
+            counted = self.counted.setdefault((job_id, file_id), set())
+            if number in counted:
+                return record
+            counted.add(number)
+            self.files[(job_id, file_id)] = record = replace(record, ranges_done=record.ranges_done + 1)
+            return record
+
+    def list_ranges(self, job_id, file_id):
+        return sorted(
+            (r for (j, f, _), r in self.ranges.items() if (j, f) == (job_id, file_id)), key=lambda r: r.number
+        )
+
+    def complete_fanout(self, job_id, file_id, *, upload_id, at, compressed_size, crc32, result_key, compress_seconds):
+        with self._lock:
+            record = self.files.get((job_id, file_id))
+            if (
+                record is None
+                or record.state is not FileState.PROCESSING
+                or record.fanout_upload_id != upload_id
+                or record.ranges_done != record.range_count
+            ):
+                return record is not None and record.state is FileState.COMPLETED and record.result_key == result_key
+            self.files[(job_id, file_id)] = replace(
+                record,
+                state=FileState.COMPLETED,
+                compressed_size=compressed_size,
+                crc32=crc32,
+                result_key=result_key,
+                finished_at=at,
+                compress_seconds=compress_seconds,
+                error=None,
+                lease_until=None,
+            )
+            return True
+
+    def fail_fanout(self, job_id, file_id, *, upload_id, error, at):
+        with self._lock:
+            record = self.files.get((job_id, file_id))
+            if record is None or record.state is not FileState.PROCESSING or record.fanout_upload_id != upload_id:
+                return False
+            self.files[(job_id, file_id)] = replace(
+                record, state=FileState.FAILED, error=error, finished_at=at, lease_until=None
+            )
+            self.leases.pop((job_id, file_id), None)
             return True
 
 
@@ -237,6 +400,8 @@ class InMemoryStorage:
         self.read_faults: dict[str, list[Exception]] = {}
         self.uploads: dict[str, dict] = {}
         self.aborted_uploads: list[str] = []
+        self.range_reads: list[tuple[str, int, int]] = []
+        self.part_uploads: list[tuple[str, int]] = []
 
     def presign_upload(self, key, *, size, content_type, sha256_hex, expires_in):
         headers = {"Content-Length": str(size), "Content-Type": content_type}
@@ -291,8 +456,53 @@ class InMemoryStorage:
         self._store(upload["key"], data, upload["content_type"], {}, None)
 
     def abort_multipart(self, key, *, upload_id):
-        self.uploads.pop(upload_id, None)
-        self.aborted_uploads.append(upload_id)
+        if self.uploads.pop(upload_id, None) is not None:
+            self.aborted_uploads.append(upload_id)  # a second abort of a gone upload is a no-op, as on S3
+
+    # -- fanned-out results: parts arrive through upload_part, as S3Storage sends them
+    def open_read_range(self, key, *, offset, length):
+        if key not in self.objects:
+            return None
+        data = self.objects[key][offset : offset + length]
+        faults = self.read_faults.get(key)
+        body = FaultyReader(data, faults.pop(0), after=1) if faults else io.BytesIO(data)
+        self.range_reads.append((key, offset, length))
+        return ObjectStream(body=body, size=len(data))
+
+    def object_size(self, key):
+        return len(self.objects[key]) if key in self.objects else None
+
+    def start_result_upload(self, key, *, content_type, metadata):
+        upload_id = f"result-{len(self.uploads) + len(self.aborted_uploads) + 1}"
+        self.uploads[upload_id] = {"key": key, "content_type": content_type, "metadata": dict(metadata), "parts": {}}
+        return upload_id
+
+    def upload_part(self, key, *, upload_id, number, body, size):
+        upload = self._upload(upload_id)
+        body.seek(0)
+        data = body.read()
+        if len(data) != size:
+            raise ValueError(f"part {number}: {len(data)} bytes sent, {size} declared")
+        etag = '"' + hashlib.md5(data).hexdigest() + '"'
+        upload["parts"][number] = (data, etag)
+        self.part_uploads.append((upload_id, number))
+        return etag
+
+    def complete_parts(self, key, *, upload_id, parts, tags=None):
+        """As S3: the named parts with their ETags, in order, each but the last at least 5 MiB."""
+        upload = self._upload(upload_id)
+        held = upload["parts"]
+        numbers = [n for n, _ in parts]
+        if numbers != sorted(numbers):
+            raise UploadConflict("S3 refused the parts: InvalidPartOrder", code="parts_refused")
+        for index, (number, etag) in enumerate(parts):
+            if number not in held or held[number][1] != etag:
+                raise UploadConflict(f"S3 refused the parts: InvalidPart {number}", code="parts_refused")
+            if index < len(parts) - 1 and len(held[number][0]) < 5 * 1024 * 1024:
+                raise UploadConflict(f"S3 refused the parts: EntityTooSmall {number}", code="parts_refused")
+        del self.uploads[upload_id]
+        data = b"".join(held[n][0] for n, _ in parts)
+        self._store(upload["key"], data, upload["content_type"], upload.get("metadata", {}), tags)
 
     def open_read(self, key):
         if key not in self.objects:
@@ -327,12 +537,20 @@ class FakeWorkQueue:
     def __init__(self) -> None:
         self.delays: list[tuple[str, int]] = []
         self.sent: list[tuple[str, str]] = []
+        self.range_batches: list[list[str]] = []
+
+    @property
+    def range_bodies(self) -> list[str]:
+        return [body for batch in self.range_batches for body in batch]
 
     def delay(self, receipt_handle, seconds):
         self.delays.append((receipt_handle, seconds))
 
     def send_upload(self, bucket, key):
         self.sent.append((bucket, key))
+
+    def send_ranges(self, bodies):
+        self.range_batches.append(list(bodies))
 
 
 class InMemoryTenantStore:
