@@ -177,7 +177,20 @@ def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dic
     if function == WORKER_FUNCTION:
         return [
             logs,
-            _statement("JobsTable", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [arns.table]),
+            # fan-out (chalicelib/fanout.py): a file's ranges are batch-written, listed (Query), and a
+            # range's renewal is a transaction that checks its file (ConditionCheckItem)
+            _statement(
+                "JobsTable",
+                [
+                    "dynamodb:BatchWriteItem",
+                    "dynamodb:ConditionCheckItem",
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:Query",
+                    "dynamodb:UpdateItem",
+                ],
+                [arns.table],
+            ),
             # read the upload (HeadObject is s3:GetObject), delete it when done
             _statement("ReadUploads", ["s3:GetObject", "s3:DeleteObject"], [uploads]),
             # single PUT or multipart (Create/UploadPart/Complete are s3:PutObject), tags, cleanup
@@ -190,7 +203,8 @@ def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dic
             # instead of 404 and the worker would retry instead of failing the file.
             _statement("HeadMissingUploads", ["s3:ListBucket"], [arns.bucket]),
             # the event source mapping polls with the function's role; the
-            # worker delays retries with ChangeMessageVisibility
+            # worker delays retries with ChangeMessageVisibility, and sends
+            # a fanned-out file's range messages (SendMessageBatch is sqs:SendMessage)
             _statement(
                 "JobsQueue",
                 [
@@ -199,6 +213,7 @@ def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dic
                     "sqs:GetQueueAttributes",
                     "sqs:GetQueueUrl",
                     "sqs:ReceiveMessage",
+                    "sqs:SendMessage",
                 ],
                 [arns.queue],
             ),
@@ -208,7 +223,10 @@ def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dic
     if function == DEAD_LETTER_FUNCTION:
         return [
             logs,
-            _statement("JobsTable", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [arns.table]),
+            # a range's dead letter reads its file's ranges (Query)
+            _statement("JobsTable", ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"], [arns.table]),
+            # a range out of retries fails its file and aborts the result's multipart upload
+            _statement("AbortFannedOutResults", ["s3:AbortMultipartUpload"], [results]),
             # malformed dead letters are kept for an operator
             _statement("KeepDeadLetters", ["s3:PutObject"], [join(arns.bucket, f"/{cfg.dead_letters_prefix}*")]),
             # a file still being compressed: its dead letter comes back later
