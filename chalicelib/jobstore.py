@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from .aws import aws_errors
@@ -35,7 +35,6 @@ from .errors import AwsError, ValidationError
 
 OWNER_INDEX = "by_owner"
 _DESERIALIZER = TypeDeserializer()
-_SERIALIZER = TypeSerializer()
 # What a fanned-out attempt leaves on its file; a retry of the file starts without it.
 _FANOUT_FIELDS = "fanout_upload_id, fanout_key, range_size, range_count, ranges_done, ranges_counted, dispatched_at"
 
@@ -411,28 +410,33 @@ class DynamoJobStore:
         return RangeClaim(won=True, range=self._to_range(response["Attributes"]))
 
     def renew_range(self, job_id: str, file_id: str, number: int, *, token: str, lease_until: float) -> bool:
-        """One transaction: the file is still processing (a cancel fails it) and the range still ours."""
+        """One transaction: the file is still processing (a cancel fails it) and the range still ours.
+
+        The Table resource's client takes plain values, as the table does (boto3 serializes them).
+        """
         name = self._table.name
         items = [
             {
                 "ConditionCheck": {
                     "TableName": name,
-                    "Key": _serialize({"pk": _job_pk(job_id), "sk": _file_sk(file_id)}),
+                    "Key": {"pk": _job_pk(job_id), "sk": _file_sk(file_id)},
                     "ConditionExpression": "#s = :processing",
                     "ExpressionAttributeNames": {"#s": "state"},
-                    "ExpressionAttributeValues": _serialize({":processing": FileState.PROCESSING.value}),
+                    "ExpressionAttributeValues": {":processing": FileState.PROCESSING.value},
                 }
             },
             {
                 "Update": {
                     "TableName": name,
-                    "Key": _serialize({"pk": _ranges_pk(job_id, file_id), "sk": _range_sk(number)}),
+                    "Key": {"pk": _ranges_pk(job_id, file_id), "sk": _range_sk(number)},
                     "UpdateExpression": "SET lease_until = :until",
                     "ConditionExpression": "#s = :processing AND lease_token = :token",
                     "ExpressionAttributeNames": {"#s": "state"},
-                    "ExpressionAttributeValues": _serialize(
-                        {":processing": RangeState.PROCESSING.value, ":token": token, ":until": _num(lease_until)}
-                    ),
+                    "ExpressionAttributeValues": {
+                        ":processing": RangeState.PROCESSING.value,
+                        ":token": token,
+                        ":until": _num(lease_until),
+                    },
                 }
             },
         ]
@@ -767,11 +771,6 @@ class DynamoJobStore:
             ranges_done=item.get("ranges_done", 0),
             dispatched_at=item.get("dispatched_at"),
         )
-
-
-def _serialize(values: dict[str, Any]) -> dict[str, Any]:
-    """Plain values in DynamoDB's typed form (for the low-level client's transactions)."""
-    return {name: _SERIALIZER.serialize(value) for name, value in values.items()}
 
 
 def _old_item(exc: ClientError) -> dict[str, Any] | None:
