@@ -34,6 +34,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import os
 import tempfile
 import time
 import uuid
@@ -394,6 +395,16 @@ class RangeProcessor:
             log.info("range %d of %s/%s: claim lost before recording; stopped", part.number, ref.job_id, ref.file_id)
             self._abort_if_stopped(self._store.get_file(ref.job_id, ref.file_id))
             return None
+        log.info(
+            "range %d of %s/%s done (pid %d): %d bytes into a part of %d bytes in %.2f s",
+            part.number,
+            ref.job_id,
+            ref.file_id,
+            os.getpid(),
+            part.length,
+            output.part_size,
+            output.seconds,
+        )
         return self._count(ref, record, part.number)
 
     # -- counting and finishing ------------------------------------------------------------
