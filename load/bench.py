@@ -24,6 +24,7 @@ from . import (
     codec_bench,
     corpus,
     e2e_bench,
+    fanout_bench,
     memory_bench,
     pipeline_bench,
     threads_bench,
@@ -33,7 +34,7 @@ from .chart import latency_chart, throughput_chart
 from .measure import Figure, MiB
 
 GiB = 1024 * MiB
-BENCHES = ("codec", "pipeline", "memory", "threads", "budget", "upload", "e2e", "api")
+BENCHES = ("codec", "pipeline", "memory", "threads", "budget", "upload", "e2e", "api", "fanout")
 STACK_BENCHES = ("upload", "e2e", "api")  # these share one local stack
 
 
@@ -61,6 +62,7 @@ class Mode:
     budget_warm_cap: int = budget_bench.WARM_CAP  # untimed warm-up (one codec window) at most
     budget_repeats: int = 1  # runs per kind; the slowest kind's best counts
     resume_size: int = 1024**3  # the file killed at half and resumed (benchmark 5)
+    fanout_size: int = 4 * 1024**3  # the object of benchmark 9 (issue 11: 4 GiB)
 
 
 KiB = 1024
@@ -106,6 +108,7 @@ QUICK = Mode(
     1 * MiB,
     budget_warm_cap=0,
     resume_size=256 * MiB,
+    fanout_size=48 * MiB,
 )  # no warm-up: benchmark 8 stays under 15 s, a smoke test only
 
 
@@ -120,6 +123,7 @@ def figure_names(only: str | None = None) -> list[str]:
         "upload": upload_bench.FIGURES,
         "e2e": e2e_bench.FIGURES,
         "api": api_bench.FIGURES,
+        "fanout": fanout_bench.FIGURES,
     }
     return [n for bench in BENCHES if _selected(only, bench) for n in names[bench]]
 
@@ -298,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if any(_selected(args.only, b) for b in STACK_BENCHES):
         run_stack_benches(mode, args.only, files, section)
+    if args.only in (None, "fanout"):
+        section(
+            f"9. fan-out: one {mode.fanout_size / MiB:.0f} MiB object in {fanout_bench.RANGES} ranges, the bridge with "
+            "two worker processes vs one (fresh local stack each; value = one's time / two's), and a model of 1 TiB",
+            lambda: fanout_bench.run(mode.fanout_size),
+        )
 
     # A partial run (--only) keeps the whole run's results file intact.
     out = corpus.STATE / f"results-{mode.name}{'-' + args.only if args.only else ''}.json"
