@@ -39,6 +39,7 @@ from typing import Any
 
 from chalice.utils import to_cfn_resource_name
 
+from chalicelib.fanout import MAX_RANGE_SIZE
 from chalicelib.http import GATEWAY_ERRORS, BodyTooLarge
 
 from . import iam
@@ -110,6 +111,9 @@ def event_logical_id(function: str) -> str:
 
 
 QUEUE_OF_FUNCTION = {WORKER_FUNCTION: QUEUE, DEAD_LETTER_FUNCTION: DEAD_LETTER_QUEUE}
+# A fanned-out range's output is spooled to /tmp before it becomes one part: up to
+# a range's input (1 GiB) plus what a compressor can add to incompressible data.
+WORKER_TMP_MB = 2 * MAX_RANGE_SIZE // 1024**2
 
 
 def queue_arn_sub(logical_id: str) -> dict:
@@ -344,6 +348,8 @@ def function_overrides(cfg: StageConfig, config: Mapping[str, Any]) -> dict[str,
             "Environment": {"Variables": dict(environment)},
             "Role": get_att(role, "Arn"),
         }
+        if function == WORKER_FUNCTION:
+            properties["EphemeralStorage"] = {"Size": WORKER_TMP_MB}
         if function in QUEUE_OF_FUNCTION:
             properties["Events"] = {
                 event_logical_id(function): {

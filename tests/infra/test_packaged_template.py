@@ -322,3 +322,13 @@ def test_api_gateways_own_errors_come_in_the_error_shape(template):
 def test_check_packaged_catches_a_missing_rest_api():
     problems = cf.check_packaged({"Resources": {"RestAPI": {"Properties": {"DefinitionBody": {}}}}})
     assert any("RestAPI" in p for p in problems)
+
+
+def test_the_worker_has_tmp_for_a_range_s_output(template):
+    """A fanned-out range (up to 1 GiB of input) is spooled to /tmp before it becomes a part: 512 MB is not enough."""
+    worker = next(
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Serverless::Function" and "EphemeralStorage" in r["Properties"]
+    )
+    assert worker["Properties"]["EphemeralStorage"] == {"Size": 2048}
