@@ -239,6 +239,32 @@ class DynamoJobStore:
         (a retried request whose first try landed), so the caller never
         mistakes its own recorded result for a stray one.
         """
+        return self._record_result(
+            job_id,
+            file_id,
+            "#s = :processing AND lease_token = :token",
+            {":token": token},
+            at=at,
+            compressed_size=compressed_size,
+            crc32=crc32,
+            result_key=result_key,
+            compress_seconds=compress_seconds,
+        )
+
+    def _record_result(
+        self,
+        job_id: str,
+        file_id: str,
+        condition: str,
+        values: dict[str, Any],
+        *,
+        at: float,
+        compressed_size: int,
+        crc32: int,
+        result_key: str,
+        compress_seconds: float,
+    ) -> bool:
+        """processing -> completed under ``condition``; True also if this very result is recorded already."""
         try:
             self._write(
                 Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)},
@@ -247,17 +273,17 @@ class DynamoJobStore:
                     "finished_at = :at, compress_seconds = :secs REMOVE lease_token, lease_until, "
                     "error_code, error_message"
                 ),
-                ConditionExpression="#s = :processing AND lease_token = :token",
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues={
                     ":completed": FileState.COMPLETED.value,
                     ":processing": FileState.PROCESSING.value,
-                    ":token": token,
                     ":out": compressed_size,
                     ":crc": crc32,
                     ":key": result_key,
                     ":at": _num(at),
                     ":secs": _num(round(compress_seconds, 4)),
+                    **values,
                 },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -549,32 +575,17 @@ class DynamoJobStore:
         result_key: str,
         compress_seconds: float,
     ) -> bool:
-        try:
-            self._write(
-                Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)},
-                UpdateExpression=(
-                    "SET #s = :completed, compressed_size = :out, crc32 = :crc, result_key = :key, "
-                    "finished_at = :at, compress_seconds = :secs REMOVE lease_token, lease_until, "
-                    "error_code, error_message"
-                ),
-                ConditionExpression="#s = :processing AND fanout_upload_id = :upload AND ranges_done = range_count",
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={
-                    ":completed": FileState.COMPLETED.value,
-                    ":processing": FileState.PROCESSING.value,
-                    ":upload": upload_id,
-                    ":out": compressed_size,
-                    ":crc": crc32,
-                    ":key": result_key,
-                    ":at": _num(at),
-                    ":secs": _num(round(compress_seconds, 4)),
-                },
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except _ConditionFailed as failed:
-            old = failed.item or {}
-            return old.get("state") == FileState.COMPLETED.value and old.get("result_key") == result_key
-        return True
+        return self._record_result(
+            job_id,
+            file_id,
+            "#s = :processing AND fanout_upload_id = :upload AND ranges_done = range_count",
+            {":upload": upload_id},
+            at=at,
+            compressed_size=compressed_size,
+            crc32=crc32,
+            result_key=result_key,
+            compress_seconds=compress_seconds,
+        )
 
     def fail_fanout(self, job_id: str, file_id: str, *, upload_id: str, error: FileError, at: float) -> bool:
         return self._update(
