@@ -297,6 +297,33 @@ def test_completing_640_mib_in_64_mib_parts_keeps_the_emulator_memory_flat(emula
     assert retained < RETAINED_GROWTH, f"emulator RSS growth in MiB: {mib}"
 
 
+@pytest.mark.integration
+def test_a_ranged_get_reads_only_its_range(emulator) -> None:
+    """Fan-out's ranges read a few hundred MiB of a big object each; moto read the whole object for every one."""
+    s3 = emulator.s3()
+    key = "tenant/job/ranged.bin"
+    body = os.urandom(PART)
+    upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    sent = [
+        {
+            "PartNumber": n,
+            "ETag": s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=n, Body=body)["ETag"],
+        }
+        for n in range(1, 5)
+    ]
+    s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload_id, MultipartUpload={"Parts": sent})
+    before = emulator.status("VmRSS")
+    emulator.reset_peak()
+    start = 3 * PART - 100  # across a part boundary
+    got = s3.get_object(Bucket=BUCKET, Key=key, Range=f"bytes={start}-{start + 1023}")
+    peak = emulator.status("VmHWM") - before
+    assert got["Body"].read() == (body + body)[PART - 100 : PART + 924]
+    assert got["ContentRange"] == f"bytes {start}-{start + 1023}/{4 * PART}"
+    assert peak < PART, f"a 1 KiB range of {4 * PART >> 20} MiB grew the emulator by {peak >> 20} MiB"
+    assert s3.get_object(Bucket=BUCKET, Key=key, Range="bytes=-10")["Body"].read() == body[-10:]
+    assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body * 4  # a whole GET as before
+
+
 # -- (c) the version guard -------------------------------------------------------------------
 
 
