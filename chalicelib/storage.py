@@ -188,14 +188,7 @@ class S3Storage:
 
     def open_read(self, key: str) -> ObjectStream | None:
         """Start reading an object, or None if there is none: one request, no HEAD."""
-        try:
-            with aws_errors(f"reading s3 object {key}"):
-                response = self._s3.get_object(Bucket=self.bucket, Key=key)
-        except AwsError as exc:
-            if exc.aws_code in _NOT_FOUND:
-                return None
-            raise
-        return ObjectStream(body=_TranslatedBody(response["Body"], key), size=response["ContentLength"])
+        return self._get(key)
 
     def open_read_range(self, key: str, *, offset: int, length: int) -> ObjectStream | None:
         """Read ``length`` bytes from ``offset`` (``Range: bytes=a-b``), or None if there is no object.
@@ -204,11 +197,12 @@ class S3Storage:
         """
         if length <= 0:
             raise ValueError("a range holds at least one byte")
+        return self._get(key, Range=f"bytes={offset}-{offset + length - 1}")
+
+    def _get(self, key: str, **extra: Any) -> ObjectStream | None:
         try:
             with aws_errors(f"reading s3 object {key}"):
-                response = self._s3.get_object(
-                    Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}"
-                )
+                response = self._s3.get_object(Bucket=self.bucket, Key=key, **extra)
         except AwsError as exc:
             if exc.aws_code in _NOT_FOUND:
                 return None
@@ -288,14 +282,7 @@ class S3Storage:
 
     def exists(self, key: str) -> bool:
         """Whether the object is there (one HEAD)."""
-        try:
-            with aws_errors(f"looking for s3 object {key}"):
-                self._s3.head_object(Bucket=self.bucket, Key=key)
-        except AwsError as exc:
-            if exc.aws_code in _NOT_FOUND:
-                return False
-            raise
-        return True
+        return self.object_size(key) is not None
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
         """Write a small object in one request (dead letters kept for an operator)."""

@@ -198,3 +198,12 @@ def test_a_live_claim_is_never_taken_over_even_by_the_same_message(store):
     store.claim_file("j1", "f0", token="delivery-1", at=1.0, lease_until=100.0)
     assert not store.claim_file("j1", "f0", token="delivery-1", at=3.0, lease_until=100.0).won
     assert not store.claim_file("j1", "f0", token="delivery-2", at=99.0, lease_until=200.0).won
+
+
+def test_the_summary_read_keeps_what_decides_a_file_s_upload_window(store):
+    """A summary poll settles pending files: it must see a multipart upload's id, or a 3-day upload
+    would be failed as upload_expired after the single PUT's hour."""
+    job, files = make(store, n=2)
+    store.create_job(job, [files[0].evolve(upload_id="up-1", part_size=8 * 2**20, part_count=3), files[1]])
+    states = {f.file_id: f for f in store.get_file_states(job.job_id)}
+    assert states["f0"].multipart and not states["f1"].multipart
