@@ -8,9 +8,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STAGE ?= dev
 
-.PHONY: venv lint test test-fast up demo clean bench-tools localstack-setup localstack-up localstack-down localstack-deploy test-localstack package deploy chalice-deploy teardown bench
+.PHONY: venv web-assets browser lint test test-fast up demo clean bench-tools localstack-setup localstack-up localstack-down localstack-deploy test-localstack package deploy chalice-deploy teardown bench
 
-venv: $(STAMP)
+venv: $(STAMP) web-assets
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,33 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
+
+## Swagger UI for GET /docs: the npm package pinned in package.json (and package-lock.json), its
+## JS, CSS and licences copied into chalicelib/web/vendor/ (gitignored), which chalice local, chalice
+## package (it ships chalicelib/) and the tests serve. No install scripts run. npm comes from Debian
+## when missing.
+WEB_VENDOR := chalicelib/web/vendor/swagger-ui
+SWAGGER_FILES := swagger-ui-bundle.js swagger-ui.css LICENSE NOTICE swagger-ui-bundle.js.LICENSE.txt
+
+web-assets: $(WEB_VENDOR)/.installed
+
+$(WEB_VENDOR)/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || \
+	  { echo "installing Debian's npm (make web-assets fetches Swagger UI with it)"; \
+	    $(if $(filter 0,$(shell id -u)),,sudo )apt-get update -qq && \
+	    $(if $(filter 0,$(shell id -u)),,sudo )apt-get install -y -qq npm >/dev/null; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	rm -rf $(WEB_VENDOR) && mkdir -p $(WEB_VENDOR)
+	cp $(addprefix node_modules/swagger-ui-dist/,$(SWAGGER_FILES)) $(WEB_VENDOR)/
+	@touch $@
+
+## Debian's chromium for the browser test (tests/e2e/test_browser.py; Playwright cannot fetch its
+## own browser here), installed when missing.
+browser:
+	@test -x /usr/bin/chromium || \
+	  { echo "installing Debian's chromium (the browser test drives it with Playwright)"; \
+	    $(if $(filter 0,$(shell id -u)),,sudo )apt-get update -qq && \
+	    $(if $(filter 0,$(shell id -u)),,sudo )apt-get install -y -qq chromium >/dev/null; }
 
 ## Static checks: ruff (lint and format) on everything, mypy --strict on chalicelib, client and app.py.
 lint: venv
@@ -27,10 +54,10 @@ lint: venv
 
 ## The static checks, then the test suite: unit, service (fakes), adapters and app (moto), client,
 ## faults, end to end (local stack), and the benchmarks in quick mode (they compare with Debian's
-## zstd, brotli and gzip tools).
+## zstd, brotli and gzip tools) and the browser test (Debian's chromium).
 ## Three processes on two cores: most tests wait on servers, subprocesses and sockets. --dist loadfile
 ## keeps a file's tests (and its module fixtures) in one process.
-test: lint bench-tools
+test: lint bench-tools browser
 	$(PY) -m pytest -n 3 --dist loadfile
 
 ## Without the tests that start servers.
@@ -46,7 +73,7 @@ demo: venv
 	$(PY) -m infra.local demo $(if $(DIR),--dir "$(DIR)")
 
 clean:
-	rm -rf .state $(VENV) .pytest_cache .hypothesis
+	rm -rf .state $(VENV) .pytest_cache .hypothesis node_modules chalicelib/web/vendor
 
 ## --- Deployment (see README "Deploy") ---------------------------------------
 ## CloudFormation/SAM template for STAGE (chalice package --merge-template), checked with cfn-lint.

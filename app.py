@@ -17,7 +17,7 @@ from chalicelib import views
 from chalicelib.auth import AUTH_CACHE_SECONDS
 from chalicelib.http import JSON_BODY_TYPES, chalice_errors, json_errors, parse_json
 from chalicelib.settings import queue_names
-from chalicelib.wiring import get_authenticator, get_service, get_settings, get_uploads, get_worker
+from chalicelib.wiring import get_authenticator, get_service, get_settings, get_uploads, get_web, get_worker
 
 app = Chalice(app_name="squeezer")
 app.register_middleware(chalice_errors, "http")
@@ -146,6 +146,33 @@ def renew_upload(job_id: str, file_id: str) -> dict[str, Any]:
     return views.renewed_upload(*get_uploads().renew_upload(job_id, file_id, owner=_owner()))
 
 
+# -- web pages (chalicelib/web.py): the upload page and the API docs, static files --------
+# No authorizer: the upload page asks for a token itself; the docs need none.
+@app.route("/app", methods=["GET"])
+@json_errors
+def upload_page() -> Response:
+    return get_web().respond("app", None, _request().headers)
+
+
+@app.route("/app/{asset}", methods=["GET"])
+@json_errors
+def upload_page_asset(asset: str) -> Response:
+    return get_web().respond("app", asset, _request().headers)
+
+
+@app.route("/docs", methods=["GET"])
+@json_errors
+def docs_page() -> Response:
+    return get_web().respond("docs", None, _request().headers)
+
+
+@app.route("/docs/{asset}", methods=["GET"])
+@json_errors
+def docs_page_asset(asset: str) -> Response:
+    return get_web().respond("docs", asset, _request().headers)
+
+
+# -- event handlers -------------------------------------------------------------------------
 @app.on_sqs_message(queue=JOBS_QUEUE, batch_size=WORKER_BATCH_SIZE, name="compress")
 def compress(event: SQSEvent) -> dict[str, Any]:
     remaining = getattr(event.context, "get_remaining_time_in_millis", None)

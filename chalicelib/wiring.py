@@ -18,6 +18,7 @@ from .settings import Settings
 from .storage import S3Storage
 from .tenantstore import DynamoTenantStore
 from .uploads import Uploads
+from .web import WebPages
 from .worker import Worker
 
 
@@ -79,7 +80,13 @@ def get_worker() -> Worker:
     )
 
 
+@functools.lru_cache(maxsize=1)
+def get_web() -> WebPages:
+    # The upload page sends files to where the presigned URLs point: the S3 client's endpoint (path-style URLs).
+    return WebPages(storage_origin=get_clients().s3.meta.endpoint_url)
+
+
 def reset() -> None:
     """Forget cached settings and clients (tests, or after changing the environment)."""
-    for cached in (get_settings, get_clients, get_service, get_worker, get_authenticator, get_uploads):
+    for cached in (get_settings, get_clients, get_service, get_worker, get_authenticator, get_uploads, get_web):
         cached.cache_clear()
