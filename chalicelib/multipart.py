@@ -20,7 +20,7 @@ import base64
 import binascii
 import math
 from dataclasses import dataclass
-from typing import cast
+from typing import Final, cast
 
 MiB = 1024**2
 GiB = 1024**3
@@ -35,7 +35,7 @@ PLAN_MIN_PART_SIZE = 8 * MiB
 DEFAULT_THRESHOLD = 64 * MiB
 # Part URLs are signed only for the parts a client is about to send, this many at most per request.
 MAX_PARTS_PER_SIGNING = 100
-CHECKSUM_ALGORITHM = "CRC64NVME"
+CHECKSUM_ALGORITHM: Final = "CRC64NVME"
 # How long a client's multipart upload may stay open: then its file is
 # upload_expired, and the bucket's lifecycle rule aborts it (its parts cost storage).
 UPLOAD_DAYS = 3

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 from .codecs import Sink
 from .domain import Claim, FileError, FileRecord, Job, RangeClaim, RangeRecord
@@ -21,7 +21,7 @@ from .tenants import Limits, Tenant, TokenRecord
 class PresignedRequest:
     """How to send one upload: the method, URL and headers to use exactly."""
 
-    method: str
+    method: Literal["PUT"]
     url: str
     headers: dict[str, str]
     expires_in: int

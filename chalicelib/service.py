@@ -29,8 +29,9 @@ from .errors import JobConflict, JobNotFound, ValidationError
 from .keys import FileRef, ObjectKeys
 from .ports import JobStore, ObjectStorage, PresignedRequest, WorkQueue
 from .quotas import Quotas
+from .schemas import job_request
 from .settings import Settings
-from .validation import parse_job_request, parse_limit
+from .validation import parse_limit
 
 log = logging.getLogger("squeezer.service")
 
@@ -85,7 +86,7 @@ class JobService:
 
     def create_job(self, body: Any, *, owner: str) -> CreatedJob:
         """Validate the request, record the job and its files, presign the uploads."""
-        request = parse_job_request(
+        request = job_request(
             body,
             max_files=self._settings.max_files_per_job,
             max_file_size=self._settings.max_file_size,

@@ -24,6 +24,7 @@ from .domain import FileError, FileRecord, FileState, now
 from .errors import JobConflict, JobNotFound, UploadConflict, ValidationError
 from .keys import FileRef, ObjectKeys
 from .ports import JobStore, ObjectStorage, PresignedRequest, UploadedPart
+from .schemas import CompleteIn, SignPartsIn, parse
 from .settings import Settings
 
 log = logging.getLogger("squeezer.uploads")
@@ -182,42 +183,17 @@ def _plan(record: FileRecord) -> multipart.PartPlan:
 
 
 def _parse_parts(body: Any, plan: multipart.PartPlan) -> list[tuple[int, str]]:
-    if not isinstance(body, dict) or set(body) - {"parts"}:
-        raise ValidationError('the body must be {"parts": [{"part_number", "crc64nvme"}, ...]}', code="invalid_body")
-    parts = body.get("parts")
-    limit = multipart.MAX_PARTS_PER_SIGNING
-    if not isinstance(parts, list) or not 1 <= len(parts) <= limit:
-        raise ValidationError(
-            f"parts must be a list of 1 to {limit} parts: sign only those about to be sent", code="invalid_parts"
-        )
-    seen: set[int] = set()
-    out = []
+    parts = parse(SignPartsIn, body).parts
     for index, part in enumerate(parts):
-        number = part.get("part_number") if isinstance(part, dict) else None
-        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= plan.count:
+        if part.part_number > plan.count:
             raise ValidationError(
                 f"parts[{index}].part_number must be an integer from 1 to {plan.count}", code="invalid_part_number"
             )
-        if number in seen:
-            raise ValidationError(f"part {number} is asked for twice", code="invalid_part_number")
-        seen.add(number)
-        crc = part.get("crc64nvme")
-        if multipart.decode(crc) is None or set(part) - {"part_number", "crc64nvme"}:
-            raise ValidationError(
-                f"parts[{index}].crc64nvme must be the part's CRC64NVME: base64 of its 8 big-endian bytes",
-                code="invalid_checksum",
-            )
-        out.append((number, str(crc)))
-    return out
+    return [(part.part_number, part.crc64nvme) for part in parts]
 
 
 def _whole_checksum(body: Any) -> str:
-    crc = body.get("crc64nvme") if isinstance(body, dict) else None
-    if not isinstance(body, dict) or set(body) - {"crc64nvme"} or multipart.decode(crc) is None:
-        raise ValidationError(
-            'the body must be {"crc64nvme": "<base64 of the whole file\'s 8-byte CRC64NVME>"}', code="invalid_checksum"
-        )
-    return str(crc)
+    return parse(CompleteIn, body).crc64nvme
 
 
 def _check_parts(parts: list[UploadedPart], plan: multipart.PartPlan) -> None:

@@ -1,4 +1,8 @@
-"""Parse and validate API request bodies into domain objects."""
+"""The rules for names, media types and list limits, shared by the API (``schemas.py``) and the client.
+
+Plain functions with no dependency beyond the standard library: the client
+checks names before it asks for a job.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,9 @@ import re
 import unicodedata
 from typing import Any
 
-from .domain import Algorithm, FileSpec, InvalidLevel, JobRequest
 from .errors import ValidationError
 
 MAX_NAME_BYTES = 1024
-_JOB_FIELDS = {"files", "algorithm", "level"}
-_FILE_FIELDS = {"name", "size", "content_type", "sha256"}
-_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 # RFC 9110 section 8.3.1: media-type = type "/" subtype parameters, where
 # parameters = *( OWS ";" OWS [ parameter ] ) and
 # parameter = token "=" ( token / quoted-string ). Stricter than the RFC in
@@ -26,80 +26,6 @@ _CONTENT_TYPE = re.compile(rf"{_TOKEN}/{_TOKEN}(?: *;(?: *{_PARAMETER})?)*")
 MAX_CONTENT_TYPE = 255
 
 
-def parse_job_request(body: Any, *, max_files: int, max_file_size: int) -> JobRequest:
-    """Turn the JSON body of ``POST /jobs`` into a JobRequest or raise ValidationError."""
-    if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object", code="invalid_body")
-    unknown = sorted(set(body) - _JOB_FIELDS)
-    if unknown:
-        raise ValidationError(
-            f"unknown field(s): {', '.join(unknown)}; allowed: files, algorithm, level",
-            code="unknown_field",
-        )
-    algorithm = _parse_algorithm(body.get("algorithm", Algorithm.ZSTD.value))
-    level = _parse_level(body.get("level", algorithm.default_level), algorithm)
-    files = body.get("files")
-    if not isinstance(files, list):
-        raise ValidationError("files must be a list of {name, size} objects", code="invalid_files")
-    if not 1 <= len(files) <= max_files:
-        raise ValidationError(f"a job holds 1 to {max_files} files, got {len(files)}", code="invalid_file_count")
-    specs = tuple(_parse_file(i, item, max_file_size) for i, item in enumerate(files))
-    seen: set[str] = set()
-    for spec in specs:
-        if spec.name in seen:
-            raise ValidationError(f"duplicate file name: {spec.name!r}", code="duplicate_name")
-        seen.add(spec.name)
-    return JobRequest(files=specs, algorithm=algorithm, level=level)
-
-
-def _parse_algorithm(value: Any) -> Algorithm:
-    try:
-        return Algorithm(value)
-    except ValueError:
-        allowed = ", ".join(a.value for a in Algorithm)
-        raise ValidationError(f"unknown algorithm {value!r}: use one of {allowed}", code="invalid_algorithm") from None
-
-
-def _parse_level(value: Any, algorithm: Algorithm) -> int:
-    try:
-        return algorithm.check_level(value)
-    except InvalidLevel as exc:
-        raise ValidationError(str(exc), code="invalid_level") from None
-
-
-def _parse_file(index: int, item: Any, max_file_size: int) -> FileSpec:
-    where = f"files[{index}]"
-    if not isinstance(item, dict):
-        raise ValidationError(f"{where} must be an object with name and size", code="invalid_files")
-    unknown = sorted(set(item) - _FILE_FIELDS)
-    if unknown:
-        raise ValidationError(
-            f"{where}: unknown field(s): {', '.join(unknown)}; allowed: name, size, content_type, sha256",
-            code="unknown_field",
-        )
-    name = check_name(item.get("name"), where)
-    size = item.get("size")
-    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= max_file_size:
-        raise ValidationError(
-            f"{where} ({name}): size must be an integer from 0 to {max_file_size} bytes, got {size!r}",
-            code="invalid_size",
-        )
-    content_type = item.get("content_type")
-    if content_type is not None and not is_media_type(content_type):
-        raise ValidationError(
-            f"{where} ({name}): content_type must be a media type such as "
-            f"'text/plain; charset=utf-8' (RFC 9110, visible ASCII, at most {MAX_CONTENT_TYPE} "
-            f"characters), got {content_type!r}",
-            code="invalid_content_type",
-        )
-    sha256 = item.get("sha256")
-    if sha256 is not None:
-        if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
-            raise ValidationError(f"{where} ({name}): sha256 must be 64 hex digits", code="invalid_sha256")
-        sha256 = sha256.lower()
-    return FileSpec(name=name, size=size, content_type=content_type, sha256=sha256)
-
-
 def is_media_type(value: Any) -> bool:
     """A Content-Type value by RFC 9110's grammar, visible ASCII only, at most 255 characters."""
     return isinstance(value, str) and len(value) <= MAX_CONTENT_TYPE and bool(_CONTENT_TYPE.fullmatch(value))
@@ -107,24 +33,27 @@ def is_media_type(value: Any) -> bool:
 
 def check_name(name: Any, where: str = "name") -> str:
     """A clean relative path: no absolute paths, '..', backslashes or control characters."""
+    why = name_problem(name)
+    if why is not None:
+        raise ValidationError(f"{where}: {why}: {name!r}", code="invalid_name")
+    return str(name)
 
-    def bad(why: str) -> ValidationError:
-        return ValidationError(f"{where}: {why}: {name!r}", code="invalid_name")
 
+def name_problem(name: Any) -> str | None:
+    """What is wrong with ``name`` as a file's relative path, or None."""
     if not isinstance(name, str) or name == "":
-        raise bad("name must be a non-empty string")
+        return "name must be a non-empty string"
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-        raise bad(f"name is longer than {MAX_NAME_BYTES} bytes in UTF-8")
+        return f"name is longer than {MAX_NAME_BYTES} bytes in UTF-8"
     if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
-        raise bad("name contains control characters")
+        return "name contains control characters"
     if "\\" in name:
-        raise bad("name contains a backslash; use '/' between folders")
+        return "name contains a backslash; use '/' between folders"
     if name.startswith("/"):
-        raise bad("name must be a relative path")
-    parts = name.split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        raise bad("name has an empty, '.' or '..' segment")
-    return name
+        return "name must be a relative path"
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        return "name has an empty, '.' or '..' segment"
+    return None
 
 
 def parse_limit(raw: str | None, maximum: int) -> int:

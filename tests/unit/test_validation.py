@@ -2,13 +2,14 @@ import pytest
 
 from chalicelib.domain import Algorithm
 from chalicelib.errors import ValidationError
-from chalicelib.validation import MAX_CONTENT_TYPE, check_name, is_media_type, parse_job_request
+from chalicelib.schemas import job_request
+from chalicelib.validation import MAX_CONTENT_TYPE, check_name, is_media_type
 
 GiB = 1024**3
 
 
 def parse(body):
-    return parse_job_request(body, max_files=1000, max_file_size=5 * GiB)
+    return job_request(body, max_files=1000, max_file_size=5 * GiB)
 
 
 def error_code(body):
