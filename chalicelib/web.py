@@ -46,9 +46,11 @@ INDEX = "index.html"
 REVALIDATE = "no-cache"
 VENDOR_CACHE = "public, max-age=86400"
 
-# What each page may load. No inline script anywhere; Swagger UI sets style
-# attributes from script (style-src 'unsafe-inline') and draws icons from
-# data: URLs in its CSS (img-src data:).
+# What each page may load: nothing inline, nothing from elsewhere. Swagger UI
+# draws its icons from data: URLs (img-src data:); its styles are in its CSS
+# file and set from script through the CSSOM, which style-src does not govern,
+# so it needs no 'unsafe-inline' (tests/e2e/test_browser.py fails on any
+# violation, with every operation expanded).
 _BASE_POLICY = {
     "default-src": "'none'",
     "script-src": "'self'",
@@ -61,7 +63,7 @@ _BASE_POLICY = {
 }
 _PAGE_POLICY = {
     "app": {},
-    "docs": {"style-src": "'self' 'unsafe-inline'", "img-src": "'self' data:"},
+    "docs": {"img-src": "'self' data:"},
 }
 
 
