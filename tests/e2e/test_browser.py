@@ -12,6 +12,7 @@ copies it to ``docs/app.png``, the README's).
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import os
 import random
@@ -243,3 +244,32 @@ def test_the_docs_page_lists_every_operation(stack, watched):
 def _artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+def test_a_folder_keeps_its_relative_paths(stack, watched, tmp_path):
+    from playwright.sync_api import expect
+
+    folder = tmp_path / "site"
+    (folder / "css").mkdir(parents=True)
+    contents = {
+        "site/index.html": b"<!doctype html><title>x</title>" * 50,
+        "site/css/main.css": b"body { margin: 0 }\n" * 80,
+    }
+    for name, data in contents.items():
+        (tmp_path / name).write_bytes(data)
+
+    page = watched.page
+    page.goto(f"{stack.api_url}/app")
+    page.get_by_label("API token").fill(str(stack.token))
+    page.get_by_label("Algorithm").select_option("gzip")
+    expect(page.get_by_label("Level", exact=True)).to_have_value("6")  # gzip's default
+    page.locator("#folder").set_input_files(str(folder))
+    expect(page.locator("#results tbody tr")).to_have_count(2)
+    page.get_by_role("button", name="Compress").click()
+    expect(page.locator("#status")).to_contain_text("Done: 2 completed, 0 failed", timeout=FINISH_TIMEOUT_MS)
+    for name, data in contents.items():
+        row = page.locator("#results tbody tr", has=page.get_by_role("rowheader", name=name, exact=True))
+        link = row.get_by_role("link", name=name.rsplit("/", 1)[-1] + ".gz")
+        result = requests.get(link.get_attribute("href"), timeout=30)
+        assert gzip.decompress(result.content) == data
+    assert watched.problems == []
