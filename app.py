@@ -148,28 +148,33 @@ def renew_upload(job_id: str, file_id: str) -> dict[str, Any]:
 
 # -- web pages (chalicelib/web.py): the upload page and the API docs, static files --------
 # No authorizer: the upload page asks for a token itself; the docs need none.
+def _web(page: str, asset: str | None = None) -> Response:
+    request = _request()
+    return get_web().respond(page, asset, request.headers, path=(request.context or {}).get("path", ""))
+
+
 @app.route("/app", methods=["GET"])
 @json_errors
 def upload_page() -> Response:
-    return get_web().respond("app", None, _request().headers)
+    return _web("app")
 
 
 @app.route("/app/{asset}", methods=["GET"])
 @json_errors
 def upload_page_asset(asset: str) -> Response:
-    return get_web().respond("app", asset, _request().headers)
+    return _web("app", asset)
 
 
 @app.route("/docs", methods=["GET"])
 @json_errors
 def docs_page() -> Response:
-    return get_web().respond("docs", None, _request().headers)
+    return _web("docs")
 
 
 @app.route("/docs/{asset}", methods=["GET"])
 @json_errors
 def docs_page_asset(asset: str) -> Response:
-    return get_web().respond("docs", asset, _request().headers)
+    return _web("docs", asset)
 
 
 # -- event handlers -------------------------------------------------------------------------

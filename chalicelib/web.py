@@ -117,9 +117,16 @@ class WebPages:
         self._storage_origin = origin(storage_origin)
         self._pages = pages
 
-    def respond(self, page: str, asset: str | None, headers: Mapping[str, str]) -> Response:
-        """The asset (the page itself when ``asset`` is None), or 304 when ``If-None-Match`` has its ETag."""
-        found = find_asset(self._pages[page], asset or INDEX)
+    def respond(self, page: str, asset: str | None, headers: Mapping[str, str], *, path: str = "") -> Response:
+        """The asset (the page itself when ``asset`` is None), or 304 when ``If-None-Match`` has its ETag.
+
+        ``path`` is the path the browser asked for: API Gateway (and ``chalice
+        local``) route ``/app/`` to ``/app``, where the page's relative URLs
+        would resolve one folder too deep, so that is a redirect to ``../app``.
+        """
+        if asset is None and path.endswith("/"):
+            return Response(body="", status_code=301, headers={"Location": f"../{page}", "Cache-Control": REVALIDATE})
+        found = find_asset(self._pages[page], INDEX if asset is None else asset)
         response_headers: dict[str, str | list[str]] = {
             "Content-Type": found.content_type,
             "Cache-Control": found.cache_control,

@@ -122,6 +122,15 @@ def test_names_that_are_not_one_clean_segment_are_refused_before_any_lookup(name
         web.find_asset(web.PAGES["app"], name)
 
 
+@pytest.mark.parametrize("page", ["app", "docs"])
+def test_a_page_asked_for_with_a_trailing_slash_redirects_to_itself(client, page):
+    # API Gateway routes /api/app/ to /app, where app/app.js would resolve to /api/app/app/app.js
+    response = get(client, f"/{page}/")
+    assert response.status_code == 301
+    assert response.headers["Location"] == f"../{page}"
+    assert urllib.parse.urljoin(f"https://example.com/api/{page}/", f"../{page}") == f"https://example.com/api/{page}"
+
+
 def test_an_unchanged_asset_is_a_304(client):
     first = get(client, "/app/app.js")
     again = get(client, "/app/app.js", {"If-None-Match": first.headers["ETag"]})

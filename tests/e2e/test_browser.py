@@ -179,7 +179,8 @@ def test_upload_three_files_and_download_a_result(stack, watched, files, tmp_pat
 
 def test_the_pages_crc64nvme_is_awscrts(stack, watched):
     page = watched.page
-    page.goto(f"{stack.api_url}/app")
+    page.goto(f"{stack.api_url}/app/")  # redirected: the page's relative URLs need /app
+    assert page.url == f"{stack.api_url}/app"
     sizes = [0, 1, 7, 8, 9, 255, 4096 + 5, 3 * MiB + 3]
     found = page.evaluate(
         """async (sizes) => {
