@@ -17,7 +17,15 @@ from chalicelib import views
 from chalicelib.auth import AUTH_CACHE_SECONDS
 from chalicelib.http import JSON_BODY_TYPES, chalice_errors, json_errors, parse_json
 from chalicelib.settings import queue_names
-from chalicelib.wiring import get_authenticator, get_service, get_settings, get_uploads, get_web, get_worker
+from chalicelib.wiring import (
+    get_authenticator,
+    get_openapi,
+    get_service,
+    get_settings,
+    get_uploads,
+    get_web,
+    get_worker,
+)
 
 app = Chalice(app_name="squeezer")
 app.register_middleware(chalice_errors, "http")
@@ -60,6 +68,13 @@ def _owner() -> str:
 @json_errors
 def index() -> dict[str, Any]:
     return views.index(get_settings())
+
+
+@app.route("/openapi.json", methods=["GET"])
+@json_errors
+def openapi_document() -> dict[str, Any]:
+    """The API described (chalicelib/openapi.py): every route, its shapes and its error codes."""
+    return get_openapi()
 
 
 @app.route("/jobs", methods=["POST"], content_types=JSON_BODY_TYPES, authorizer=tenant_auth)

@@ -88,7 +88,11 @@ def _checksum(value: str) -> str:
 Crc64 = Annotated[
     str,
     Code("invalid_checksum"),
-    Field(description="CRC64NVME: base64 of its 8 big-endian bytes", examples=["AAAAAAAAAAA="]),
+    Field(
+        pattern="^[A-Za-z0-9+/]{11}=$",
+        description="CRC64NVME: base64 of its 8 big-endian bytes",
+        examples=["AAAAAAAAAAA="],
+    ),
     AfterValidator(_checksum),
 ]
 

@@ -7,6 +7,7 @@ call ``reset()`` (after starting moto) or pass fakes to the classes directly.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from .auth import Authenticator
 from .aws import AwsClients
@@ -81,6 +82,14 @@ def get_worker() -> Worker:
 
 
 @functools.lru_cache(maxsize=1)
+def get_openapi() -> dict[str, Any]:
+    """The OpenAPI document (chalicelib/openapi.py), built once per settings."""
+    from . import openapi  # the document's builder is needed by one route only
+
+    return openapi.build(get_settings())
+
+
+@functools.lru_cache(maxsize=1)
 def get_web() -> WebPages:
     # The upload page sends files to where the presigned URLs point: the S3 client's endpoint (path-style URLs).
     return WebPages(storage_origin=get_clients().s3.meta.endpoint_url)
@@ -88,5 +97,14 @@ def get_web() -> WebPages:
 
 def reset() -> None:
     """Forget cached settings and clients (tests, or after changing the environment)."""
-    for cached in (get_settings, get_clients, get_service, get_worker, get_authenticator, get_uploads, get_web):
+    for cached in (
+        get_settings,
+        get_clients,
+        get_service,
+        get_worker,
+        get_authenticator,
+        get_uploads,
+        get_openapi,
+        get_web,
+    ):
         cached.cache_clear()

@@ -39,6 +39,13 @@ def gateway_error(kind: str) -> GatewayErrorResponse:
     return GatewayErrorResponse(error.status, body)
 
 
+def _route_any_method(handler: Any, name: str) -> Any:
+    """``do_<METHOD>`` for a method Chalice's server has no handler for: its generic one."""
+    if name.startswith("do_"):
+        return handler._generic_handle
+    raise AttributeError(name)
+
+
 def install() -> None:
     """Patch Chalice's local gateway once (idempotent)."""
     original = local.LocalGateway.handle_request
@@ -65,3 +72,6 @@ def install() -> None:
 
     handle_request._squeezer_gateway = True  # type: ignore[attr-defined]
     local.LocalGateway.handle_request = handle_request  # type: ignore[method-assign]
+    # Any other method (TRACE, PROPFIND, ...) goes through the same routing, as on API Gateway:
+    # Python's HTTP server itself would answer it with an HTML 501 (schemathesis sent TRACE).
+    local.ChaliceRequestHandler.__getattr__ = _route_any_method  # type: ignore[attr-defined]
