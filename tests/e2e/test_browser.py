@@ -238,6 +238,7 @@ def test_the_docs_page_lists_every_operation(stack, watched):
     for model in page.locator(".models .model-box-control").all():
         model.click()
     page.wait_for_timeout(500)
+    page.locator(".information-container").scroll_into_view_if_needed()
     page.screenshot(path=str(_artifacts() / "docs.png"))
     assert watched.problems == []
 
