@@ -6,11 +6,11 @@ import re
 import unicodedata
 from typing import Any
 
-from .domain import Algorithm, FileSpec, InvalidLevel, JobRequest
+from .domain import Algorithm, FileSpec, InvalidLevel, JobRequest, UploadMethod
 from .errors import ValidationError
 
 MAX_NAME_BYTES = 1024
-_JOB_FIELDS = {"files", "algorithm", "level"}
+_JOB_FIELDS = {"files", "algorithm", "level", "upload_method"}
 _FILE_FIELDS = {"name", "size", "content_type", "sha256"}
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 # RFC 9110 section 8.3.1: media-type = type "/" subtype parameters, where
@@ -33,7 +33,7 @@ def parse_job_request(body: Any, *, max_files: int, max_file_size: int) -> JobRe
     unknown = sorted(set(body) - _JOB_FIELDS)
     if unknown:
         raise ValidationError(
-            f"unknown field(s): {', '.join(unknown)}; allowed: files, algorithm, level",
+            f"unknown field(s): {', '.join(unknown)}; allowed: files, algorithm, level, upload_method",
             code="unknown_field",
         )
     algorithm = _parse_algorithm(body.get("algorithm", Algorithm.ZSTD.value))
@@ -49,7 +49,20 @@ def parse_job_request(body: Any, *, max_files: int, max_file_size: int) -> JobRe
         if spec.name in seen:
             raise ValidationError(f"duplicate file name: {spec.name!r}", code="duplicate_name")
         seen.add(spec.name)
-    return JobRequest(files=specs, algorithm=algorithm, level=level)
+    upload_method = _parse_upload_method(body.get("upload_method", UploadMethod.PUT.value))
+    return JobRequest(files=specs, algorithm=algorithm, level=level, upload_method=upload_method)
+
+
+def _parse_upload_method(value: Any) -> UploadMethod:
+    try:
+        return UploadMethod(value)
+    except ValueError:
+        allowed = " or ".join(repr(m.value) for m in UploadMethod)
+        raise ValidationError(
+            f"unknown upload_method {value!r}: use {allowed} (a presigned PUT URL, or a presigned POST form "
+            "for a browser)",
+            code="invalid_upload_method",
+        ) from None
 
 
 def _parse_algorithm(value: Any) -> Algorithm:

@@ -7,7 +7,7 @@ from typing import Any
 from . import SERVICE_NAME, __version__
 from .domain import OPEN_FILE_STATES, FileRecord, Job, JobSummary
 from .multipart import CHECKSUM_ALGORITHM, MAX_PARTS_PER_SIGNING
-from .ports import PresignedRequest
+from .ports import PresignedPost, PresignedUpload
 from .service import CreatedJob, JobPage, JobStatus, RetryOutcome
 from .settings import Settings
 from .uploads import PartsOnFile, SignedPart
@@ -21,6 +21,7 @@ def index(settings: Settings) -> dict[str, Any]:
             "max_files_per_job": settings.max_files_per_job,
             "max_file_size": settings.max_file_size,
             "multipart_threshold": settings.multipart_threshold,
+            "max_post_size": settings.max_post_size,
             "max_parts_per_signing": MAX_PARTS_PER_SIGNING,
         },
         "authentication": "every link needs 'Authorization: Bearer <token>' (a tenant's token)",
@@ -61,11 +62,25 @@ def created_job(created: CreatedJob) -> dict[str, Any]:
     }
 
 
-def presigned(request: PresignedRequest) -> dict[str, Any]:
+def presigned(request: PresignedUpload) -> dict[str, Any]:
+    """One shape for every signed request: a PUT (its headers; ``fields`` null) or a POST form.
+
+    A form is sent as ``multipart/form-data`` to ``url``: ``fields`` in their
+    order, then the file last, in a field named ``file``; ``headers`` is empty.
+    """
+    if isinstance(request, PresignedPost):
+        return {
+            "method": request.method,
+            "url": request.url,
+            "headers": {},
+            "fields": dict(request.fields),
+            "expires_in": request.expires_in,
+        }
     return {
         "method": request.method,
         "url": request.url,
         "headers": request.headers,
+        "fields": None,
         "expires_in": request.expires_in,
     }
 
@@ -100,7 +115,7 @@ def file_status(record: FileRecord) -> dict[str, Any]:
     return _file(record, None)
 
 
-def renewed_upload(record: FileRecord, request: PresignedRequest) -> dict[str, Any]:
+def renewed_upload(record: FileRecord, request: PresignedUpload) -> dict[str, Any]:
     return {"file_id": record.file_id, "name": record.name, "size": record.size, "upload": presigned(request)}
 
 
