@@ -97,8 +97,10 @@ class S3Storage:
 
         boto3 adds the ``bucket`` and exact ``key`` conditions to the policy;
         ours are the Content-Type, a ``content-length-range`` of exactly
-        ``size`` bytes and ``x-amz-checksum-sha256``, a POST form field S3
-        checks the body against as it does the PUT header. S3 answers a
+        ``size`` bytes and, with a sha256, ``x-amz-checksum-sha256``: the
+        form field twin of the PUT header (an S3 additional checksum, in
+        the policy so it cannot be changed or dropped; LocalStack accepts
+        it without checking the body, tests/localstack). S3 answers a
         successful POST with 204 (no ``success_action_status``: nothing in
         its 201 XML body is needed, and each extra field must be in the policy).
         """

@@ -1,6 +1,8 @@
 """Presigned POST forms on LocalStack, which checks what moto ignores: the policy's
-``content-length-range`` (a form bound to N bytes takes exactly N), the bound
-Content-Type and the x-amz-checksum-sha256 field.
+``content-length-range`` (a form bound to N bytes takes exactly N) and the
+bound key and Content-Type. A form carrying the policy-bound
+x-amz-checksum-sha256 field is accepted; LocalStack does not check the body
+against it (the xfail below says so).
 """
 
 from __future__ import annotations
@@ -64,6 +66,11 @@ def test_a_form_refuses_another_content_type_or_key(stack):
     assert not _exists(stack, key) and not _exists(stack, "uploads/public/j_bound/other")
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="LocalStack 2026.3.0 takes the policy-bound x-amz-checksum-sha256 field but does not check the body "
+    "against it; whether S3 does for a POST as for a PUT is not verified on these machines",
+)
 def test_a_form_with_a_sha256_refuses_other_content(stack):
     data = b"the declared content"
     key = "uploads/public/j_sha/f"
