@@ -15,11 +15,13 @@ from chalice.app import AuthRequest, AuthResponse, Chalice, Request, Response, S
 
 from chalicelib import views
 from chalicelib.auth import AUTH_CACHE_SECONDS
+from chalicelib.cors import CorsMiddleware, add_preflight_routes
 from chalicelib.http import JSON_BODY_TYPES, chalice_errors, json_errors, parse_json
 from chalicelib.settings import queue_names
 from chalicelib.wiring import get_authenticator, get_openapi, get_service, get_settings, get_uploads, get_worker
 
 app = Chalice(app_name="squeezer")
+app.register_middleware(CorsMiddleware(lambda: get_settings().cors_origins), "http")  # outermost: every answer
 app.register_middleware(chalice_errors, "http")
 logging.getLogger("squeezer").setLevel(os.environ.get("SQUEEZER_LOG_LEVEL", "INFO"))
 
@@ -151,6 +153,10 @@ def abort_upload(job_id: str, file_id: str) -> dict[str, Any]:
 @json_errors
 def renew_upload(job_id: str, file_id: str) -> dict[str, Any]:
     return views.renewed_upload(*get_uploads().renew_upload(job_id, file_id, owner=_owner()))
+
+
+# CORS preflights (chalicelib/cors.py): OPTIONS without the authorizer on every path above.
+add_preflight_routes(app)
 
 
 @app.on_sqs_message(queue=JOBS_QUEUE, batch_size=WORKER_BATCH_SIZE, name="compress")
