@@ -397,19 +397,18 @@ def gateway_responses(cors_origins: tuple[str, ...] = ()) -> dict[str, Any]:
     page can read a 401, 404 or 429 the function never saw
     (chalicelib/cors.py answers everything else). A gateway response cannot
     choose among origins: with one origin it names it; with several it
-    echoes the request's ``Origin``. Those bodies are the fixed messages
-    above, and the API takes no cookies, so any page reading them learns
-    nothing it could not learn itself.
+    names none (echoing the request's ``Origin`` would allow every origin,
+    not the listed ones), so a page sees those few errors as a failed
+    request, and everything the function answers keeps its CORS headers.
     """
     parameters = {"gatewayresponse.header.Content-Type": "'application/json'"}
     if cors_origins:
+        parameters["gatewayresponse.header.Vary"] = "'Origin'"
+    if len(cors_origins) == 1:
         parameters.update(
             {
-                "gatewayresponse.header.Access-Control-Allow-Origin": (
-                    f"'{cors_origins[0]}'" if len(cors_origins) == 1 else "method.request.header.Origin"
-                ),
+                "gatewayresponse.header.Access-Control-Allow-Origin": f"'{cors_origins[0]}'",
                 "gatewayresponse.header.Access-Control-Expose-Headers": f"'{', '.join(EXPOSED_HEADERS)}'",
-                "gatewayresponse.header.Vary": "'Origin'",
             }
         )
     responses = {}
