@@ -15,6 +15,7 @@ from chalice.app import AuthRequest, AuthResponse, Chalice, Request, Response, S
 
 from chalicelib import views
 from chalicelib.auth import AUTH_CACHE_SECONDS
+from chalicelib.cors import CorsMiddleware, add_preflight_routes
 from chalicelib.http import JSON_BODY_TYPES, chalice_errors, json_errors, parse_json
 from chalicelib.settings import queue_names
 from chalicelib.wiring import (
@@ -28,6 +29,7 @@ from chalicelib.wiring import (
 )
 
 app = Chalice(app_name="squeezer")
+app.register_middleware(CorsMiddleware(lambda: get_settings().cors_origins), "http")  # outermost: every answer
 app.register_middleware(chalice_errors, "http")
 logging.getLogger("squeezer").setLevel(os.environ.get("SQUEEZER_LOG_LEVEL", "INFO"))
 
@@ -190,6 +192,10 @@ def docs_page() -> Response:
 @json_errors
 def docs_page_asset(asset: str) -> Response:
     return _web("docs", asset)
+
+
+# CORS preflights (chalicelib/cors.py): OPTIONS without the authorizer on every path above.
+add_preflight_routes(app)
 
 
 # -- event handlers -------------------------------------------------------------------------

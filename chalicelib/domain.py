@@ -62,6 +62,18 @@ ALGORITHM_SPECS: dict[Algorithm, AlgorithmSpec] = {
 }
 
 
+class UploadMethod(str, enum.Enum):
+    """How a client sends a file that is not uploaded in parts.
+
+    PUT: a presigned URL and the headers to send (the CLI). POST: a presigned
+    form (``multipart/form-data``: its fields, then the file), what a browser
+    page can send; S3 accepts a POST of at most 5 GiB (Settings.max_post_size).
+    """
+
+    PUT = "put"
+    POST = "post"
+
+
 class FileState(str, enum.Enum):
     """Where one file is. Moves only forward: a final state is never left."""
 
@@ -133,6 +145,7 @@ class JobRequest:
     files: tuple[FileSpec, ...]
     algorithm: Algorithm
     level: int
+    upload_method: UploadMethod = UploadMethod.PUT
 
 
 @dataclass(frozen=True)
@@ -170,6 +183,9 @@ class FileRecord:
     part_size: int | None = None
     part_count: int | None = None
     crc64nvme: str | None = None
+    # How a single upload is sent (a fresh URL or form for it is of the same
+    # kind); POST only for a file that gets a form, never for a multipart one.
+    upload_method: UploadMethod = UploadMethod.PUT
     # Fan-out (chalicelib/fanout.py): the result's multipart upload and its
     # key, the range plan, how many ranges are done and counted, and when
     # the range messages were all sent (from then on no delivery holds the

@@ -30,7 +30,18 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from .aws import aws_errors
-from .domain import Algorithm, Claim, FileError, FileRecord, FileState, Job, RangeClaim, RangeRecord, RangeState
+from .domain import (
+    Algorithm,
+    Claim,
+    FileError,
+    FileRecord,
+    FileState,
+    Job,
+    RangeClaim,
+    RangeRecord,
+    RangeState,
+    UploadMethod,
+)
 from .errors import AwsError, ValidationError
 
 OWNER_INDEX = "by_owner"
@@ -689,6 +700,8 @@ class DynamoJobStore:
             item["sha256"] = record.sha256
         if record.upload_id:
             item.update(upload_id=record.upload_id, part_size=record.part_size, part_count=record.part_count)
+        if record.upload_method is not UploadMethod.PUT:  # written only when not the default
+            item["upload_method"] = record.upload_method.value
         return item
 
     @staticmethod
@@ -775,6 +788,7 @@ class DynamoJobStore:
             part_size=item.get("part_size"),
             part_count=item.get("part_count"),
             crc64nvme=item.get("crc64nvme"),
+            upload_method=UploadMethod(item.get("upload_method", UploadMethod.PUT.value)),
             fanout_upload_id=item.get("fanout_upload_id"),
             fanout_key=item.get("fanout_key"),
             range_size=item.get("range_size"),

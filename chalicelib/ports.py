@@ -28,6 +28,24 @@ class PresignedRequest:
 
 
 @dataclass(frozen=True)
+class PresignedPost:
+    """How to send one upload as an HTML form (``multipart/form-data``) POSTed to ``url``.
+
+    ``fields`` go first, in this order, then the file as the last field
+    (``file``): S3 ignores fields after it. The signed policy binds the key,
+    the content type, the exact size and (when given) the SHA-256.
+    """
+
+    url: str
+    fields: dict[str, str]
+    expires_in: int
+    method: str = "POST"
+
+
+PresignedUpload = PresignedRequest | PresignedPost
+
+
+@dataclass(frozen=True)
 class UploadedPart:
     """A part S3 holds for a multipart upload."""
 
@@ -150,6 +168,11 @@ class ObjectStorage(Protocol):
     def presign_upload(
         self, key: str, *, size: int, content_type: str, sha256_hex: str | None, expires_in: int
     ) -> PresignedRequest: ...
+    def presign_post(
+        self, key: str, *, size: int, content_type: str, sha256_hex: str | None, expires_in: int
+    ) -> PresignedPost:
+        """A POST form for ``key``: exactly ``size`` bytes of ``content_type`` (and the sha256, if given)."""
+
     def presign_download(self, key: str, *, filename: str, expires_in: int) -> str: ...
     def start_multipart(self, key: str, *, content_type: str) -> str:
         """Start a client's multipart upload (CRC64NVME, full object); its upload id."""

@@ -25,7 +25,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
 from . import multipart
-from .domain import Algorithm, FileSpec, FileState, JobRequest, JobState
+from .domain import Algorithm, FileSpec, FileState, JobRequest, JobState, UploadMethod
 from .errors import ValidationError
 from .validation import MAX_CONTENT_TYPE, MAX_NAME_BYTES, is_media_type, name_problem
 
@@ -149,6 +149,17 @@ class CreateJobIn(Request):
         Code("invalid_level"),
         Field(description="default: the algorithm's; zstd 1-22 (3), brotli 0-11 (5), gzip 1-9 (6)"),
     ] = None
+
+    upload_method: Annotated[
+        UploadMethod,
+        Code("invalid_upload_method"),
+        Field(
+            strict=False,
+            description="put: a presigned PUT URL per file (the CLI); post: a presigned POST form "
+            "(multipart/form-data, what a browser sends) for files up to max_post_size (GET /); "
+            "bigger files are uploaded in parts either way",
+        ),
+    ] = UploadMethod.PUT
 
     @field_validator("files")
     @classmethod
@@ -315,6 +326,7 @@ class Limits(Response):
     max_files_per_job: int
     max_file_size: int
     multipart_threshold: int
+    max_post_size: int
     max_parts_per_signing: int
 
 
@@ -329,11 +341,17 @@ class IndexOut(Response):
 
 
 class UploadRequest(Response):
-    """A presigned request: send the file's bytes to ``url`` with ``method`` and exactly these ``headers``."""
+    """A presigned request.
 
-    method: Literal["PUT"]
+    PUT: send the bytes to ``url`` with exactly these ``headers`` (``fields`` is null). POST: a form
+    (``multipart/form-data``) to ``url`` with every field of ``fields`` in order, then the file last in
+    a field named ``file`` (``headers`` is empty); S3 answers 204.
+    """
+
+    method: Literal["PUT", "POST"]
     url: str
     headers: dict[str, str]
+    fields: dict[str, str] | None
     expires_in: int = Field(description="seconds")
 
 
@@ -493,4 +511,5 @@ def job_request(body: Any, *, max_files: int, max_file_size: int) -> JobRequest:
         ),
         algorithm=parsed.algorithm,
         level=parsed.level,
+        upload_method=parsed.upload_method,
     )

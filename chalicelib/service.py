@@ -20,6 +20,7 @@ from .domain import (
     Job,
     JobRequest,
     JobSummary,
+    UploadMethod,
     new_file_id,
     new_job_id,
     now,
@@ -27,7 +28,7 @@ from .domain import (
 )
 from .errors import JobConflict, JobNotFound, ValidationError
 from .keys import FileRef, ObjectKeys
-from .ports import JobStore, ObjectStorage, PresignedRequest, WorkQueue
+from .ports import JobStore, ObjectStorage, PresignedUpload, WorkQueue
 from .quotas import Quotas
 from .schemas import job_request
 from .settings import Settings
@@ -41,7 +42,8 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 @dataclass(frozen=True)
 class CreatedJob:
     job: Job
-    files: list[tuple[FileRecord, PresignedRequest | None]]  # None: a multipart upload (record.upload_id)
+    # per file: a PUT URL or a POST form; None for a multipart upload (record.upload_id)
+    files: list[tuple[FileRecord, PresignedUpload | None]]
 
 
 @dataclass(frozen=True)
@@ -134,16 +136,23 @@ class JobService:
         # Presign (and start the multipart uploads) before writing: an error
         # leaves no job behind (an orphaned multipart upload is aborted by the
         # bucket's lifecycle rule).
-        records = [self._start_upload(owner, record) for record in records]
+        records = [self._start_upload(owner, record, request.upload_method) for record in records]
         uploads = [self._presign(owner, record) for record in records]
         self._store.create_job(job, records)
         log.info("created job %s with %d files", job.job_id, len(records))
         return CreatedJob(job=job, files=list(zip(records, uploads, strict=True)))
 
-    def _start_upload(self, owner: str, record: FileRecord) -> FileRecord:
-        """A file above the threshold is uploaded in parts: start its multipart upload, plan its parts."""
-        if record.size <= self._settings.multipart_threshold:
-            return record
+    def _start_upload(self, owner: str, record: FileRecord, method: UploadMethod) -> FileRecord:
+        """A file above the threshold is uploaded in parts: start its multipart upload, plan its parts.
+
+        With POST forms the threshold is S3's (max_post_size, 5 GiB): a
+        browser sends a file up to it in one request, a larger one in parts.
+        """
+        threshold = self._settings.multipart_threshold
+        if method is UploadMethod.POST:
+            threshold = self._settings.max_post_size
+        if record.size <= threshold:
+            return record.evolve(upload_method=method)
         plan = multipart.plan(record.size)
         upload_id = self._storage.start_multipart(
             self._keys.upload(FileRef(owner, record.job_id, record.file_id)),
@@ -152,16 +161,10 @@ class JobService:
         # the whole file is checked with CRC64NVME (per part by S3, whole by S3 and the worker)
         return record.evolve(upload_id=upload_id, part_size=plan.part_size, part_count=plan.count, sha256=None)
 
-    def _presign(self, owner: str, record: FileRecord) -> PresignedRequest | None:
+    def _presign(self, owner: str, record: FileRecord) -> PresignedUpload | None:
         if record.multipart:
             return None  # its parts are signed a few at a time (chalicelib/uploads.py)
-        return self._storage.presign_upload(
-            self._keys.upload(FileRef(owner, record.job_id, record.file_id)),
-            size=record.size,
-            content_type=record.content_type or DEFAULT_CONTENT_TYPE,
-            sha256_hex=record.sha256,
-            expires_in=self._settings.upload_url_ttl,
-        )
+        return presign_single(self._storage, self._keys, self._settings, owner, record)
 
     def _check_time_budget(self, request: JobRequest) -> None:
         """Refuse a file the worker could not compress before its timeout (chalicelib/throughput.py).
@@ -357,6 +360,25 @@ class JobService:
             retried.append(record)
         log.info("job %s: %d file(s) queued again, %d skipped", job_id, len(retried), len(skipped))
         return RetryOutcome(job=job, retried=retried, skipped=skipped)
+
+
+def presign_single(
+    storage: ObjectStorage, keys: ObjectKeys, settings: Settings, owner: str, record: FileRecord
+) -> PresignedUpload:
+    """A file's one-request upload, of the kind the job asked for: a PUT URL or a POST form."""
+    key = keys.upload(FileRef(owner, record.job_id, record.file_id))
+    content_type = record.content_type or DEFAULT_CONTENT_TYPE
+    if record.upload_method is UploadMethod.POST:
+        return storage.presign_post(
+            key,
+            size=record.size,
+            content_type=content_type,
+            sha256_hex=record.sha256,
+            expires_in=settings.upload_url_ttl,
+        )
+    return storage.presign_upload(
+        key, size=record.size, content_type=content_type, sha256_hex=record.sha256, expires_in=settings.upload_url_ttl
+    )
 
 
 def _basename(name: str) -> str:

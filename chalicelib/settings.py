@@ -19,6 +19,8 @@ from .multipart import DEFAULT_THRESHOLD, MAX_OBJECT_SIZE, UPLOAD_DAYS
 
 GiB = 1024**3
 MiB = 1024**2
+# S3's largest object sent in one POST (a browser's form upload), as for one PUT.
+S3_MAX_POST_SIZE = 5 * GiB
 
 
 class SettingsError(Exception):
@@ -79,6 +81,14 @@ class Settings:
     max_file_size: int = _setting("SQUEEZER_MAX_FILE_SIZE", MAX_OBJECT_SIZE)
     # Files above this many bytes are uploaded in parts (chalicelib/multipart.py).
     multipart_threshold: int = _setting("SQUEEZER_MULTIPART_THRESHOLD", DEFAULT_THRESHOLD)
+    # With ``"upload_method": "post"`` a file up to this many bytes gets a presigned
+    # POST form (one request, at most S3's 5 GiB); a larger one is uploaded in parts.
+    max_post_size: int = _setting("SQUEEZER_MAX_POST_SIZE", S3_MAX_POST_SIZE)
+    # Browser origins the API answers CORS requests from (comma-separated in
+    # the variable): none by default. Deployments set the variable from the
+    # stage's "squeezer_infra": {"cors_origins": [...]} in .chalice/config.json
+    # (infra/resources.py), the list the bucket's CORS rules allow too.
+    cors_origins: tuple[str, ...] = _setting("SQUEEZER_CORS_ORIGINS", ())
     # A part URL is signed just before its part is sent: a short life.
     part_url_ttl: int = _setting("SQUEEZER_PART_URL_TTL", 900)
     # A multipart upload may take this long before its file is declared
@@ -135,6 +145,8 @@ class Settings:
             raise SettingsError("SQUEEZER_RANGE_SIZE must be from 1 MiB to 1 GiB (a range is at most 1 GiB of input)")
         if self.fanout_threshold < 0:
             raise SettingsError("SQUEEZER_FANOUT_THRESHOLD must not be negative")
+        if not 0 < self.max_post_size <= S3_MAX_POST_SIZE:
+            raise SettingsError("SQUEEZER_MAX_POST_SIZE must be from 1 byte to 5 GiB (S3's largest POST upload)")
         if not 1 <= self.worker_batch_size <= 10:
             raise SettingsError("SQUEEZER_WORKER_BATCH_SIZE must be from 1 to 10 (SQS's largest batch)")
 
@@ -168,6 +180,8 @@ def _parse(name: str, raw: str, kind: Any) -> Any:
             return float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be {'an integer' if kind == 'int' else 'a number'}, got {raw!r}") from None
+    if kind == "tuple[str, ...]":
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
     return raw
 
 

@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .aws import aws_errors
 from .errors import AwsError, UploadConflict
 from .multipart import CHECKSUM_ALGORITHM
-from .ports import ObjectStream, PresignedRequest, UploadedPart
+from .ports import ObjectStream, PresignedPost, PresignedRequest, UploadedPart
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _CHECKSUM_REFUSED = {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"}
@@ -83,6 +83,41 @@ class S3Storage:
         with aws_errors(f"signing an upload of {key}"):
             url = self._s3.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in, HttpMethod="PUT")
         return PresignedRequest(method="PUT", url=url, headers=headers, expires_in=expires_in)
+
+    def presign_post(
+        self,
+        key: str,
+        *,
+        size: int,
+        content_type: str,
+        sha256_hex: str | None,
+        expires_in: int,
+    ) -> PresignedPost:
+        """A POST form bound to the key, the content type, the exact size and (if given) the sha256.
+
+        boto3 adds the ``bucket`` and exact ``key`` conditions to the policy;
+        ours are the Content-Type, a ``content-length-range`` of exactly
+        ``size`` bytes and, with a sha256, ``x-amz-checksum-sha256``: the
+        form field twin of the PUT header (an S3 additional checksum, in
+        the policy so it cannot be changed or dropped; LocalStack accepts
+        it without checking the body, tests/localstack). S3 answers a
+        successful POST with 204 (no ``success_action_status``: nothing in
+        its 201 XML body is needed, and each extra field must be in the policy).
+        """
+        fields = {"Content-Type": content_type}
+        conditions: list[Any] = [{"Content-Type": content_type}, ["content-length-range", size, size]]
+        if sha256_hex:
+            fields["x-amz-checksum-sha256"] = sha256_hex_to_b64(sha256_hex)
+            conditions.append({"x-amz-checksum-sha256": fields["x-amz-checksum-sha256"]})
+        with aws_errors(f"signing a form upload of {key}"):
+            signed = self._s3.generate_presigned_post(
+                Bucket=self.bucket, Key=key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
+            )
+        return PresignedPost(
+            url=str(signed["url"]),
+            fields={str(name): str(value) for name, value in signed["fields"].items()},
+            expires_in=expires_in,
+        )
 
     def presign_download(self, key: str, *, filename: str, expires_in: int) -> str:
         with aws_errors(f"signing a download of {key}"):

@@ -6,7 +6,7 @@ Routes under ``/jobs/{job_id}/files/{file_id}``:
     GET    .../parts      the parts S3 holds (what a resumed upload need not send again)
     POST   .../complete   join the parts; S3 checks the whole file's CRC64NVME
     DELETE .../upload     abort the multipart upload: the file fails (upload_aborted)
-    POST   .../upload     a fresh PUT URL for a small file still waiting for its upload
+    POST   .../upload     a fresh PUT URL (or POST form, as the job asked) for a small file still waiting
 
 Every call is scoped to the caller's tenant: another tenant's job or file is
 404, as one that does not exist.
@@ -23,13 +23,12 @@ from . import multipart
 from .domain import FileError, FileRecord, FileState, now
 from .errors import JobConflict, JobNotFound, UploadConflict, ValidationError
 from .keys import FileRef, ObjectKeys
-from .ports import JobStore, ObjectStorage, PresignedRequest, UploadedPart
+from .ports import JobStore, ObjectStorage, PresignedRequest, PresignedUpload, UploadedPart
 from .schemas import CompleteIn, SignPartsIn, parse
+from .service import presign_single
 from .settings import Settings
 
 log = logging.getLogger("squeezer.uploads")
-
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 
 class FileNotFound(JobNotFound):
@@ -134,22 +133,15 @@ class Uploads:
         self._store.fail_file(job_id, file_id, error=error, at=at)
         return self._store.get_file(job_id, file_id) or record
 
-    # -- single PUT ----------------------------------------------------------------------
-    def renew_upload(self, job_id: str, file_id: str, *, owner: str) -> tuple[FileRecord, PresignedRequest]:
-        """A fresh PUT URL for a small file still waiting for its upload (a resumed client's)."""
+    # -- single PUT or POST ----------------------------------------------------------------
+    def renew_upload(self, job_id: str, file_id: str, *, owner: str) -> tuple[FileRecord, PresignedUpload]:
+        """A fresh PUT URL, or POST form if the job asked for forms, for a small file still waiting for its upload."""
         record = self._file(job_id, file_id, owner)
         if record.multipart:
             raise JobConflict(f"file {file_id} is uploaded in parts: sign its parts instead", code="not_single_upload")
         if record.state is not FileState.PENDING:
             raise JobConflict(f"file {file_id} is {record.state.value}, not waiting for its upload", code="not_pending")
-        request = self._storage.presign_upload(
-            self._key(owner, record),
-            size=record.size,
-            content_type=record.content_type or DEFAULT_CONTENT_TYPE,
-            sha256_hex=record.sha256,
-            expires_in=self._settings.upload_url_ttl,
-        )
-        return record, request
+        return record, presign_single(self._storage, self._keys, self._settings, owner, record)
 
     # -- lookups ---------------------------------------------------------------------------
     def _file(self, job_id: str, file_id: str, owner: str) -> FileRecord:

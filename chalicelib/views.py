@@ -8,7 +8,7 @@ from . import SERVICE_NAME, __version__
 from . import schemas as s
 from .domain import OPEN_FILE_STATES, FileRecord, Job, JobSummary
 from .multipart import CHECKSUM_ALGORITHM, MAX_PARTS_PER_SIGNING
-from .ports import PresignedRequest
+from .ports import PresignedPost, PresignedUpload
 from .service import CreatedJob, JobPage, JobStatus, RetryOutcome
 from .settings import Settings
 from .uploads import PartsOnFile, SignedPart
@@ -47,6 +47,7 @@ def index(settings: Settings) -> Json:
                 max_files_per_job=settings.max_files_per_job,
                 max_file_size=settings.max_file_size,
                 multipart_threshold=settings.multipart_threshold,
+                max_post_size=settings.max_post_size,
                 max_parts_per_signing=MAX_PARTS_PER_SIGNING,
             ),
             authentication=(
@@ -80,9 +81,14 @@ def created_job(created: CreatedJob) -> Json:
     )
 
 
-def _upload(request: PresignedRequest) -> s.UploadRequest:
+def _upload(request: PresignedUpload) -> s.UploadRequest:
+    """One shape for every signed request: a PUT (its headers; ``fields`` null) or a POST form."""
+    if isinstance(request, PresignedPost):
+        return s.UploadRequest(
+            method="POST", url=request.url, headers={}, fields=dict(request.fields), expires_in=request.expires_in
+        )
     return s.UploadRequest(
-        method=request.method, url=request.url, headers=request.headers, expires_in=request.expires_in
+        method=request.method, url=request.url, headers=request.headers, fields=None, expires_in=request.expires_in
     )
 
 
@@ -123,7 +129,7 @@ def file_status(record: FileRecord) -> Json:
     return _json(_file(record, None))
 
 
-def renewed_upload(record: FileRecord, request: PresignedRequest) -> Json:
+def renewed_upload(record: FileRecord, request: PresignedUpload) -> Json:
     return _json(
         s.RenewedUploadOut(file_id=record.file_id, name=record.name, size=record.size, upload=_upload(request))
     )

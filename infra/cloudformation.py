@@ -39,6 +39,7 @@ from typing import Any
 
 from chalice.utils import to_cfn_resource_name
 
+from chalicelib.cors import EXPOSED_HEADERS
 from chalicelib.fanout import MAX_RANGE_SIZE
 from chalicelib.http import GATEWAY_ERRORS, BodyTooLarge
 
@@ -339,6 +340,7 @@ def function_overrides(cfg: StageConfig, config: Mapping[str, Any]) -> dict[str,
         "SQUEEZER_TABLE": ref(TABLE),
         "SQUEEZER_QUEUE": get_att(QUEUE, "QueueName"),
         "SQUEEZER_DLQ": get_att(DEAD_LETTER_QUEUE, "QueueName"),
+        "SQUEEZER_CORS_ORIGINS": cfg.environment["SQUEEZER_CORS_ORIGINS"],
     }
     resources: dict[str, Any] = {}
     for function in iam.FUNCTIONS:
@@ -378,7 +380,7 @@ REST_API = "RestAPI"  # the logical id `chalice package` gives the API
 GATEWAY_RESPONSES_KEY = "x-amazon-apigateway-gateway-responses"
 
 
-def gateway_responses() -> dict[str, Any]:
+def gateway_responses(cors_origins: tuple[str, ...] = ()) -> dict[str, Any]:
     """API Gateway's own errors (unknown route, body too large, ...) in the API's error shape.
 
     Keyed by GatewayResponse type, in the API definition's
@@ -390,12 +392,30 @@ def gateway_responses() -> dict[str, Any]:
     them again (aws/serverless-application-model#390, #623, #3482). In the
     definition they are part of what SAM hashes into its deployment, so
     every change to them deploys.
+
+    With ``cors_origins`` (the stage's) they carry CORS headers too, so a
+    page can read a 401, 404 or 429 the function never saw
+    (chalicelib/cors.py answers everything else). A gateway response cannot
+    choose among origins: with one origin it names it; with several it
+    names none (echoing the request's ``Origin`` would allow every origin,
+    not the listed ones), so a page sees those few errors as a failed
+    request, and everything the function answers keeps its CORS headers.
     """
+    parameters = {"gatewayresponse.header.Content-Type": "'application/json'"}
+    if cors_origins:
+        parameters["gatewayresponse.header.Vary"] = "'Origin'"
+    if len(cors_origins) == 1:
+        parameters.update(
+            {
+                "gatewayresponse.header.Access-Control-Allow-Origin": f"'{cors_origins[0]}'",
+                "gatewayresponse.header.Access-Control-Expose-Headers": f"'{', '.join(EXPOSED_HEADERS)}'",
+            }
+        )
     responses = {}
     for kind, error in GATEWAY_ERRORS.items():
         message = "$context.error.messageString" if error.message is None else json.dumps(error.message)
         response: dict[str, Any] = {
-            "responseParameters": {"gatewayresponse.header.Content-Type": "'application/json'"},
+            "responseParameters": dict(parameters),
             "responseTemplates": {
                 "application/json": f'{{"error": {{"code": {json.dumps(error.code)}, "message": {message}}}}}'
             },
@@ -428,7 +448,7 @@ def api_overrides(cfg: StageConfig) -> dict[str, Any]:
     return {
         REST_API: {
             "Properties": {
-                "DefinitionBody": {GATEWAY_RESPONSES_KEY: gateway_responses()},
+                "DefinitionBody": {GATEWAY_RESPONSES_KEY: gateway_responses(cfg.cors_origins)},
                 "MethodSettings": method_settings(cfg),
             }
         }

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicelib.cors import MAX_AGE_SECONDS as CORS_MAX_AGE_SECONDS
 from chalicelib.http import MAX_BODY_BYTES
 from chalicelib.multipart import UPLOAD_DAYS as MULTIPART_UPLOAD_DAYS
 
@@ -69,9 +70,10 @@ class StageConfig:
     # None: derived from the worker's timeout. Set only by the local stack's
     # fault tests (a short lease to expire on purpose); deployments derive it.
     visibility_timeout_override: int | None = None
-    # Browser origins allowed to use the presigned URLs (S3 CORS). None by
-    # default: the CLI client needs no CORS, and "*" would let any web page
-    # drive a user's presigned URLs from a browser.
+    # Browser origins allowed to use the presigned URLs (S3 CORS) and the API
+    # (SQUEEZER_CORS_ORIGINS, chalicelib/cors.py). None by default: the CLI
+    # client needs no CORS, and "*" would let any web page drive a user's
+    # presigned URLs from a browser.
     cors_origins: tuple[str, ...] = ()
     # SSE-KMS with this key (its ARN, in the stage's region) instead of SSE-S3.
     kms_key_arn: str | None = None
@@ -129,6 +131,8 @@ class StageConfig:
             "SQUEEZER_TABLE": self.table,
             "SQUEEZER_QUEUE": self.queue,
             "SQUEEZER_DLQ": self.dead_letter_queue,
+            # the API's allowed origins, from this one list (Settings.cors_origins)
+            "SQUEEZER_CORS_ORIGINS": ",".join(self.cors_origins),
         }
 
 
@@ -353,10 +357,12 @@ def cors_rules(cfg: StageConfig) -> list[dict[str, Any]]:
             "AllowedMethods": list(CORS_METHODS),
             "AllowedOrigins": list(cfg.cors_origins),
             # what a presigned PUT signs (content type, checksum, metadata): the
-            # origin, not the header list, is what limits who can use it
+            # origin, not the header list, is what limits who can use it. A
+            # presigned POST form (multipart/form-data, no custom header) needs
+            # no preflight at all; its answer's ETag is exposed as a PUT's.
             "AllowedHeaders": ["*"],
             "ExposeHeaders": ["ETag"],
-            "MaxAgeSeconds": 3000,
+            "MaxAgeSeconds": CORS_MAX_AGE_SECONDS,
         }
     ]
 

@@ -9,13 +9,13 @@ import uuid
 from collections.abc import Callable
 
 
-def s3_notification(bucket: str, key: str, size: int) -> dict:
+def s3_notification(bucket: str, key: str, size: int, *, event_name: str = "ObjectCreated:Put") -> dict:
     return {
         "Records": [
             {
                 "eventVersion": "2.1",
                 "eventSource": "aws:s3",
-                "eventName": "ObjectCreated:Put",
+                "eventName": event_name,
                 "s3": {
                     "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
                     "object": {"key": urllib.parse.quote_plus(key, safe="/"), "size": size},

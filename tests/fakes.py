@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from chalicelib.domain import Claim, FileRecord, FileState, Job, RangeClaim, RangeState
 from chalicelib.errors import UploadConflict
-from chalicelib.ports import ObjectStream, PresignedRequest, UploadedPart
+from chalicelib.ports import ObjectStream, PresignedPost, PresignedRequest, UploadedPart
 from chalicelib.tenants import Tenant, TenantExists, TokenRecord
 
 _OPEN = {FileState.PENDING, FileState.QUEUED, FileState.PROCESSING}
@@ -408,6 +408,14 @@ class InMemoryStorage:
         if sha256_hex:  # S3 takes the digest in base64, as S3Storage signs it
             headers["x-amz-checksum-sha256"] = base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")
         return PresignedRequest("PUT", f"https://fake-s3/{key}?signed", headers, expires_in)
+
+    def presign_post(self, key, *, size, content_type, sha256_hex, expires_in):
+        """S3Storage's form, in the same order: its own fields, the key, then the signature's."""
+        fields = {"Content-Type": content_type}
+        if sha256_hex:
+            fields["x-amz-checksum-sha256"] = base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")
+        fields.update({"key": key, "policy": f"fake-policy;size={size}", "x-amz-signature": "fake"})
+        return PresignedPost("https://fake-s3/", fields, expires_in)
 
     def presign_download(self, key, *, filename, expires_in):
         return f"https://fake-s3/{key}?download={filename}"

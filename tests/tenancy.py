@@ -65,7 +65,9 @@ class TenantClient(Client):
 
 
 def upload_key(file_entry: dict[str, Any]) -> str:
-    """The S3 key a created file's presigned upload goes to (path-style URL: /<bucket>/<key>)."""
+    """The S3 key a created file's presigned upload goes to (a form's ``key`` field, or a path-style URL: /<bucket>/<key>)."""
+    if file_entry["upload"].get("fields"):
+        return str(file_entry["upload"]["fields"]["key"])
     path = urllib.parse.urlparse(file_entry["upload"]["url"]).path
     return urllib.parse.unquote(path).split("/", 2)[2]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from chalice.config import Config as ChaliceConfig
 
-from infra.resources import ROOT, load_chalice_config
+from infra.resources import ROOT, load_chalice_config, stage_config
 
 STAGE = "local"
 HOST = "127.0.0.1"
@@ -126,6 +126,16 @@ class LocalConfig:
     def endpoint_url(self) -> str:
         return f"http://{HOST}:{self.moto_port}"
 
+    @property
+    def cors_origins(self) -> tuple[str, ...]:
+        """The stage's browser origins and the stack's own API (it serves the upload page).
+
+        The bucket's CORS rules (infra.resources.create_resources) and the
+        API (SQUEEZER_CORS_ORIGINS) get this one list.
+        """
+        configured = stage_config(self.stage).cors_origins
+        return configured if self.api_url in configured else (*configured, self.api_url)
+
     def process_environment(
         self, base: Mapping[str, str] | None = None, extra: Mapping[str, str] | None = None
     ) -> dict[str, str]:
@@ -140,6 +150,7 @@ class LocalConfig:
         env.update(FAKE_AWS)
         env["AWS_ENDPOINT_URL"] = self.endpoint_url
         env.update(stage_environment(self.stage))
+        env["SQUEEZER_CORS_ORIGINS"] = ",".join(self.cors_origins)
         env.update(self.bridge.environment())
         env["PYTHONUNBUFFERED"] = "1"
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH")]))

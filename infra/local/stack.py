@@ -437,7 +437,8 @@ class LocalStack:
         return DynamoTenantStore(resource.Table(stage_config(self.config.stage).table))
 
     def _create_resources(self) -> CreatedResources:
-        cfg = stage_config(self.config.stage)
+        # the browser page served by this stack's API posts to the bucket: its origin is allowed
+        cfg = dataclasses.replace(stage_config(self.config.stage), cors_origins=self.config.cors_origins)
         if self.visibility_timeout is not None:
             cfg = dataclasses.replace(cfg, visibility_timeout_override=int(self.visibility_timeout))
         return create_resources(

@@ -1,10 +1,12 @@
 """One contract, two implementations: DynamoDB (moto) and the in-memory fake."""
 
+import dataclasses
+
 import boto3
 import pytest
 from fakes import InMemoryJobStore
 
-from chalicelib.domain import Algorithm, FileError, FileRecord, FileState, Job
+from chalicelib.domain import Algorithm, FileError, FileRecord, FileState, Job, UploadMethod
 from chalicelib.errors import ValidationError
 from chalicelib.jobstore import DynamoJobStore
 
@@ -207,3 +209,17 @@ def test_the_summary_read_keeps_what_decides_a_file_s_upload_window(store):
     store.create_job(job, [files[0].evolve(upload_id="up-1", part_size=8 * 2**20, part_count=3), files[1]])
     states = {f.file_id: f for f in store.get_file_states(job.job_id)}
     assert states["f0"].multipart and not states["f1"].multipart
+
+
+def test_a_file_remembers_that_its_upload_is_a_post_form(store):
+    job, files = make(store, n=2, job_id="jp")
+    store.create_job(
+        dataclasses.replace(job, job_id="jq"),
+        [
+            dataclasses.replace(files[0], job_id="jq", upload_method=UploadMethod.POST),
+            dataclasses.replace(files[1], job_id="jq"),
+        ],
+    )
+    assert store.get_file("jq", "f0").upload_method is UploadMethod.POST
+    assert store.get_file("jq", "f1").upload_method is UploadMethod.PUT
+    assert store.get_file("jp", "f0").upload_method is UploadMethod.PUT

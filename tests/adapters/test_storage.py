@@ -1,9 +1,12 @@
+import base64
 import hashlib
+import json
 import os
 import urllib.parse
 
 import boto3
 import pytest
+import requests
 
 from chalicelib.aws import AwsClients
 from chalicelib.storage import S3Storage, content_disposition
@@ -185,3 +188,70 @@ def test_contract_presigned_upload_names_method_and_headers(any_storage, sha256_
     assert request.headers == expected
     assert "uploads/j/f" in request.url
     assert "results/j/f.zst" in storage.presign_download("results/j/f.zst", filename="a.txt.zst", expires_in=60)
+
+
+@pytest.mark.parametrize(
+    ("sha256_hex", "checksum"),
+    [(None, None), (hashlib.sha256(b"hello").hexdigest(), "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=")],
+)
+def test_contract_presigned_post_form_names_its_fields_in_order(any_storage, sha256_hex, checksum):
+    storage, _ = any_storage
+    form = storage.presign_post("uploads/j/f", size=5, content_type="text/plain", sha256_hex=sha256_hex, expires_in=60)
+    assert (form.method, form.expires_in) == ("POST", 60)
+    names = list(form.fields)
+    expected_first = ["Content-Type", "x-amz-checksum-sha256", "key"] if checksum else ["Content-Type", "key"]
+    assert names[: len(expected_first)] == expected_first
+    assert names[-2:] == ["policy", "x-amz-signature"]
+    assert (form.fields["key"], form.fields["Content-Type"], form.fields.get("x-amz-checksum-sha256")) == (
+        "uploads/j/f",
+        "text/plain",
+        checksum,
+    )
+    assert "file" not in form.fields  # the file is the form's last field, added by the sender
+
+
+# -- presigned POST forms (a browser's upload) ------------------------------------------------
+
+
+def _policy(fields):
+    return json.loads(base64.b64decode(fields["policy"]))
+
+
+def test_presigned_post_policy_binds_key_type_exact_size_and_checksum(storage):
+    digest = hashlib.sha256(b"hello").hexdigest()
+    form = storage.presign_post("uploads/t/j/f", size=5, content_type="text/plain", sha256_hex=digest, expires_in=60)
+    checksum = "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="
+    assert (form.method, form.expires_in) == ("POST", 60)
+    assert form.url.endswith(f"/{BUCKET}")  # path style: the bucket's URL, the key is a field
+    assert form.fields["key"] == "uploads/t/j/f"
+    assert form.fields["Content-Type"] == "text/plain"
+    assert form.fields["x-amz-checksum-sha256"] == checksum
+    conditions = _policy(form.fields)["conditions"]
+    assert {"key": "uploads/t/j/f"} in conditions  # exactly this key, no starts-with
+    assert {"bucket": BUCKET} in conditions
+    assert {"Content-Type": "text/plain"} in conditions
+    assert ["content-length-range", 5, 5] in conditions
+    assert {"x-amz-checksum-sha256": checksum} in conditions
+    assert not any(isinstance(c, list) and c[0] == "starts-with" for c in conditions)
+    # every field but the signature's own is bound by the policy (S3 refuses unbound fields)
+    bound = {name.lower() for c in conditions if isinstance(c, dict) for name in c}
+    assert {name.lower() for name in form.fields} - {"policy", "x-amz-signature"} <= bound
+
+
+def test_presigned_post_without_checksum_has_no_checksum_field(storage):
+    form = storage.presign_post("uploads/t/j/f", size=0, content_type="application/x", sha256_hex=None, expires_in=9)
+    assert "x-amz-checksum-sha256" not in form.fields
+    assert ["content-length-range", 0, 0] in _policy(form.fields)["conditions"]
+
+
+def test_a_form_post_lands_at_the_key_with_its_content_type(storage, s3):
+    data = os.urandom(3000)
+    form = storage.presign_post(
+        "uploads/t/j/posted", size=len(data), content_type="text/csv", sha256_hex=None, expires_in=60
+    )
+    # fields first, in order, then the file (requests puts files after data)
+    response = requests.post(form.url, data=form.fields, files={"file": ("any-name.csv", data)}, timeout=30)
+    assert response.status_code == 204, response.text
+    head = s3.head_object(Bucket=BUCKET, Key="uploads/t/j/posted")
+    assert (head["ContentLength"], head["ContentType"]) == (len(data), "text/csv")
+    assert s3.get_object(Bucket=BUCKET, Key="uploads/t/j/posted")["Body"].read() == data

@@ -51,6 +51,33 @@ def test_create_job_returns_presigned_uploads(client, tenant):
     assert upload_key(first) == f"uploads/{tenant.tenant.tenant_id}/{body['job_id']}/{first['file_id']}"
     assert "app.log" not in first["upload"]["url"]
     assert first["upload"]["expires_in"] == 3600
+    assert first["upload"]["fields"] is None  # one shape for every upload: a PUT has no form fields
+
+
+def test_create_job_with_post_forms(client, tenant):
+    body = {"files": [{"name": "page.html", "size": 12, "content_type": "text/html"}], "upload_method": "post"}
+    response = post(client, body)
+    assert response.status_code == 201, response.body
+    (entry,) = json.loads(response.body)["files"]
+    upload = entry["upload"]
+    assert set(upload) == {"method", "url", "headers", "fields", "expires_in"}
+    assert (upload["method"], upload["headers"], upload["expires_in"], entry["multipart"]) == ("POST", {}, 3600, None)
+    assert list(upload["fields"])[:2] == ["Content-Type", "key"] and list(upload["fields"])[-1] == "x-amz-signature"
+    assert upload["fields"]["Content-Type"] == "text/html"
+    assert (
+        upload_key(entry)
+        == f"uploads/{tenant.tenant.tenant_id}/{json.loads(response.body)['job_id']}/{entry['file_id']}"
+    )
+    renewed = client.http.post(f"/jobs/{json.loads(response.body)['job_id']}/files/{entry['file_id']}/upload")
+    assert renewed.status_code == 200, renewed.body
+    assert json.loads(renewed.body)["upload"]["method"] == "POST"
+
+
+@pytest.mark.parametrize("method", ["form", "PUT", None, 3])
+def test_an_unknown_upload_method_is_a_400(client, method):
+    response = post(client, {"files": [{"name": "a", "size": 1}], "upload_method": method})
+    assert response.status_code == 400, response.body
+    assert error(response) == "invalid_upload_method"
 
 
 # The HTTP concerns only: a body that is not JSON, an empty one, a JSON shape

@@ -1,9 +1,9 @@
 """The upload page and the docs page in a real browser: Playwright driving Debian's chromium.
 
-A local stack of its own, whose presigned-POST limit (and multipart threshold)
+A local stack of its own, whose presigned-POST limit (SQUEEZER_MAX_POST_SIZE)
 is 5 MiB, so the 9 MiB file goes up in two signed parts (8 MiB + 1 MiB) and
 the page's CRC64NVME is checked by the API and storage; the two small files
-go in one request each. Every console error, uncaught exception or CSP
+go as presigned POST forms (multipart/form-data). Every console error, uncaught exception or CSP
 violation fails the test. The finished page is saved as
 ``.state/test-artifacts/app.png`` (``SQUEEZER_UPDATE_SCREENSHOT=1`` also
 copies it to ``docs/app.png``, the README's).
@@ -49,7 +49,7 @@ def _chromium() -> Path:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     api_port, moto_port = free_ports(2)
-    env = {"SQUEEZER_MAX_POST_SIZE": str(SMALL_LIMIT), "SQUEEZER_MULTIPART_THRESHOLD": str(SMALL_LIMIT)}
+    env = {"SQUEEZER_MAX_POST_SIZE": str(SMALL_LIMIT)}
     with LocalStack(
         api_port=api_port, moto_port=moto_port, state_dir=tmp_path_factory.mktemp("browser-stack"), env=env
     ) as running:
@@ -151,6 +151,8 @@ def test_upload_three_files_and_download_a_result(stack, watched, files, tmp_pat
     assert [m for m, url in sent if url.endswith("/parts")] == ["POST"]
     assert [m for m, url in sent if url.endswith("/complete")] == ["POST"]
     assert sorted(url.split("partNumber=")[1].split("&")[0] for m, url in sent if "partNumber=" in url) == ["1", "2"]
+    # the two small files as presigned POST forms, straight to storage
+    assert [m for m, url in sent if url.startswith(stack.endpoint_url) and "partNumber=" not in url] == ["POST", "POST"]
     assert not any(stack.token in url for _, url in sent)
     # the token stays in this tab's sessionStorage, nowhere else
     assert page.evaluate("sessionStorage.getItem('squeezer-token')") == stack.token

@@ -260,3 +260,52 @@ def test_variant_packages_and_passes_cfn_lint(variant):
     assert cf.WEB_ACL not in template["Resources"]
     assert "UseFilesKey" in statements(template, "CompressRole")
     assert packaging.lint(variant) == []
+
+
+# -- CORS on the API: one list, the stage's cors_origins ------------------------------------
+
+
+def _api_environment(template):
+    return props(template, "APIHandler")["Environment"]["Variables"]
+
+
+def _gateway_cors(template):
+    responses = props(template, "RestAPI")["DefinitionBody"]["x-amazon-apigateway-gateway-responses"]
+    return {
+        kind: {k: v for k, v in r["responseParameters"].items() if k != "gatewayresponse.header.Content-Type"}
+        for kind, r in responses.items()
+    }
+
+
+def test_the_api_gets_the_stages_origins_and_none_by_default(template):
+    assert _api_environment(template)["SQUEEZER_CORS_ORIGINS"] == ""
+    assert set(map(frozenset, _gateway_cors(template).values())) == {frozenset()}  # no CORS header anywhere
+    one = merged(cors_origins=ORIGINS[:1])
+    assert _api_environment(one)["SQUEEZER_CORS_ORIGINS"] == ORIGINS[0]
+    for kind, headers in _gateway_cors(one).items():
+        assert headers == {
+            "gatewayresponse.header.Access-Control-Allow-Origin": f"'{ORIGINS[0]}'",
+            "gatewayresponse.header.Access-Control-Expose-Headers": "'Location, Retry-After'",
+            "gatewayresponse.header.Vary": "'Origin'",
+        }, kind
+    two = merged(cors_origins=ORIGINS)
+    assert _api_environment(two)["SQUEEZER_CORS_ORIGINS"] == ",".join(ORIGINS)
+    # several origins: a gateway response cannot choose one, and echoing the request's would allow any
+    assert {frozenset(h.items()) for h in _gateway_cors(two).values()} == {
+        frozenset({("gatewayresponse.header.Vary", "'Origin'")})
+    }
+
+
+def test_every_path_has_an_options_method_without_the_authorizer(variant):
+    """A browser's preflight carries no token: it must reach the function, not the authorizer."""
+    from chalicelib.openapi import OPERATIONS
+
+    public = {op.path for op in OPERATIONS if not op.authorized}
+    template = json.loads(variant.read_text())
+    paths = props(template, "RestAPI")["DefinitionBody"]["paths"]
+    for path, methods in paths.items():
+        assert "options" in methods, path
+        assert not methods["options"].get("security"), path
+        assert methods["options"]["x-amazon-apigateway-integration"]["type"] == "aws_proxy", path
+        assert any(m.get("security") for name, m in methods.items() if name != "options") or path in public, path
+    assert _gateway_cors(template)["UNAUTHORIZED"]["gatewayresponse.header.Vary"] == "'Origin'"

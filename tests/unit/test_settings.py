@@ -32,9 +32,15 @@ def test_every_environment_setting_is_read_with_its_type():
         if not name or name in REQUIRED or name.startswith("AWS_"):
             continue
         default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+        if spec.name == "cors_origins":  # comma-separated in the variable
+            env[name] = " https://a.example.com, http://127.0.0.1:8000 ,"
+            expected[spec.name] = ("https://a.example.com", "http://127.0.0.1:8000")
+            continue
         value = default * 3 if spec.name in ("lease_seconds",) else default + (1 if isinstance(default, int) else 0)
         if spec.name == "worker_batch_size":
             value = 7
+        if spec.name == "max_post_size":  # at most S3's 5 GiB, the default
+            value = default - 1
         env[name] = str(value)
         expected[spec.name] = value
     settings = Settings.from_env(env)
@@ -48,6 +54,9 @@ def test_bad_values_are_clear_errors_and_arguments_win():
         Settings.from_env({**REQUIRED, "SQUEEZER_PART_SIZE": "1024"})
     with pytest.raises(SettingsError, match="a third of"):
         Settings.from_env({**REQUIRED, "SQUEEZER_HEARTBEAT_SECONDS": "30"})
+    with pytest.raises(SettingsError, match="SQUEEZER_MAX_POST_SIZE must be from 1 byte to 5 GiB"):
+        Settings.from_env({**REQUIRED, "SQUEEZER_MAX_POST_SIZE": str(5 * 1024**3 + 1)})
+    assert Settings.from_env(REQUIRED).cors_origins == ()  # no origin unless configured
     assert Settings.from_env({**REQUIRED, "SQUEEZER_BUCKET": "env"}, bucket="arg").bucket == "arg"
     assert Settings.from_env({**REQUIRED, "AWS_DEFAULT_REGION": "eu-west-1"}).region == "eu-west-1"
 

@@ -1,6 +1,6 @@
 import pytest
 
-from chalicelib.domain import Algorithm
+from chalicelib.domain import Algorithm, UploadMethod
 from chalicelib.errors import ValidationError
 from chalicelib.schemas import job_request
 from chalicelib.validation import MAX_CONTENT_TYPE, check_name, is_media_type
@@ -191,3 +191,18 @@ def test_messages_name_the_problem():
     with pytest.raises(ValidationError) as info:
         parse({"files": [{"name": "ok", "size": 1}, {"name": "../x", "size": 1}]})
     assert "files[1]" in info.value.message and "../x" in info.value.message
+
+
+def test_upload_method_is_put_unless_post_is_asked_for():
+    def parse(**extra):
+        return job_request({"files": [{"name": "a", "size": 1}], **extra}, max_files=5, max_file_size=10)
+
+    assert parse().upload_method is UploadMethod.PUT
+    assert parse(upload_method="put").upload_method is UploadMethod.PUT
+    assert parse(upload_method="post").upload_method is UploadMethod.POST
+    for bad in ("POST", "form", "", None, 1, ["post"]):
+        with pytest.raises(ValidationError, match="'put' or 'post'") as refused:
+            parse(upload_method=bad)
+        assert refused.value.code == "invalid_upload_method"
+    with pytest.raises(ValidationError, match="allowed: files, algorithm, level, upload_method"):
+        parse(method="post")
