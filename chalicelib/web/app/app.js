@@ -271,7 +271,6 @@ async function run() {
   for (let i = 0; i < sendable.length; i += limits.max_files_per_job) {
     batches.push(sendable.slice(i, i + limits.max_files_per_job));
   }
-  const usePost = limits.max_post_size !== undefined;
   for (const [index, batch] of batches.entries()) {
     const of = batches.length > 1 ? ` (job ${index + 1} of ${batches.length})` : "";
     say(`Creating a job for ${plural(batch.length, "file")}${of}…`);
@@ -279,7 +278,8 @@ async function run() {
       files: batch.map((entry) => describe(entry.name, entry.file)),
       algorithm,
       level,
-      ...(usePost ? { upload_method: "post" } : {}),
+      // Forms (multipart/form-data) up to max_post_size; larger files come back with a multipart plan.
+      upload_method: "post",
     });
     const answers = new Map(job.files.map((answer) => [answer.name, answer]));
     for (const entry of batch) entry.fileId = answers.get(entry.name).file_id;
