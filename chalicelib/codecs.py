@@ -12,6 +12,8 @@ source or sink (see :class:`HashingReader`), not inside the codecs.
 
 from __future__ import annotations
 
+import queue
+import threading
 import zlib as _stdlib_zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -355,20 +357,61 @@ class VerifyingSink:
 
     Put it in front of the real sink to prove that the compressed stream
     decodes back to the input, without reading the result a second time.
+
+    With ``background=True`` the decoding runs on a thread of its own, fed
+    through a queue of at most ``depth`` chunks (memory stays bounded): the
+    codecs and zlib-ng's crc32 release the GIL, so the check overlaps the
+    compression instead of adding to it. ``finish()`` waits for it and
+    raises what it found; ``close()`` stops it whatever happened (call it
+    on every path, as the worker does in ``finally``).
     """
 
-    def __init__(self, sink: Sink, algorithm: Algorithm) -> None:
+    def __init__(self, sink: Sink, algorithm: Algorithm, *, background: bool = False, depth: int = 16) -> None:
         self._sink = sink
         self._decoder = Decoder(algorithm)
         self.plain_count = 0
         self.plain_crc32 = 0
+        self._queue: queue.Queue[bytes | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        if background:
+            self._queue = queue.Queue(maxsize=depth)
+            self._thread = threading.Thread(target=self._decode_queued, name="verify", daemon=True)
+            self._thread.start()
 
     def write(self, data: bytes) -> int:
+        self._sink.write(data)
+        if self._queue is None:
+            self._decode(data)
+        else:
+            if self._failure is not None:
+                raise self._failure
+            self._queue.put(bytes(data))
+        return len(data)
+
+    def _decode(self, data: bytes) -> None:
         for plain in self._decoder.feed(data):
             self.plain_count += len(plain)
             self.plain_crc32 = _zlib.crc32(plain, self.plain_crc32)
-        self._sink.write(data)
-        return len(data)
+
+    def _decode_queued(self) -> None:
+        assert self._queue is not None
+        while (chunk := self._queue.get()) is not None:
+            if self._failure is None:  # after a failure, only drain: the writer must never block
+                try:
+                    self._decode(chunk)
+                except BaseException as exc:  # noqa: BLE001 - raised in the writer's thread by write()/finish()
+                    self._failure = exc
 
     def finish(self) -> None:
+        self.close()
+        if self._failure is not None:
+            raise self._failure
         self._decoder.finish()
+
+    def close(self) -> None:
+        """Stop the background thread (if any) once it has decoded what was queued."""
+        if self._thread is not None and self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None

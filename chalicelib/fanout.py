@@ -583,7 +583,7 @@ class RangeProcessor:
         body = ReadAhead(stream, chunk_size=CHUNK_SIZE)
         reader = HashingReader(heartbeat.guard(body), crc64nvme=True)
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY) as spool:
-            verifier = VerifyingSink(spool, algorithm)
+            verifier = VerifyingSink(spool, algorithm, background=True)  # decodes beside the compression
             began = time.perf_counter()
             try:
                 compress_stream(reader, verifier, algorithm, record.level, threads=use_threads)
@@ -591,6 +591,7 @@ class RangeProcessor:
                     write_padding(verifier, algorithm, multipart.MIN_PART_SIZE - spool.tell())
                 verifier.finish()
             finally:
+                verifier.close()
                 body.close()
             seconds = time.perf_counter() - began
             if reader.count != part.length:

@@ -457,7 +457,8 @@ class FileProcessor:
         )
         threads = self._settings.compress_threads
         use_threads = threads if threads > 1 and record.size >= self._settings.threads_min_size else 0
-        verifier = VerifyingSink(writer, record.algorithm)
+        # the check decodes on a thread of its own, beside the compression (issue 14: it was the largest extra)
+        verifier = VerifyingSink(writer, record.algorithm, background=True)
         began = time.perf_counter()
         try:
             compress_stream(reader, verifier, record.algorithm, record.level, threads=use_threads)
@@ -469,6 +470,7 @@ class FileProcessor:
             writer.abort()
             raise
         finally:
+            verifier.close()
             body.close()
         return size, reader.crc32, time.perf_counter() - began
 

@@ -1,5 +1,6 @@
 import io
 import os
+import threading
 from zlib import crc32
 
 import pytest
@@ -130,13 +131,50 @@ def test_hashing_reader_and_verifying_sink_agree_on_a_good_stream():
     assert reader.count == sink.plain_count == len(data)
 
 
-def test_verifying_sink_notices_a_stream_that_stops_early():
+@pytest.mark.parametrize("background", [False, True])
+def test_verifying_sink_notices_a_stream_that_stops_early(background):
     packed = io.BytesIO()
     compress_stream(io.BytesIO(os.urandom(100_000)), packed, Algorithm.GZIP)
-    sink = VerifyingSink(io.BytesIO(), Algorithm.GZIP)
+    sink = VerifyingSink(io.BytesIO(), Algorithm.GZIP, background=background)
     sink.write(packed.getvalue()[:-10])
     with pytest.raises(CodecError, match="truncated"):
         sink.finish()
+
+
+@pytest.mark.parametrize("algorithm", list(Algorithm))
+def test_background_verification_counts_what_inline_counts_and_passes_every_byte_on(algorithm):
+    data = b"".join(b"line %d of a log with some repetition\n" % i for i in range(60_000)) + os.urandom(50_000)
+    outputs, counts = [], []
+    for background in (False, True):
+        out = io.BytesIO()
+        sink = VerifyingSink(out, algorithm, background=background, depth=2)
+        compress_stream(io.BytesIO(data), sink, algorithm, 3, chunk_size=8192)
+        sink.finish()
+        outputs.append(out.getvalue())
+        counts.append((sink.plain_count, sink.plain_crc32))
+    plain = io.BytesIO()
+    decompress_stream(io.BytesIO(outputs[1]), plain, algorithm)
+    assert outputs[0] == outputs[1] and plain.getvalue() == data
+    assert counts[0] == counts[1] == (len(data), crc32(data))
+
+
+def test_background_verification_reports_garbage_and_never_blocks_the_writer():
+    sink = VerifyingSink(io.BytesIO(), Algorithm.ZSTD, background=True, depth=1)
+    with pytest.raises(CodecError):
+        for _ in range(50):  # more than the queue holds: after the failure, writes fail instead of blocking
+            sink.write(b"not a zstd frame at all" * 100)
+        sink.finish()
+    sink.close()
+    assert sink._thread is None
+
+
+def test_closing_a_background_verifier_stops_its_thread_without_finishing():
+    before = threading.active_count()
+    sink = VerifyingSink(io.BytesIO(), Algorithm.GZIP, background=True)
+    sink.write(b"\x1f\x8b")  # a partial header: the upload failed midway
+    sink.close()
+    sink.close()  # twice is harmless (the worker's finally after finish)
+    assert threading.active_count() == before
 
 
 @pytest.mark.parametrize(
