@@ -130,11 +130,13 @@ class LocalConfig:
     def cors_origins(self) -> tuple[str, ...]:
         """The stage's browser origins and the stack's own API (it serves the upload page).
 
-        The bucket's CORS rules (infra.resources.create_resources) and the
-        API (SQUEEZER_CORS_ORIGINS) get this one list.
+        The API's origin both as 127.0.0.1 and as localhost: a person may type
+        either. The bucket's CORS rules (infra.resources.create_resources) and
+        the API (SQUEEZER_CORS_ORIGINS) get this one list.
         """
+        own = (self.api_url, f"http://localhost:{self.api_port}")
         configured = stage_config(self.stage).cors_origins
-        return configured if self.api_url in configured else (*configured, self.api_url)
+        return (*configured, *(origin for origin in own if origin not in configured))
 
     def process_environment(
         self, base: Mapping[str, str] | None = None, extra: Mapping[str, str] | None = None

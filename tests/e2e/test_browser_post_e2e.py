@@ -87,6 +87,9 @@ def test_the_bucket_answers_a_preflight_for_the_stacks_own_origin_only(local_sta
     assert allowed.status_code == 200, allowed.text
     assert allowed.headers["Access-Control-Allow-Origin"] == local_stack.api_url
     assert "POST" in allowed.headers["Access-Control-Allow-Methods"]
+    # the same page opened as localhost (a person may type either)
+    port = local_stack.api_url.rsplit(":", 1)[1]
+    assert preflight(f"http://localhost:{port}").status_code == 200
     refused = preflight(ELSEWHERE)
     # S3 (and moto, from the bucket's rules) refuse it with 403 "CORSResponse"; a browser
     # fails any preflight that is not a 2xx. The status is what tells the two apart here:

@@ -78,7 +78,9 @@ def test_abort_and_the_routes_errors_over_http(local_stack):
     api = Api.of(local_stack)
     created = api.post("/jobs", json={"files": [{"name": "big.bin", "size": 65 * MiB}], "algorithm": "gzip"}).json()
     job_id, file_id = created["job_id"], created["files"][0]["file_id"]
-    bad = api.post(f"/jobs/{job_id}/files/{file_id}/parts", json={"parts": [{"part_number": 99, "crc64nvme": "x"}]})
+    bad = api.post(
+        f"/jobs/{job_id}/files/{file_id}/parts", json={"parts": [{"part_number": 99, "crc64nvme": "AAAAAAAAAAA="}]}
+    )
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_part_number"
     assert api.get(f"/jobs/{job_id}/files/f_nope/parts").json()["error"]["code"] == "file_not_found"
     aborted = api.delete(f"/jobs/{job_id}/files/{file_id}/upload")
