@@ -18,7 +18,7 @@ from client.cli import cli
 pytestmark = pytest.mark.integration
 
 FILES = 2500
-BUDGET_SECONDS = 300  # measured: see the README (about 3 minutes here on 2 shared cores)
+BUDGET_SECONDS = 300  # not met yet on 2 shared cores: the local worker did ~2 files/s (see the report)
 
 
 def test_a_folder_of_2500_files_is_one_job_and_every_file_completes(local_stack, tmp_path: Path) -> None:
@@ -32,7 +32,18 @@ def test_a_folder_of_2500_files_is_one_job_and_every_file_completes(local_stack,
     began = time.monotonic()
     result = CliRunner().invoke(
         cli,
-        ["--api-url", local_stack.api_url, "--token", local_stack.token, "--timeout", "120", "upload", str(src), "--wait", "--json"],
+        [
+            "--api-url",
+            local_stack.api_url,
+            "--token",
+            local_stack.token,
+            "--timeout",
+            "120",
+            "upload",
+            str(src),
+            "--wait",
+            "--json",
+        ],
         catch_exceptions=False,
     )
     elapsed = time.monotonic() - began
