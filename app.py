@@ -92,6 +92,12 @@ def create_job() -> Response:
     )
 
 
+@app.route("/jobs/{job_id}/files", methods=["POST"], content_types=JSON_BODY_TYPES, authorizer=tenant_auth)
+@json_errors
+def add_files(job_id: str) -> dict[str, Any]:
+    return views.added_files(get_service().add_files(job_id, _body(), owner=_owner()))
+
+
 @app.route("/jobs", methods=["GET"], authorizer=tenant_auth)
 @json_errors
 def list_jobs() -> dict[str, Any]:

@@ -352,6 +352,21 @@ class HashingReader:
         return self._sha.hexdigest() if self._sha is not None else None
 
 
+class Crc64Sink:
+    """A sink that passes bytes on and keeps their CRC64NVME (S3's full-object checksum), as they go by."""
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+        self.crc64nvme = 0
+
+    def write(self, data: bytes) -> int:
+        from . import multipart  # awscrt on first use, as multipart does
+
+        self.crc64nvme = multipart.crc64nvme(data, self.crc64nvme)
+        self._sink.write(data)
+        return len(data)
+
+
 class VerifyingSink:
     """A sink that decodes what passes through it and checksums the result.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import secrets
 import time
 from collections.abc import Iterable
@@ -109,6 +110,7 @@ RETRYABLE_ERROR_CODES = frozenset(
 class JobState(str, enum.Enum):
     """A job's overall state, derived from its files' states."""
 
+    UPLOADING = "uploading"  # open for more files (POST /jobs/{id}/files): never finished while so
     PENDING = "pending"  # no file uploaded yet
     PROCESSING = "processing"  # some files are not final yet
     COMPLETED = "completed"  # every file completed
@@ -126,6 +128,16 @@ def new_file_id() -> str:
     return "f_" + secrets.token_hex(8)
 
 
+def file_id_for(job_id: str, name: str) -> str:
+    """The file id of ``name`` in ``job_id``: derived from both, so a name is one key of the job.
+
+    A batch added to an open job (``POST /jobs/{id}/files``) is checked for
+    names already in the job by reading these keys, and written only where
+    no item has the key: no index of names is needed.
+    """
+    return "f_" + hashlib.sha256(f"{job_id}\0{name}".encode()).hexdigest()[:16]
+
+
 def now() -> float:
     return round(time.time(), 3)
 
@@ -138,6 +150,8 @@ class FileSpec:
     size: int
     content_type: str | None = None
     sha256: str | None = None
+    mode: int | None = None  # permission bits, 0..0o7777
+    mtime: float | None = None  # seconds since the epoch
 
 
 @dataclass(frozen=True)
@@ -145,6 +159,16 @@ class JobRequest:
     files: tuple[FileSpec, ...]
     algorithm: Algorithm
     level: int
+    upload_method: UploadMethod = UploadMethod.PUT
+    more_files: bool = False  # the job stays open for POST /jobs/{id}/files
+
+
+@dataclass(frozen=True)
+class AddFilesRequest:
+    """A batch for an open job (``POST /jobs/{id}/files``); ``more_files`` false closes the job for additions."""
+
+    files: tuple[FileSpec, ...]
+    more_files: bool = False
     upload_method: UploadMethod = UploadMethod.PUT
 
 
@@ -164,10 +188,15 @@ class FileRecord:
     level: int
     content_type: str | None = None
     sha256: str | None = None
+    # the original's permission bits and modification time, as the client declared them
+    mode: int | None = None
+    mtime: float | None = None
     state: FileState = FileState.PENDING
     attempts: int = 0
     compressed_size: int | None = None
     crc32: int | None = None
+    # the result object's CRC64NVME (base64), computed as it was written; None for a fan-out result
+    result_crc64nvme: str | None = None
     error: FileError | None = None
     created_at: float = field(default_factory=now)
     queued_at: float | None = None
@@ -282,6 +311,24 @@ class Job:
     total_size: int
     created_at: float = field(default_factory=now)
     cancelled_at: float | None = None
+    # open for additions (POST /jobs/{id}/files) until a batch says no more
+    more_files: bool = False
+
+
+class AddRefusal(str, enum.Enum):
+    """Why a job store did not add a batch to a job."""
+
+    CLOSED = "closed"  # gone, cancelled, or no longer open for more files
+    FULL = "full"  # more files than the job may hold
+    DUPLICATE = "duplicate"  # a name the job holds already
+
+
+@dataclass(frozen=True)
+class AddOutcome:
+    """A job store's answer to adding a batch: ``refused`` None when every file was written."""
+
+    refused: AddRefusal | None = None
+    names: tuple[str, ...] = ()  # DUPLICATE: the names the job holds already
 
 
 @dataclass(frozen=True)
@@ -314,6 +361,8 @@ def summarize(job: Job, files: Iterable[FileRecord]) -> JobSummary:
     total = len(files)
     if job.cancelled_at is not None:
         state = JobState.CANCELLED
+    elif job.more_files:
+        state = JobState.UPLOADING
     elif counts[FileState.PENDING.value] == total:
         state = JobState.PENDING
     elif any(not r.state.is_final for r in files):
@@ -324,7 +373,7 @@ def summarize(job: Job, files: Iterable[FileRecord]) -> JobSummary:
         state = JobState.FAILED
     else:
         state = JobState.PARTIALLY_FAILED
-    open_files = any(not r.state.is_final for r in files)
+    open_files = job.more_files or any(not r.state.is_final for r in files)
     return JobSummary(
         state=state,
         counts=counts,

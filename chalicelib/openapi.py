@@ -40,6 +40,9 @@ ERROR_STATUS: dict[str, int] = {
     "invalid_algorithm": 400,
     "invalid_level": 400,
     "invalid_upload_method": 400,
+    "invalid_more_files": 400,
+    "invalid_mode": 400,
+    "invalid_mtime": 400,
     "invalid_limit": 400,
     "invalid_cursor": 400,
     "invalid_parts": 400,
@@ -54,6 +57,7 @@ ERROR_STATUS: dict[str, int] = {
     "job_conflict": 409,
     "job_cancelled": 409,
     "job_finished": 409,
+    "job_closed": 409,
     "not_multipart": 409,
     "not_single_upload": 409,
     "not_pending": 409,
@@ -128,15 +132,46 @@ OPERATIONS: tuple[Operation, ...] = (
             "invalid_size",
             "invalid_content_type",
             "invalid_sha256",
+            "invalid_mode",
+            "invalid_mtime",
             "invalid_algorithm",
             "invalid_level",
             "invalid_upload_method",
+            "invalid_more_files",
             "exceeds_quota",
             "exceeds_time_budget",
             "exceeds_fanout_limit",
             "quota_exceeded",
         ),
         headers={"Location": {"description": "the job's status URL", "schema": {"type": "string"}}},
+    ),
+    Operation(
+        "POST",
+        "/jobs/{job_id}/files",
+        "add_files",
+        "Add a batch of files to a job created with more_files; a batch with more_files false is the last",
+        s.AddedFilesOut,
+        request=s.AddFilesIn,
+        errors=(
+            *_JOB,
+            "invalid_files",
+            "invalid_file_count",
+            "invalid_name",
+            "duplicate_name",
+            "invalid_size",
+            "invalid_content_type",
+            "invalid_sha256",
+            "invalid_mode",
+            "invalid_mtime",
+            "invalid_more_files",
+            "invalid_upload_method",
+            "exceeds_quota",
+            "exceeds_time_budget",
+            "exceeds_fanout_limit",
+            "job_cancelled",
+            "job_closed",
+            "quota_exceeded",
+        ),
     ),
     Operation(
         "GET",
@@ -316,7 +351,9 @@ def _models() -> list[tuple[type[BaseModel], Literal["validation", "serializatio
 
 def _apply_limits(schemas: dict[str, Any], settings: Settings) -> None:
     schemas["FileIn"]["properties"]["size"]["maximum"] = settings.max_file_size
-    schemas["CreateJobIn"]["properties"]["files"]["maxItems"] = settings.max_files_per_job
+    per_request = min(settings.max_files_per_request, settings.max_files_per_job)
+    schemas["CreateJobIn"]["properties"]["files"]["maxItems"] = per_request
+    schemas["AddFilesIn"]["properties"]["files"]["maxItems"] = per_request
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:

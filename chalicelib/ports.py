@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal, Protocol
 
 from .codecs import Sink
-from .domain import Claim, FileError, FileRecord, Job, RangeClaim, RangeRecord
+from .domain import AddOutcome, Claim, FileError, FileRecord, Job, RangeClaim, RangeRecord
 from .tenants import Limits, Tenant, TokenRecord
 
 
@@ -72,6 +72,14 @@ class ObjectStream:
 
 class JobStore(Protocol):
     def create_job(self, job: Job, files: Sequence[FileRecord]) -> None: ...
+    def add_files(self, job: Job, files: Sequence[FileRecord], *, max_files: int, close: bool) -> AddOutcome:
+        """Add a batch to a job open for more files, so that it holds at most ``max_files``; ``close``: the last.
+
+        Refused as a whole (nothing written) if the job is closed, would be
+        too full, or holds one of the names; a batch racing another for the
+        same names may be refused after some of its files were written.
+        """
+
     def cancel_job(self, job_id: str, at: float) -> bool: ...
     def get_job(self, job_id: str) -> Job | None: ...
     def get_job_with_files(self, job_id: str) -> tuple[Job | None, list[FileRecord]]: ...
@@ -93,6 +101,7 @@ class JobStore(Protocol):
         crc32: int,
         result_key: str,
         compress_seconds: float,
+        result_crc64nvme: str | None = None,
     ) -> bool: ...
     def release_file(self, job_id: str, file_id: str, *, token: str, error: FileError, at: float) -> bool: ...
     def fail_file(

@@ -58,11 +58,32 @@ class Quotas:
         if tenant is None or tenant.revoked:
             raise Unauthorized("this token's tenant is revoked or gone: ask the operator for a new token")
         max_bytes, max_jobs = self._limits(tenant)
+        reservation = self._reserve_bytes(tenant_id, job_id, size, max_bytes, what="this job")
+        try:
+            self._take_job_slot(tenant, tenant_id, job_id, max_jobs, is_open)
+        except BaseException:
+            self._release_bytes(reservation)
+            raise
+        return reservation
+
+    def reserve_bytes(self, tenant_id: str, job_id: str, size: int) -> Reservation:
+        """Reserve ``size`` more bytes of today's allowance for a job that holds its open-job slot already."""
+        tenant = self._store.get_tenant(tenant_id)
+        if tenant is None or tenant.revoked:
+            raise Unauthorized("this token's tenant is revoked or gone: ask the operator for a new token")
+        max_bytes, _ = self._limits(tenant)
+        return self._reserve_bytes(tenant_id, job_id, size, max_bytes, what="this batch")
+
+    def release_bytes(self, reservation: Reservation) -> None:
+        """Give back what reserve_bytes() reserved (the batch could not be written)."""
+        self._release_bytes(reservation)
+
+    def _reserve_bytes(self, tenant_id: str, job_id: str, size: int, max_bytes: int, *, what: str) -> Reservation:
         at = self._clock()
         day, seconds_left = _day(at)
         if size > max_bytes:
             raise ValidationError(
-                f"this job declares {format_size(size)}, more than the {format_size(max_bytes)} a day this "
+                f"{what} declares {format_size(size)}, more than the {format_size(max_bytes)} a day this "
                 "tenant may send: split it over several days or ask the operator to raise --max-bytes-per-day",
                 code="exceeds_quota",
             )
@@ -72,16 +93,10 @@ class Quotas:
         if used is not None:
             raise QuotaExceeded(
                 f"daily limit reached: {format_size(used)} of this tenant's {format_size(max_bytes)} a day are "
-                f"declared today (UTC) and this job adds {format_size(size)}; the allowance resets at 00:00 UTC",
+                f"declared today (UTC) and {what} adds {format_size(size)}; the allowance resets at 00:00 UTC",
                 retry_after=seconds_left,
             )
-        reservation = Reservation(tenant_id, job_id, day, size)
-        try:
-            self._take_job_slot(tenant, tenant_id, job_id, max_jobs, is_open)
-        except BaseException:
-            self._release_bytes(reservation)
-            raise
-        return reservation
+        return Reservation(tenant_id, job_id, day, size)
 
     def release(self, reservation: Reservation) -> None:
         """Give back what admit() reserved (the job could not be written)."""

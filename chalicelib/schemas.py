@@ -25,7 +25,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
 from . import multipart
-from .domain import Algorithm, FileSpec, FileState, JobRequest, JobState, UploadMethod
+from .domain import AddFilesRequest, Algorithm, FileSpec, FileState, JobRequest, JobState, UploadMethod
 from .errors import ValidationError
 from .validation import MAX_CONTENT_TYPE, MAX_NAME_BYTES, is_media_type, name_problem
 
@@ -125,6 +125,23 @@ class FileIn(Request):
         Field(pattern="^[0-9a-fA-F]{64}$", description="hex SHA-256 of the file: S3 refuses an upload that differs"),
     ] = None
 
+    mode: Annotated[
+        int | None,
+        Code("invalid_mode"),
+        Field(ge=0, le=0o7777, description="the original's permission bits (0 to 0o7777 = 4095), e.g. 493 for 0o755"),
+    ] = None
+    mtime: Annotated[
+        float | None,
+        Code("invalid_mtime"),
+        Field(
+            ge=0,
+            le=2**40,
+            allow_inf_nan=False,
+            description="the original's modification time, seconds since the epoch",
+            examples=[1767225600.5],
+        ),
+    ] = None
+
     @field_validator("size")
     @classmethod
     def _size_limit(cls, size: int, info: ValidationInfo) -> int:
@@ -139,10 +156,32 @@ class FileIn(Request):
         return value.lower() if value is not None else None
 
 
+def _count_and_names(files: list[FileIn], info: ValidationInfo, *, least: int) -> list[FileIn]:
+    limit = (info.context or {}).get("max_files")
+    if limit is not None and len(files) > limit:
+        raise _error("invalid_file_count", f"a request holds {least} to {limit} files, got {len(files)}")
+    seen: set[str] = set()
+    for spec in files:
+        if spec.name in seen:
+            raise _error("duplicate_name", f"duplicate file name: {spec.name!r}")
+        seen.add(spec.name)
+    return files
+
+
+MORE_FILES = (
+    "true: the job stays open for more files (POST /jobs/{job_id}/files) and is in state 'uploading', never "
+    "finished, until a batch with more_files false (or cancel)"
+)
+
+
 class CreateJobIn(Request):
     """``POST /jobs``: the files to upload and how to compress them."""
 
-    files: Annotated[list[FileIn], Code("invalid_files", length="invalid_file_count"), Field(min_length=1)]
+    files: Annotated[
+        list[FileIn],
+        Code("invalid_files", length="invalid_file_count"),
+        Field(min_length=1, description="at most max_files_per_request (GET /); more with more_files"),
+    ]
     algorithm: Annotated[Algorithm, Code("invalid_algorithm"), Field(strict=False)] = Algorithm.ZSTD
     level: Annotated[
         int | None,
@@ -160,19 +199,12 @@ class CreateJobIn(Request):
             "bigger files are uploaded in parts either way",
         ),
     ] = UploadMethod.PUT
+    more_files: Annotated[bool, Code("invalid_more_files"), Field(description=MORE_FILES)] = False
 
     @field_validator("files")
     @classmethod
     def _count(cls, files: list[FileIn], info: ValidationInfo) -> list[FileIn]:
-        limit = (info.context or {}).get("max_files")
-        if limit is not None and len(files) > limit:
-            raise _error("invalid_file_count", f"a job holds 1 to {limit} files, got {len(files)}")
-        seen: set[str] = set()
-        for spec in files:
-            if spec.name in seen:
-                raise _error("duplicate_name", f"duplicate file name: {spec.name!r}")
-            seen.add(spec.name)
-        return files
+        return _count_and_names(files, info, least=1)
 
     @model_validator(mode="after")
     def _level(self) -> CreateJobIn:
@@ -181,6 +213,32 @@ class CreateJobIn(Request):
         except ValueError as exc:
             raise _error("invalid_level", str(exc)) from None
         return self
+
+
+class AddFilesIn(Request):
+    """``POST /jobs/{job_id}/files``: a batch of files for a job open for more (created with more_files)."""
+
+    files: Annotated[
+        list[FileIn],
+        Code("invalid_files", length="invalid_file_count"),
+        Field(
+            description="at most max_files_per_request (GET /); names unique across the whole job; "
+            "empty with more_files false just closes the job for additions"
+        ),
+    ]
+    more_files: Annotated[
+        bool,
+        Code("invalid_more_files"),
+        Field(description="false (the default) closes the job for additions: this is the last batch"),
+    ] = False
+    upload_method: Annotated[
+        UploadMethod, Code("invalid_upload_method"), Field(strict=False, description="as for POST /jobs")
+    ] = UploadMethod.PUT
+
+    @field_validator("files")
+    @classmethod
+    def _count(cls, files: list[FileIn], info: ValidationInfo) -> list[FileIn]:
+        return _count_and_names(files, info, least=0)
 
 
 class PartIn(Request):
@@ -323,7 +381,8 @@ class Link(Response):
 
 
 class Limits(Response):
-    max_files_per_job: int
+    max_files_per_job: int = Field(description="files in one job, over all its requests")
+    max_files_per_request: int = Field(description="files in one POST /jobs or POST /jobs/{job_id}/files")
     max_file_size: int
     multipart_threshold: int
     max_post_size: int
@@ -378,6 +437,17 @@ class CreatedJobOut(Response):
     level: int
     created_at: float
     status_url: str
+    more_files: bool = Field(description="open for more files (POST /jobs/{job_id}/files)")
+    files: list[CreatedFile]
+
+
+class AddedFilesOut(Response):
+    """``POST /jobs/{job_id}/files``: the batch's uploads, as ``POST /jobs`` answers them."""
+
+    job_id: str
+    file_count: int = Field(description="files in the job now, this batch included")
+    total_size: int = Field(description="bytes declared in the job now")
+    more_files: bool = Field(description="still open for more files")
     files: list[CreatedFile]
 
 
@@ -413,6 +483,12 @@ class FileOut(Response):
     error: FileErrorOut | None
     timings: Timings
     checksum: Checksum | None
+    mode: int | None = Field(description="the original's permission bits as declared (null: not given)")
+    mtime: float | None = Field(description="the original's modification time as declared, seconds since the epoch")
+    result_crc64nvme: str | None = Field(
+        description="CRC64NVME of the compressed result (base64 of its 8 big-endian bytes), once completed: "
+        "compare with a local copy without downloading it; null before, and for results compressed in ranges"
+    )
     multipart: MultipartPlan | None
     download_url: str | None = Field(description="a presigned GET of the result, once completed")
     download_name: str | None
@@ -433,6 +509,7 @@ class JobHeader(Response):
     total_size: int
     created_at: float
     cancelled_at: float | None
+    more_files: bool = Field(description="open for more files (POST /jobs/{job_id}/files): state 'uploading'")
 
 
 class JobStatusOut(JobHeader):
@@ -501,15 +578,28 @@ class RenewedUploadOut(Response):
     upload: UploadRequest
 
 
+def _spec(f: FileIn) -> FileSpec:
+    return FileSpec(name=f.name, size=f.size, content_type=f.content_type, sha256=f.sha256, mode=f.mode, mtime=f.mtime)
+
+
 def job_request(body: Any, *, max_files: int, max_file_size: int) -> JobRequest:
     """The body of ``POST /jobs`` as a domain JobRequest, or ValidationError."""
     parsed = parse(CreateJobIn, body, max_files=max_files, max_file_size=max_file_size)
     assert parsed.level is not None, "the model sets the algorithm's default"
     return JobRequest(
-        files=tuple(
-            FileSpec(name=f.name, size=f.size, content_type=f.content_type, sha256=f.sha256) for f in parsed.files
-        ),
+        files=tuple(_spec(f) for f in parsed.files),
         algorithm=parsed.algorithm,
         level=parsed.level,
+        upload_method=parsed.upload_method,
+        more_files=parsed.more_files,
+    )
+
+
+def add_files_request(body: Any, *, max_files: int, max_file_size: int) -> AddFilesRequest:
+    """The body of ``POST /jobs/{job_id}/files`` as a domain AddFilesRequest, or ValidationError."""
+    parsed = parse(AddFilesIn, body, max_files=max_files, max_file_size=max_file_size)
+    return AddFilesRequest(
+        files=tuple(_spec(f) for f in parsed.files),
+        more_files=parsed.more_files,
         upload_method=parsed.upload_method,
     )

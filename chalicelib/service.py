@@ -13,15 +13,17 @@ from typing import Any
 from . import fanout, multipart, throughput
 from .domain import (
     RETRYABLE_ERROR_CODES,
+    AddRefusal,
     Algorithm,
     FileError,
     FileRecord,
+    FileSpec,
     FileState,
     Job,
     JobRequest,
     JobSummary,
     UploadMethod,
-    new_file_id,
+    file_id_for,
     new_job_id,
     now,
     summarize,
@@ -30,7 +32,7 @@ from .errors import JobConflict, JobNotFound, ValidationError
 from .keys import FileRef, ObjectKeys
 from .ports import JobStore, ObjectStorage, PresignedUpload, WorkQueue
 from .quotas import Quotas
-from .schemas import job_request
+from .schemas import add_files_request, job_request
 from .settings import Settings
 from .validation import parse_limit
 
@@ -43,6 +45,12 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 class CreatedJob:
     job: Job
     # per file: a PUT URL or a POST form; None for a multipart upload (record.upload_id)
+    files: list[tuple[FileRecord, PresignedUpload | None]]
+
+
+@dataclass(frozen=True)
+class AddedFiles:
+    job: Job  # as it is after the batch
     files: list[tuple[FileRecord, PresignedUpload | None]]
 
 
@@ -90,10 +98,10 @@ class JobService:
         """Validate the request, record the job and its files, presign the uploads."""
         request = job_request(
             body,
-            max_files=self._settings.max_files_per_job,
+            max_files=min(self._settings.max_files_per_request, self._settings.max_files_per_job),
             max_file_size=self._settings.max_file_size,
         )
-        self._check_time_budget(request)
+        self._check_time_budget(request.files, request.algorithm, request.level)
         job_id = new_job_id()
         total_size = sum(spec.size for spec in request.files)
         reservation = (
@@ -118,29 +126,92 @@ class JobService:
             file_count=len(request.files),
             total_size=total_size,
             created_at=created,
+            more_files=request.more_files,
         )
-        records = [
-            FileRecord(
-                job_id=job.job_id,
-                file_id=new_file_id(),
-                name=spec.name,
-                size=spec.size,
-                algorithm=request.algorithm,
-                level=request.level,
-                content_type=spec.content_type,
-                sha256=spec.sha256,
-                created_at=created,
-            )
-            for spec in request.files
-        ]
         # Presign (and start the multipart uploads) before writing: an error
         # leaves no job behind (an orphaned multipart upload is aborted by the
         # bucket's lifecycle rule).
-        records = [self._start_upload(owner, record, request.upload_method) for record in records]
+        records = self._records(job, request.files, request.upload_method, created)
         uploads = [self._presign(owner, record) for record in records]
         self._store.create_job(job, records)
         log.info("created job %s with %d files", job.job_id, len(records))
         return CreatedJob(job=job, files=list(zip(records, uploads, strict=True)))
+
+    def _records(self, job: Job, specs: tuple[FileSpec, ...], method: UploadMethod, created: float) -> list[FileRecord]:
+        """The files' records, their multipart uploads started where they are big enough."""
+        records = [
+            FileRecord(
+                job_id=job.job_id,
+                file_id=file_id_for(job.job_id, spec.name),
+                name=spec.name,
+                size=spec.size,
+                algorithm=job.algorithm,
+                level=job.level,
+                content_type=spec.content_type,
+                sha256=spec.sha256,
+                mode=spec.mode,
+                mtime=spec.mtime,
+                created_at=created,
+            )
+            for spec in specs
+        ]
+        return [self._start_upload(job.owner, record, method) for record in records]
+
+    def add_files(self, job_id: str, body: Any, *, owner: str) -> AddedFiles:
+        """Add a batch of files to a job created with ``more_files``; the batch without it closes the job.
+
+        The batch's bytes are reserved from the tenant's daily allowance like
+        a new job's; the job already holds its open-job slot.
+        """
+        request = add_files_request(
+            body, max_files=self._settings.max_files_per_request, max_file_size=self._settings.max_file_size
+        )
+        job = self._store.get_job(job_id)
+        if job is None or job.owner != owner:
+            raise _not_found(job_id)
+        self._check_open(job)
+        limit = self._settings.max_files_per_job
+        if job.file_count + len(request.files) > limit:
+            raise _too_many(job, len(request.files), limit)
+        self._check_time_budget(request.files, job.algorithm, job.level)
+        size = sum(spec.size for spec in request.files)
+        reservation = self._quotas.reserve_bytes(owner, job_id, size) if self._quotas and size else None
+        try:
+            records = self._records(job, request.files, request.upload_method, self._clock())
+            uploads = [self._presign(owner, record) for record in records]
+            outcome = self._store.add_files(job, records, max_files=limit, close=not request.more_files)
+            if outcome.refused is AddRefusal.DUPLICATE:
+                shown = ", ".join(repr(name) for name in outcome.names[:5])
+                more = f" and {len(outcome.names) - 5:,} more" if len(outcome.names) > 5 else ""
+                raise ValidationError(
+                    f"job {job_id} holds a file named {shown}{more} already: names are unique in a job",
+                    code="duplicate_name",
+                )
+            if outcome.refused is AddRefusal.FULL:
+                raise _too_many(job, len(request.files), limit)
+            if outcome.refused is AddRefusal.CLOSED:
+                self._check_open(self._store.get_job(job_id) or job)
+                raise _closed(job_id)
+        except BaseException:
+            if self._quotas and reservation:
+                self._quotas.release_bytes(reservation)
+            raise
+        after = self._store.get_job(job_id) or job
+        log.info(
+            "job %s: added %d files (%d in all)%s",
+            job_id,
+            len(records),
+            after.file_count,
+            "" if request.more_files else ", closed for more",
+        )
+        return AddedFiles(job=after, files=list(zip(records, uploads, strict=True)))
+
+    @staticmethod
+    def _check_open(job: Job) -> None:
+        if job.cancelled_at is not None:
+            raise JobConflict(f"job {job.job_id} is cancelled; start a new job", code="job_cancelled")
+        if not job.more_files:
+            raise _closed(job.job_id)
 
     def _start_upload(self, owner: str, record: FileRecord, method: UploadMethod) -> FileRecord:
         """A file above the threshold is uploaded in parts: start its multipart upload, plan its parts.
@@ -166,15 +237,14 @@ class JobService:
             return None  # its parts are signed a few at a time (chalicelib/uploads.py)
         return presign_single(self._storage, self._keys, self._settings, owner, record)
 
-    def _check_time_budget(self, request: JobRequest) -> None:
+    def _check_time_budget(self, files: tuple[FileSpec, ...], algorithm: Algorithm, level: int) -> None:
         """Refuse a file the worker could not compress before its timeout (chalicelib/throughput.py).
 
         A file that fans out (chalicelib/fanout.py: zstd and gzip above the
         threshold) is checked per range; any other file, brotli always, whole.
         """
         budget = throughput.budget_seconds(self._settings.worker_timeout_seconds, self._settings.stop_margin_ms)
-        algorithm, level = request.algorithm, request.level
-        for spec in request.files:
+        for spec in files:
             try:
                 plan = fanout.plan_file(spec.size, algorithm, level, self._settings)
             except fanout.FanoutRefused as exc:
@@ -255,6 +325,8 @@ class JobService:
         job = self._store.get_job(job_id)
         if job is None or job.owner != owner or job.cancelled_at is not None:
             return False
+        if job.more_files:
+            return True
         return any(not self._settle_unsent(owner, r).state.is_final for r in self._store.get_file_states(job_id))
 
     def _upload_window(self, record: FileRecord) -> int:
@@ -308,7 +380,7 @@ class JobService:
         if job is None or job.owner != owner:
             raise _not_found(job_id)
         open_files = [record for record in files if not record.state.is_final]
-        if job.cancelled_at is None and not open_files:
+        if job.cancelled_at is None and not open_files and not job.more_files:
             raise JobConflict(
                 f"job {job_id} has finished: every file is completed or failed, nothing to cancel",
                 code="job_finished",
@@ -383,6 +455,22 @@ def presign_single(
 
 def _basename(name: str) -> str:
     return name.rsplit("/", 1)[-1]
+
+
+def _closed(job_id: str) -> JobConflict:
+    return JobConflict(
+        f"job {job_id} takes no more files: it was created without more_files, or its last batch was added; "
+        "start a new job",
+        code="job_closed",
+    )
+
+
+def _too_many(job: Job, adding: int, limit: int) -> ValidationError:
+    return ValidationError(
+        f"job {job.job_id} holds {job.file_count:,} files; {adding:,} more would pass its limit of {limit:,} "
+        "files (max_files_per_job, GET /)",
+        code="invalid_file_count",
+    )
 
 
 def _not_found(job_id: str) -> JobNotFound:

@@ -76,7 +76,11 @@ class Settings:
     # a pending file is declared expired only this long after its URL.
     upload_grace_seconds: int = _setting("SQUEEZER_UPLOAD_GRACE_SECONDS", 900)
     download_url_ttl: int = _setting("SQUEEZER_DOWNLOAD_URL_TTL", 3600)
-    max_files_per_job: int = _setting("SQUEEZER_MAX_FILES_PER_JOB", 1000)
+    # A job holds at most this many files, sent in requests (POST /jobs, then
+    # POST /jobs/{id}/files while the job is open for more) of at most
+    # max_files_per_request each.
+    max_files_per_job: int = _setting("SQUEEZER_MAX_FILES_PER_JOB", 100_000)
+    max_files_per_request: int = _setting("SQUEEZER_MAX_FILES_PER_REQUEST", 1000)
     # S3's largest object (10,000 parts of 5 GiB); the worker's time budget refuses what it cannot compress.
     max_file_size: int = _setting("SQUEEZER_MAX_FILE_SIZE", MAX_OBJECT_SIZE)
     # Files above this many bytes are uploaded in parts (chalicelib/multipart.py).

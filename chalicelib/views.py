@@ -6,10 +6,10 @@ from typing import Any
 
 from . import SERVICE_NAME, __version__
 from . import schemas as s
-from .domain import OPEN_FILE_STATES, FileRecord, Job, JobSummary
+from .domain import OPEN_FILE_STATES, FileRecord, FileState, Job, JobSummary
 from .multipart import CHECKSUM_ALGORITHM, MAX_PARTS_PER_SIGNING
 from .ports import PresignedPost, PresignedUpload
-from .service import CreatedJob, JobPage, JobStatus, RetryOutcome
+from .service import AddedFiles, CreatedJob, JobPage, JobStatus, RetryOutcome
 from .settings import Settings
 from .uploads import PartsOnFile, SignedPart
 
@@ -18,6 +18,7 @@ Json = dict[str, Any]
 # The routes GET / lists (the OpenAPI document at /openapi.json has them all, with their shapes).
 LINKS = {
     "create_job": ("POST", "/jobs"),
+    "add_files": ("POST", "/jobs/{job_id}/files"),
     "list_jobs": ("GET", "/jobs"),
     "job_status": ("GET", "/jobs/{job_id}"),
     "job_summary": ("GET", "/jobs/{job_id}/summary"),
@@ -45,6 +46,7 @@ def index(settings: Settings) -> Json:
             version=__version__,
             limits=s.Limits(
                 max_files_per_job=settings.max_files_per_job,
+                max_files_per_request=min(settings.max_files_per_request, settings.max_files_per_job),
                 max_file_size=settings.max_file_size,
                 multipart_threshold=settings.multipart_threshold,
                 max_post_size=settings.max_post_size,
@@ -67,18 +69,36 @@ def created_job(created: CreatedJob) -> Json:
             level=job.level,
             created_at=job.created_at,
             status_url=f"/jobs/{job.job_id}",
-            files=[
-                s.CreatedFile(
-                    file_id=record.file_id,
-                    name=record.name,
-                    size=record.size,
-                    upload=_upload(upload) if upload else None,
-                    multipart=_plan(record),
-                )
-                for record, upload in created.files
-            ],
+            more_files=job.more_files,
+            files=_created_files(created.files),
         )
     )
+
+
+def added_files(added: AddedFiles) -> Json:
+    job = added.job
+    return _json(
+        s.AddedFilesOut(
+            job_id=job.job_id,
+            file_count=job.file_count,
+            total_size=job.total_size,
+            more_files=job.more_files,
+            files=_created_files(added.files),
+        )
+    )
+
+
+def _created_files(files: list[tuple[FileRecord, PresignedUpload | None]]) -> list[s.CreatedFile]:
+    return [
+        s.CreatedFile(
+            file_id=record.file_id,
+            name=record.name,
+            size=record.size,
+            upload=_upload(upload) if upload else None,
+            multipart=_plan(record),
+        )
+        for record, upload in files
+    ]
 
 
 def _upload(request: PresignedUpload) -> s.UploadRequest:
@@ -189,6 +209,7 @@ def _job_header(job: Job) -> s.JobHeader:
         total_size=job.total_size,
         created_at=job.created_at,
         cancelled_at=job.cancelled_at,
+        more_files=job.more_files,
     )
 
 
@@ -216,6 +237,9 @@ def _file(record: FileRecord, download_url: str | None) -> s.FileOut:
             total_seconds=seconds(record.created_at, record.finished_at),
         ),
         checksum=s.Checksum(algorithm="crc64nvme", value=record.crc64nvme) if record.crc64nvme else None,
+        mode=record.mode,
+        mtime=record.mtime,
+        result_crc64nvme=record.result_crc64nvme if record.state is FileState.COMPLETED else None,
         multipart=_plan(record),
         download_url=download_url,
         download_name=(record.name.rsplit("/", 1)[-1] + record.algorithm.extension if download_url else None),

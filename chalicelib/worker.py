@@ -31,7 +31,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .codecs import CHUNK_SIZE, CodecError, HashingReader, VerifyingSink, compress_stream
+from . import multipart
+from .codecs import CHUNK_SIZE, CodecError, Crc64Sink, HashingReader, VerifyingSink, compress_stream
 from .domain import FileError, FileRecord, FileState, now
 from .errors import AwsError, PermanentError, TransientError
 from .events import Delivery, Malformed, Parsed, RangeDelivery, Upload, parse_records
@@ -270,13 +271,13 @@ class FileProcessor:
         )
         try:
             with heartbeat:
-                compressed_size, crc, seconds = self._compress(record, upload.key, result_key, heartbeat)
+                compressed_size, crc, seconds, result_crc = self._compress(record, upload.key, result_key, heartbeat)
         except Interrupted as stop:
             return self._interrupted(record, token, stop.reason)
         except Exception as exc:  # noqa: BLE001 - classified: failed now, or re-raised for a retry
             self._failed(record, token, attempt, exc)
             return None
-        self._record(upload, token, result_key, compressed_size, crc, seconds)
+        self._record(upload, token, result_key, compressed_size, crc, seconds, result_crc)
         return None
 
     def _failed(self, record: FileRecord, token: str, attempt: int, exc: Exception) -> None:
@@ -331,7 +332,9 @@ class FileProcessor:
             log.info("file %s/%s: claim lost while fanning out; stopped", record.job_id, record.file_id)
         return None
 
-    def _record(self, upload: Upload, token: str, result_key: str, size: int, crc: int, seconds: float) -> None:
+    def _record(
+        self, upload: Upload, token: str, result_key: str, size: int, crc: int, seconds: float, result_crc: str
+    ) -> None:
         ref = upload.ref
         try:
             done = self._store.complete_file(
@@ -343,6 +346,7 @@ class FileProcessor:
                 crc32=crc,
                 result_key=result_key,
                 compress_seconds=seconds,
+                result_crc64nvme=result_crc,
             )
         except Exception as exc:  # noqa: BLE001 - the outcome is unknown: keep our object, retry later
             # Not deleted: the write may have landed. If it did not, the claim
@@ -424,7 +428,8 @@ class FileProcessor:
 
     def _compress(
         self, record: FileRecord, upload_key: str, result_key: str, heartbeat: Heartbeat
-    ) -> tuple[int, int, float]:
+    ) -> tuple[int, int, float, str]:
+        """Compress the upload into the result object: its size, the input's CRC32, seconds, the result's CRC64NVME."""
         stream = self._storage.open_read(upload_key)
         if stream is None:
             raise PermanentError(
@@ -450,6 +455,10 @@ class FileProcessor:
             metadata["original-sha256"] = record.sha256
         if record.crc64nvme:
             metadata["original-crc64nvme"] = record.crc64nvme
+        if record.mode is not None:
+            metadata["original-mode"] = f"{record.mode:o}"  # octal, as chmod takes it
+        if record.mtime is not None:
+            metadata["original-mtime"] = repr(float(record.mtime))
         writer = self._storage.open_writer(
             result_key,
             content_type="application/" + record.algorithm.value,
@@ -457,8 +466,9 @@ class FileProcessor:
         )
         threads = self._settings.compress_threads
         use_threads = threads if threads > 1 and record.size >= self._settings.threads_min_size else 0
+        result_crc = Crc64Sink(writer)
         # the check decodes on a thread of its own, beside the compression (issue 14: it was the largest extra)
-        verifier = VerifyingSink(writer, record.algorithm, background=True)
+        verifier = VerifyingSink(result_crc, record.algorithm, background=True)
         began = time.perf_counter()
         try:
             compress_stream(reader, verifier, record.algorithm, record.level, threads=use_threads)
@@ -472,7 +482,7 @@ class FileProcessor:
         finally:
             verifier.close()
             body.close()
-        return size, reader.crc32, time.perf_counter() - began
+        return size, reader.crc32, time.perf_counter() - began, multipart.encode(result_crc.crc64nvme)
 
     @staticmethod
     def _check(record: FileRecord, reader: HashingReader, verifier: VerifyingSink) -> None:

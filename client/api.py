@@ -71,12 +71,24 @@ class ApiClient:
         self._read_retries = read_retries
 
     # -- endpoints -------------------------------------------------------
-    def create_job(self, files: list[dict[str, Any]], *, algorithm: str, level: int | None) -> dict[str, Any]:
-        """POST /jobs: the job with one presigned upload per file."""
+    def index(self) -> dict[str, Any]:
+        """GET /: the service, its limits and routes."""
+        return self._request("GET", "/", repeatable=True)
+
+    def create_job(
+        self, files: list[dict[str, Any]], *, algorithm: str, level: int | None, more_files: bool = False
+    ) -> dict[str, Any]:
+        """POST /jobs: the job with one presigned upload per file; ``more_files`` keeps it open for add_files."""
         body: dict[str, Any] = {"files": files, "algorithm": algorithm}
         if level is not None:
             body["level"] = level
+        if more_files:
+            body["more_files"] = True
         return self._request("POST", "/jobs", json=body)
+
+    def add_files(self, job_id: str, files: list[dict[str, Any]], *, more_files: bool) -> dict[str, Any]:
+        """POST /jobs/{id}/files: a batch for an open job, with its uploads; ``more_files`` False closes the job."""
+        return self._request("POST", f"/jobs/{_segment(job_id)}/files", json={"files": files, "more_files": more_files})
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         """GET /jobs/{id}: states, sizes, errors and download URLs of every file."""

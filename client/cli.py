@@ -271,9 +271,12 @@ def _start(
     files = discover(paths, on_skip=progress.note)
     if not files:
         raise click.UsageError("no files to upload")
+    limits = upload_job.check_limits(app.api, files)  # before hashing: a refusal costs nothing
     if checksum:
         files = add_checksums(files, parallel=parallel, progress=progress)
-    prepared = upload_job.start(app.api, store, identity, files, level=level, clock_now=time.time())
+    prepared = upload_job.start(
+        app.api, store, identity, files, level=level, clock_now=time.time(), batch_size=limits.max_files_per_request
+    )
     created = prepared.job
     progress.note(
         f"job {prepared.job_id}: {len(files)} file(s), {output.human_size(sum(f.size for f in files))}, "

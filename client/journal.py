@@ -140,6 +140,9 @@ class Journal:
     identity: Identity
     created_at: float
     files: list[JournalFile]
+    # Files of a job open for more (POST /jobs/{id}/files) not added yet: a
+    # resume adds them. Each: path, name, size, mtime_ns, mode, content_type, sha256.
+    unadded: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def left(self) -> list[JournalFile]:
@@ -160,6 +163,7 @@ class Journal:
                 "level": self.identity.level,
             },
             "files": [f.as_json() for f in self.files],
+            "unadded": self.unadded,
         }
 
     @classmethod
@@ -171,7 +175,8 @@ class Journal:
             str(document["api_url"]), tuple(command["paths"]), str(command["algorithm"]), command.get("level")
         )
         files = [JournalFile.from_json(f) for f in document["files"]]
-        return cls(str(document["job_id"]), identity, float(document["created_at"]), files)
+        unadded = [dict(f) for f in document.get("unadded") or []]
+        return cls(str(document["job_id"]), identity, float(document["created_at"]), files, unadded)
 
 
 class JournalStore:
@@ -281,6 +286,14 @@ class JournalWriter:
             self._dirty = True
             if self._clock() - self._saved_at >= SAVE_EVERY:
                 self._save()
+
+    def files_added(self, files: list[JournalFile]) -> None:
+        """A batch joined the job (POST /jobs/{id}/files): its files move from ``unadded`` to ``files``."""
+        names = {f.name for f in files}
+        with self._lock:
+            self.journal.files.extend(files)
+            self.journal.unadded = [entry for entry in self.journal.unadded if entry.get("name") not in names]
+            self._save()
 
     def file_done(self, file_id: str) -> None:
         with self._lock:

@@ -201,6 +201,11 @@ class JobApi:
         with self._call_lock:
             return self.api.complete_upload(self.job_id, file_id, crc64nvme)
 
+    def add_files(self, files: list[dict[str, Any]], *, more_files: bool) -> dict[str, Any]:
+        """POST /jobs/{id}/files, between the upload threads' calls."""
+        with self._call_lock:
+            return self.api.add_files(self.job_id, files, more_files=more_files)
+
     def renew_upload(self, file_id: str) -> dict[str, Any]:
         with self._call_lock:
             return self.api.renew_upload(self.job_id, file_id)

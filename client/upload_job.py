@@ -14,6 +14,7 @@ whole file's value is combined without reading sent parts again.
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from .errors import ApiError, SqueezerCliError, UploadInterrupted
 from .jobs import pair_files
 from .journal import Identity, Journal, JournalFile, JournalStore, JournalWriter
 from .multipart_upload import JobApi, MultipartState, api_failure
-from .output import printable
+from .output import human_size, printable
 from .progress import Progress
 from .transfer import TransferFailed
 from .uploader import FileUpload, LocalFile, Uploader, UploadResult
@@ -38,6 +39,63 @@ class JobBusy(SqueezerCliError):
     """Another squeezer process is uploading the job right now."""
 
 
+class OverLimit(SqueezerCliError):
+    """The files break a limit the API publishes (GET /): said before anything is hashed or sent."""
+
+    exit_code = 2
+
+
+# When GET / does not say (an older API): what POST /jobs took in one request.
+DEFAULT_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_files_per_job: int | None
+    max_files_per_request: int
+    max_file_size: int | None
+
+
+def check_limits(api: ApiClient, files: list[LocalFile]) -> Limits:
+    """The API's limits (GET /), checked against the files' count and sizes before any hashing."""
+    published = _published_limits(api)
+    limits = Limits(
+        max_files_per_job=_positive(published.get("max_files_per_job")),
+        max_files_per_request=_positive(published.get("max_files_per_request")) or DEFAULT_BATCH,
+        max_file_size=_positive(published.get("max_file_size")),
+    )
+    if limits.max_files_per_job is not None and len(files) > limits.max_files_per_job:
+        raise OverLimit(
+            f"{len(files):,} files is more than the {limits.max_files_per_job:,} one job may hold: "
+            "upload the folders in several commands"
+        )
+    if limits.max_file_size is not None:
+        too_big = [f for f in files if f.size > limits.max_file_size]
+        if too_big:
+            first = too_big[0]
+            others = f" (and {len(too_big) - 1:,} more)" if len(too_big) > 1 else ""
+            raise OverLimit(
+                f"{printable(str(first.path))} is {human_size(first.size)}, more than the "
+                f"{human_size(limits.max_file_size)} a file may be{others}: nothing was sent"
+            )
+    return limits
+
+
+def _published_limits(api: ApiClient) -> dict[str, Any]:
+    """GET /'s limits; none from an API that does not answer GET / (a test double, an older API)."""
+    try:
+        limits = api.index().get("limits")
+    except ApiError as exc:
+        if exc.status == 404:
+            return {}
+        raise
+    return limits if isinstance(limits, dict) else {}
+
+
+def _positive(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 @dataclass
 class Prepared:
     """A job ready to upload: what to send, and what nothing is sent for (done before, or refused)."""
@@ -48,6 +106,9 @@ class Prepared:
     settled: dict[str, UploadResult] = field(default_factory=dict)  # by file id
     refused: list[str] = field(default_factory=list)  # file ids changed since the journal: never sent
     resumed: bool = False
+    # Files still to be added to the job (POST /jobs/{id}/files), a batch at a
+    # time while the batch before uploads; the last batch closes the job.
+    batches: list[list[LocalFile]] = field(default_factory=list)
 
     @property
     def job_id(self) -> str:
@@ -62,25 +123,74 @@ def start(
     *,
     level: int | None,
     clock_now: float,
+    batch_size: int = DEFAULT_BATCH,
 ) -> Prepared:
-    """Create the job and its journal; every file is to be sent."""
-    created = api.create_job([f.spec() for f in files], algorithm=identity.algorithm, level=level)
-    pairs = pair_files(files, created)
+    """Create the job (with its first batch of files) and its journal; every file is to be sent.
+
+    More files than one request takes: the job is created open for more
+    (``more_files``) and the rest wait in ``batches`` (and in the journal),
+    added by ``run`` while the batch before uploads.
+    """
+    batches = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
+    first = batches[0]
+    created = api.create_job(
+        [f.spec() for f in first], algorithm=identity.algorithm, level=level, more_files=len(batches) > 1
+    )
+    pairs = pair_files(first, created)
     journal = Journal(
         job_id=created["job_id"],
         identity=identity,
         created_at=clock_now,
         files=[_journal_file(local, entry) for local, entry in pairs],
+        unadded=[_unadded(local) for batch in batches[1:] for local in batch],
     )
     writer = JournalWriter(store, journal, lock=_lock(store, journal.job_id))
     writer.save()
-    prepared = Prepared(job=created, writer=writer, items=[])
+    prepared = Prepared(job=created, writer=writer, items=[], batches=batches[1:])
+    prepared.items = _items(prepared, pairs)
+    return prepared
+
+
+def _items(prepared: Prepared, pairs: list[tuple[LocalFile, dict[str, Any]]]) -> list[FileUpload]:
+    items = []
     for local, entry in pairs:
         try:
-            prepared.items.append(FileUpload.from_entry(local, entry))
+            items.append(FileUpload.from_entry(local, entry))
         except TransferFailed as exc:
             prepared.settled[entry["file_id"]] = UploadResult(local, entry["file_id"], exc.code, exc.message)
-    return prepared
+    return items
+
+
+def _unadded(local: LocalFile) -> dict[str, Any]:
+    return {
+        "path": str(local.path.resolve()),
+        "name": local.name,
+        "size": local.size,
+        "mtime_ns": local.mtime_ns,
+        "mode": local.mode,
+        "content_type": local.content_type,
+        "sha256": local.sha256,
+    }
+
+
+def _local(entry: dict[str, Any]) -> LocalFile:
+    return LocalFile(
+        path=Path(entry["path"]),
+        name=str(entry["name"]),
+        size=int(entry["size"]),
+        content_type=entry.get("content_type"),
+        sha256=entry.get("sha256"),
+        mtime_ns=entry.get("mtime_ns"),
+        mode=entry.get("mode"),
+    )
+
+
+def add_batch(job_api: JobApi, prepared: Prepared, batch: list[LocalFile], *, last: bool) -> list[FileUpload]:
+    """Add ``batch`` to the open job (the last closes it); the journal learns its files; their uploads."""
+    added = job_api.add_files([f.spec() for f in batch], more_files=not last)
+    pairs = pair_files(batch, added)
+    prepared.writer.files_added([_journal_file(local, entry) for local, entry in pairs])
+    return _items(prepared, pairs)
 
 
 def _lock(store: JournalStore, job_id: str) -> int | None:
@@ -135,6 +245,7 @@ def _resume(api: ApiClient, writer: JournalWriter, progress: Progress) -> Prepar
             ) from None
         raise
     prepared = Prepared(job=status, writer=writer, items=[], resumed=True)
+    _adopt_added(journal, status)
     remote = {f.get("file_id"): f for f in status.get("files", [])}
     job_api = JobApi(api, journal.job_id)
     for jf in journal.files:
@@ -158,8 +269,24 @@ def _resume(api: ApiClient, writer: JournalWriter, progress: Progress) -> Prepar
                 prepared.items.append(item_or_result)
             else:
                 prepared.settled[jf.file_id] = item_or_result
+    if journal.unadded or status.get("more_files"):
+        size = _positive(_published_limits(api).get("max_files_per_request")) or DEFAULT_BATCH
+        rest = [_local(entry) for entry in journal.unadded]
+        # an open job with nothing left to add still needs its closing (empty) batch
+        prepared.batches = [rest[i : i + size] for i in range(0, len(rest), size)] or [[]]
     writer.save()
     return prepared
+
+
+def _adopt_added(journal: Journal, status: dict[str, Any]) -> None:
+    """Files of ``unadded`` that the job lists: a batch that landed though its answer was lost. Now journal files."""
+    by_name = {f.get("name"): f for f in status.get("files", [])}
+    adopted = [entry for entry in journal.unadded if entry.get("name") in by_name]
+    for entry in adopted:
+        journal.files.append(_journal_file(_local(entry), by_name[entry["name"]]))
+    if adopted:
+        names = {entry["name"] for entry in adopted}
+        journal.unadded = [entry for entry in journal.unadded if entry["name"] not in names]
 
 
 def _changed(jf: JournalFile) -> str | None:
@@ -216,7 +343,7 @@ def run(prepared: Prepared, uploader: Uploader, progress: Progress) -> list[Uplo
     """
     writer = prepared.writer
     try:
-        sent = uploader.upload_all(prepared.items, events=writer)
+        sent = _upload_in_batches(prepared, uploader, progress)
     except BaseException as exc:
         writer.flush()
         writer.release()
@@ -237,6 +364,34 @@ def run(prepared: Prepared, uploader: Uploader, progress: Progress) -> list[Uplo
     else:
         writer.remove()
     return results
+
+
+def _upload_in_batches(prepared: Prepared, uploader: Uploader, progress: Progress) -> list[UploadResult]:
+    """Upload the items; meanwhile add the next batch to the job, so the uploads never wait for the API."""
+    job_api = uploader.api
+    items, sent = prepared.items, []
+    batches = list(prepared.batches)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="add-files") as adder:
+        while True:
+            following: Future[list[FileUpload]] | None = None
+            if batches:
+                if job_api is None:
+                    raise SqueezerCliError("files are left to add to the job but the uploader has no API client")
+                batch = batches.pop(0)
+                following = adder.submit(add_batch, job_api, prepared, batch, last=not batches)
+            try:
+                sent += uploader.upload_all(items, events=prepared.writer)
+            finally:
+                if following is not None and not following.done():
+                    following.cancel()
+            if following is None:
+                return sent
+            items = following.result()
+            prepared.batches = batches
+            progress.note(
+                f"job {prepared.job_id}: {len(prepared.writer.journal.files):,} files added"
+                + ("" if batches else " (all)")
+            )
 
 
 def _abort(uploader: Uploader, jf: JournalFile, progress: Progress) -> None:

@@ -59,14 +59,19 @@ class LocalFile:
     content_type: str | None = None
     sha256: str | None = None
     mtime_ns: int | None = None  # when it was scanned: a resume refuses a file modified since
+    mode: int | None = None  # permission bits when it was scanned: recorded with the result
 
     def spec(self) -> dict[str, Any]:
-        """The file as ``POST /jobs`` wants it."""
+        """The file as ``POST /jobs`` wants it (mode and mtime travel so that a download can restore them)."""
         spec: dict[str, Any] = {"name": self.name, "size": self.size}
         if self.content_type:
             spec["content_type"] = self.content_type
         if self.sha256:
             spec["sha256"] = self.sha256
+        if self.mode is not None:
+            spec["mode"] = self.mode
+        if self.mtime_ns is not None and self.mtime_ns >= 0:
+            spec["mtime"] = self.mtime_ns / 1e9
         return spec
 
 
@@ -126,6 +131,7 @@ def discover(paths: Iterable[str | os.PathLike[str]], *, on_skip: Callable[[str]
                 size=stat.st_size,
                 content_type=_content_type(name),
                 mtime_ns=stat.st_mtime_ns,
+                mode=stat.st_mode & 0o7777,
             )
     return list(found.values())
 

@@ -8,7 +8,7 @@ import io
 import threading
 from dataclasses import replace
 
-from chalicelib.domain import Claim, FileRecord, FileState, Job, RangeClaim, RangeState
+from chalicelib.domain import AddOutcome, AddRefusal, Claim, FileRecord, FileState, Job, RangeClaim, RangeState
 from chalicelib.errors import UploadConflict
 from chalicelib.ports import ObjectStream, PresignedPost, PresignedRequest, UploadedPart
 from chalicelib.tenants import Tenant, TenantExists, TokenRecord
@@ -34,6 +34,26 @@ class InMemoryJobStore:
         self.jobs[job.job_id] = job
         for record in files:
             self.files[(job.job_id, record.file_id)] = record
+
+    def add_files(self, job, files, *, max_files, close):
+        with self._lock:
+            current = self.jobs.get(job.job_id)
+            taken = sorted(r.name for r in files if (job.job_id, r.file_id) in self.files)
+            if taken:
+                return AddOutcome(AddRefusal.DUPLICATE, tuple(taken))
+            if current is None or current.cancelled_at is not None or not current.more_files:
+                return AddOutcome(AddRefusal.CLOSED)
+            if current.file_count + len(files) > max_files:
+                return AddOutcome(AddRefusal.FULL)
+            self.jobs[job.job_id] = replace(
+                current,
+                file_count=current.file_count + len(files),
+                total_size=current.total_size + sum(r.size for r in files),
+                more_files=not close,
+            )
+            for record in files:
+                self.files[(job.job_id, record.file_id)] = record
+            return AddOutcome()
 
     def cancel_job(self, job_id, at):
         with self._lock:
@@ -118,7 +138,9 @@ class InMemoryJobStore:
             self.leases.pop((job_id, file_id), None)
         return done is not None
 
-    def complete_file(self, job_id, file_id, *, token, at, compressed_size, crc32, result_key, compress_seconds):
+    def complete_file(
+        self, job_id, file_id, *, token, at, compressed_size, crc32, result_key, compress_seconds, result_crc64nvme=None
+    ):
         done = self._change(
             job_id,
             file_id,
@@ -127,6 +149,7 @@ class InMemoryJobStore:
             state=FileState.COMPLETED,
             compressed_size=compressed_size,
             crc32=crc32,
+            result_crc64nvme=result_crc64nvme,
             result_key=result_key,
             finished_at=at,
             compress_seconds=compress_seconds,

@@ -6,7 +6,7 @@ import boto3
 import pytest
 from fakes import InMemoryJobStore
 
-from chalicelib.domain import Algorithm, FileError, FileRecord, FileState, Job, UploadMethod
+from chalicelib.domain import AddRefusal, Algorithm, FileError, FileRecord, FileState, Job, UploadMethod
 from chalicelib.errors import ValidationError
 from chalicelib.jobstore import DynamoJobStore
 
@@ -223,3 +223,101 @@ def test_a_file_remembers_that_its_upload_is_a_post_form(store):
     assert store.get_file("jq", "f0").upload_method is UploadMethod.POST
     assert store.get_file("jq", "f1").upload_method is UploadMethod.PUT
     assert store.get_file("jp", "f0").upload_method is UploadMethod.PUT
+
+
+# -- a job open for more files (POST /jobs/{id}/files) ------------------------------------------
+def _open_job(store, n=2, job_id="jopen"):
+    from chalicelib.domain import file_id_for
+
+    job = Job(
+        job_id=job_id,
+        owner="alice",
+        algorithm=Algorithm.ZSTD,
+        level=3,
+        file_count=n,
+        total_size=n,
+        created_at=100.0,
+        more_files=True,
+    )
+    store.create_job(job, [_named(job_id, f"first/{i}", file_id_for) for i in range(n)])
+    return job
+
+
+def _named(job_id, name, file_id_for, *, mode=None, mtime=None):
+    return FileRecord(
+        job_id=job_id,
+        file_id=file_id_for(job_id, name),
+        name=name,
+        size=1,
+        algorithm=Algorithm.ZSTD,
+        level=3,
+        mode=mode,
+        mtime=mtime,
+        created_at=100.0,
+    )
+
+
+def test_add_files_grows_the_job_and_closes_it(store):
+    from chalicelib.domain import file_id_for
+
+    job = _open_job(store)
+    assert store.get_job(job.job_id).more_files is True
+    batch = [_named(job.job_id, f"more/{i}", file_id_for, mode=0o755, mtime=1700000000.25) for i in range(150)]
+    assert store.add_files(job, batch, max_files=1000, close=False).refused is None  # 2 transactions
+    after = store.get_job(job.job_id)
+    assert (after.file_count, after.total_size, after.more_files) == (152, 152, True)
+    last = [_named(job.job_id, "last", file_id_for)]
+    assert store.add_files(job, last, max_files=1000, close=True).refused is None
+    after, files = store.get_job_with_files(job.job_id)
+    assert (after.file_count, after.more_files, len(files)) == (153, False, 153)
+    added = next(f for f in files if f.name == "more/7")
+    assert (added.mode, added.mtime) == (0o755, 1700000000.25)
+    # closed: nothing more is taken
+    refused = store.add_files(job, [_named(job.job_id, "late", file_id_for)], max_files=1000, close=True)
+    assert refused.refused is AddRefusal.CLOSED
+    assert store.get_job(job.job_id).file_count == 153
+
+
+def test_add_files_refuses_names_the_job_holds(store):
+    from chalicelib.domain import file_id_for
+
+    job = _open_job(store)
+    batch = [_named(job.job_id, "new", file_id_for), _named(job.job_id, "first/1", file_id_for)]
+    outcome = store.add_files(job, batch, max_files=1000, close=False)
+    assert (outcome.refused, outcome.names) == (AddRefusal.DUPLICATE, ("first/1",))
+    assert (
+        store.get_job(job.job_id).file_count == 2 and store.get_file(job.job_id, file_id_for(job.job_id, "new")) is None
+    )
+
+
+def test_add_files_keeps_the_limit_and_cancel_closes(store):
+    from chalicelib.domain import file_id_for
+
+    job = _open_job(store)
+    batch = [_named(job.job_id, f"x{i}", file_id_for) for i in range(3)]
+    assert store.add_files(job, batch, max_files=4, close=False).refused is AddRefusal.FULL
+    assert store.get_job(job.job_id).file_count == 2
+    assert store.add_files(job, batch[:2], max_files=4, close=False).refused is None
+    store.cancel_job(job.job_id, 200.0)
+    assert store.add_files(job, batch[2:], max_files=10, close=False).refused is AddRefusal.CLOSED
+    shut = make(store, n=1, job_id="jshut")[0]  # created without more_files
+    assert store.add_files(shut, [_named("jshut", "y", file_id_for)], max_files=10, close=True).refused is (
+        AddRefusal.CLOSED
+    )
+
+
+def test_completed_file_keeps_the_result_checksum(store):
+    make(store, n=1)
+    assert store.claim_file("j1", "f0", token="t", at=101.0, lease_until=200.0).won
+    assert store.complete_file(
+        "j1",
+        "f0",
+        token="t",
+        at=102.0,
+        compressed_size=5,
+        crc32=1,
+        result_key="r",
+        compress_seconds=0.1,
+        result_crc64nvme="AAAAAAAAAAE=",
+    )
+    assert store.get_file("j1", "f0").result_crc64nvme == "AAAAAAAAAAE="

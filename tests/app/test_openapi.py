@@ -60,7 +60,8 @@ def test_limits_come_from_the_settings(document):
     settings = get_settings()
     component = document["components"]["schemas"]
     assert component["FileIn"]["properties"]["size"]["maximum"] == settings.max_file_size
-    assert component["CreateJobIn"]["properties"]["files"]["maxItems"] == settings.max_files_per_job
+    assert component["CreateJobIn"]["properties"]["files"]["maxItems"] == settings.max_files_per_request
+    assert component["AddFilesIn"]["properties"]["files"]["maxItems"] == settings.max_files_per_request
 
 
 def _raised_codes() -> dict[str, int | None]:

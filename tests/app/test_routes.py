@@ -178,3 +178,35 @@ def test_unexpected_errors_are_500_with_the_error_body(client, monkeypatch):
     response = client.http.get("/jobs/j_x")
     assert response.status_code == 500 and error(response) == "internal_error"
     assert "boom" not in response.body.decode()
+
+
+def test_a_job_takes_more_files_in_batches(client, tenant):
+    created = post(
+        client, {"files": [{"name": "a", "size": 1, "mode": 0o755, "mtime": 1700000000}], "more_files": True}
+    )
+    assert created.status_code == 201, created.body
+    job = json.loads(created.body)
+    assert job["more_files"] is True
+    path = f"/jobs/{job['job_id']}/files"
+    headers = {"Content-Type": "application/json"}
+    batch = {"files": [{"name": f"b/{i}", "size": 2} for i in range(3)], "more_files": True}
+    added = client.http.post(path, headers=headers, body=json.dumps(batch))
+    assert added.status_code == 200, added.body
+    body = json.loads(added.body)
+    assert (body["file_count"], body["total_size"], body["more_files"]) == (4, 7, True)
+    assert [f["name"] for f in body["files"]] == ["b/0", "b/1", "b/2"] and body["files"][0]["upload"]["method"] == "PUT"
+    again = client.http.post(path, headers=headers, body=json.dumps({"files": [{"name": "a", "size": 1}]}))
+    assert (again.status_code, error(again)) == (400, "duplicate_name")
+    status = json.loads(client.http.get(f"/jobs/{job['job_id']}").body)
+    assert status["state"] == "uploading" and status["more_files"] is True
+    first = next(f for f in status["files"] if f["name"] == "a")
+    assert (first["mode"], first["mtime"], first["result_crc64nvme"]) == (0o755, 1700000000, None)
+    assert next(f for f in status["files"] if f["name"] == "b/0")["mode"] is None
+    closed = client.http.post(path, headers=headers, body=json.dumps({"files": []}))
+    assert json.loads(closed.body)["more_files"] is False
+    status = json.loads(client.http.get(f"/jobs/{job['job_id']}").body)
+    assert status["state"] == "pending" and status["more_files"] is False
+    late = client.http.post(path, headers=headers, body=json.dumps({"files": [{"name": "z", "size": 1}]}))
+    assert (late.status_code, error(late)) == (409, "job_closed")
+    limits = json.loads(client.http.get("/").body)["limits"]
+    assert (limits["max_files_per_job"], limits["max_files_per_request"]) == (100_000, 1000)

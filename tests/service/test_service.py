@@ -185,3 +185,71 @@ def test_summary_hides_other_owners_jobs(service, store):
     assert summary.state is JobState.PENDING and summary.counts["pending"] == 2
     with pytest.raises(JobNotFound):
         service.get_summary(created.job.job_id, owner="bob")
+
+
+# -- a job open for more files ---------------------------------------------------------------------
+def _complete_all(store, job_id):
+    for (j, file_id), record in list(store.files.items()):
+        if j == job_id:
+            store.files[(j, file_id)] = record.evolve(state=FileState.COMPLETED, finished_at=5.0)
+
+
+def test_a_job_open_for_more_files_is_uploading_until_its_last_batch(service, store):
+    created = service.create_job({**BODY, "more_files": True}, owner="alice")
+    job_id = created.job.job_id
+    _complete_all(store, job_id)
+    status = service.get_status(job_id, owner="alice")
+    assert status.summary.state is JobState.UPLOADING and status.summary.finished_at is None
+    added = service.add_files(
+        job_id, {"files": [{"name": "b/1", "size": 3, "mode": 0o640, "mtime": 12.5}], "more_files": True}, owner="alice"
+    )
+    assert added.job.file_count == 3 and added.job.total_size == 13 and added.job.more_files
+    assert [r.name for r, _ in added.files] == ["b/1"] and added.files[0][1].method == "PUT"
+    record = store.get_file(job_id, added.files[0][0].file_id)
+    assert (record.mode, record.mtime, record.algorithm, record.level) == (0o640, 12.5, created.job.algorithm, 9)
+    closed = service.add_files(job_id, {"files": [{"name": "b/2", "size": 1}]}, owner="alice")
+    assert closed.job.more_files is False and closed.job.file_count == 4
+    _complete_all(store, job_id)
+    assert service.get_status(job_id, owner="alice").summary.state is JobState.COMPLETED
+    with pytest.raises(JobConflict) as caught:
+        service.add_files(job_id, {"files": [{"name": "b/3", "size": 1}]}, owner="alice")
+    assert caught.value.code == "job_closed"
+
+
+def test_adding_refuses_duplicates_too_many_and_closed_jobs(service, store, settings):
+    created = service.create_job({**BODY, "more_files": True}, owner="alice")
+    job_id = created.job.job_id
+    with pytest.raises(ValidationError) as caught:
+        service.add_files(job_id, {"files": [{"name": "data.json", "size": 1}], "more_files": True}, owner="alice")
+    assert caught.value.code == "duplicate_name" and "'data.json'" in caught.value.message
+    with pytest.raises(ValidationError) as caught:
+        service.add_files(job_id, {"files": [{"name": "x", "size": 1}, {"name": "x", "size": 1}]}, owner="alice")
+    assert caught.value.code == "duplicate_name"
+    small = JobService(store, InMemoryStorage(), dataclasses.replace(settings, max_files_per_job=3))
+    small.add_files(job_id, {"files": [{"name": "c", "size": 1}], "more_files": True}, owner="alice")
+    with pytest.raises(ValidationError) as caught:
+        small.add_files(job_id, {"files": [{"name": "d", "size": 1}], "more_files": True}, owner="alice")
+    assert caught.value.code == "invalid_file_count" and "limit of 3 files" in caught.value.message
+    per_request = JobService(store, InMemoryStorage(), dataclasses.replace(settings, max_files_per_request=2))
+    three = {"files": [{"name": f"e{i}", "size": 1} for i in range(3)]}
+    with pytest.raises(ValidationError) as caught:
+        per_request.add_files(job_id, three, owner="alice")
+    assert caught.value.code == "invalid_file_count"
+    with pytest.raises(ValidationError):
+        per_request.create_job(three, owner="alice")
+    shut = service.create_job(BODY, owner="alice")
+    with pytest.raises(JobConflict) as caught:
+        service.add_files(shut.job.job_id, {"files": []}, owner="alice")
+    assert caught.value.code == "job_closed"
+    with pytest.raises(JobNotFound):
+        service.add_files(job_id, {"files": []}, owner="bob")
+
+
+def test_cancel_works_on_an_open_job_whose_files_are_all_done(service, store):
+    created = service.create_job({**BODY, "more_files": True}, owner="alice")
+    job_id = created.job.job_id
+    _complete_all(store, job_id)
+    assert service.cancel_job(job_id, owner="alice").summary.state is JobState.CANCELLED
+    with pytest.raises(JobConflict) as caught:
+        service.add_files(job_id, {"files": [{"name": "late", "size": 1}]}, owner="alice")
+    assert caught.value.code == "job_cancelled"

@@ -141,3 +141,31 @@ def test_a_revoked_tenant_cannot_create_even_with_a_cached_authorization(world):
     admin.revoke("alice")
     with pytest.raises(Unauthorized):
         service.create_job(body(), owner=alice)
+
+
+def test_each_batch_reserves_its_bytes_and_an_open_job_counts_as_open(world):
+    service, store, _, tenants, _, _, alice, bob = world
+    opened = service.create_job({**body(size=30), "more_files": True}, owner=alice)
+    job_id = opened.job.job_id
+    for record in store.get_file_states(job_id):  # every file so far is done: the job is still open
+        store.files[(job_id, record.file_id)] = record.evolve(state=FileState.COMPLETED)
+    service.create_job(body(size=10), owner=alice)
+    with pytest.raises(QuotaExceeded) as caught:
+        service.create_job(body(size=10), owner=alice)
+    assert "open-jobs limit" in caught.value.message
+    more = {"files": [{"name": "g.txt", "size": 50}], "more_files": True}
+    service.add_files(job_id, more, owner=alice)  # 30 + 10 + 50 of 100 today
+    with pytest.raises(QuotaExceeded) as caught:
+        service.add_files(job_id, {"files": [{"name": "h.txt", "size": 20}]}, owner=alice)
+    assert caught.value.status == 429 and "this batch adds 20 bytes" in caught.value.message
+    assert store.jobs[job_id].file_count == 2  # nothing written for the refused batch
+    with pytest.raises(ValidationError) as too_big:
+        service.add_files(job_id, {"files": [{"name": "h.txt", "size": 101}]}, owner=alice)
+    assert too_big.value.code == "exceeds_quota"
+    with pytest.raises(JobNotFound):
+        service.add_files(job_id, {"files": []}, owner=bob)
+    service.add_files(job_id, {"files": []}, owner=alice)  # closes it
+    for record in store.get_file_states(job_id):  # and it finishes: its slot frees
+        store.files[(job_id, record.file_id)] = record.evolve(state=FileState.COMPLETED)
+    service.create_job(body(size=1), owner=alice)
+    assert job_id not in tenants.get_tenant(alice).open_jobs

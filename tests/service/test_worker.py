@@ -247,3 +247,22 @@ def test_a_result_that_could_not_be_recorded_is_kept_and_the_file_is_retaken_aft
     record = state(service, job_id)["a"]
     assert record.state is FileState.COMPLETED and record.attempts == 2
     assert record.result_key not in first and storage.objects[record.result_key]
+
+
+def test_result_carries_mode_mtime_and_its_crc64nvme(env):
+    from chalicelib import multipart
+
+    service, worker, store, storage, _ = env
+    data = b"script " * 3000
+    body = {"files": [{"name": "run.sh", "size": len(data), "mode": 0o755, "mtime": 1700000000.5}]}
+    created = service.create_job(body, owner="public")
+    record, _ = created.files[0]
+    key = f"uploads/public/{created.job.job_id}/{record.file_id}"
+    storage.objects[key] = data
+    assert worker.handle_batch([record_for(key, len(data))]) == {"batchItemFailures": []}
+    done = state(service, created.job.job_id)["run.sh"]
+    result = storage.objects[done.result_key]
+    assert done.result_crc64nvme == multipart.encode(multipart.crc64nvme(result))
+    assert (done.mode, done.mtime) == (0o755, 1700000000.5)
+    meta = storage.metadata[done.result_key]
+    assert (meta["original-mode"], meta["original-mtime"]) == ("755", "1700000000.5")

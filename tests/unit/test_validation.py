@@ -81,7 +81,7 @@ def test_size_limits_inclusive():
 def test_duplicates_unknown_fields_and_shapes():
     assert error_code({"files": [{"name": "a", "size": 1}, {"name": "a", "size": 2}]}) == "duplicate_name"
     assert error_code({"files": [{"name": "a", "size": 1}], "colour": "red"}) == "unknown_field"
-    assert error_code({"files": [{"name": "a", "size": 1, "mode": 1}]}) == "unknown_field"
+    assert error_code({"files": [{"name": "a", "size": 1, "uid": 1}]}) == "unknown_field"
     assert error_code({"files": "a"}) == "invalid_files"
     assert error_code({"files": ["a"]}) == "invalid_files"
     assert error_code([1, 2]) == "invalid_body"
@@ -206,3 +206,26 @@ def test_upload_method_is_put_unless_post_is_asked_for():
         assert refused.value.code == "invalid_upload_method"
     with pytest.raises(ValidationError, match="allowed: files, algorithm, level, upload_method"):
         parse(method="post")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("mode", -1, "invalid_mode"),
+        ("mode", 0o10000, "invalid_mode"),
+        ("mode", "755", "invalid_mode"),
+        ("mode", True, "invalid_mode"),
+        ("mode", 1.5, "invalid_mode"),
+        ("mtime", "1700000000", "invalid_mtime"),
+        ("mtime", -1, "invalid_mtime"),
+        ("mtime", float("inf"), "invalid_mtime"),
+    ],
+)
+def test_mode_and_mtime_refused(field, value, code):
+    assert error_code({"files": [{"name": "a", "size": 1, field: value}]}) == code
+
+
+def test_mode_and_mtime_taken():
+    spec = parse({"files": [{"name": "a", "size": 1, "mode": 0o7777, "mtime": 1700000000}]}).files[0]
+    assert (spec.mode, spec.mtime) == (0o7777, 1700000000.0)
+    assert parse({"files": [{"name": "a", "size": 1}]}).files[0].mode is None
