@@ -716,6 +716,17 @@ def configure(
     Note: a token given with --token (here or on any command) stays in your shell
     history and other users can see it with 'ps': prefer the prompt, or
     SQUEEZER_TOKEN for scripts.
+
+    A profile may also hold defaults for upload and download, edited in the
+    file: algorithm = "brotli", level = 9, parallel = 16. Flags beat the
+    environment (SQUEEZER_ALGORITHM, SQUEEZER_LEVEL, SQUEEZER_PARALLEL),
+    which beats the profile.
+
+    \b
+    Examples:
+      squeezer configure
+      squeezer configure --profile prod --api-url https://abc.execute-api.eu-west-1.amazonaws.com/api
+      squeezer configure --list
     """
     path = config.config_path()
     name = profile_name or (app.overrides.profile.value if app.overrides.profile else config.DEFAULT_PROFILE)
