@@ -5,6 +5,9 @@ Each setting is the first of:
     API URL   --api-url, SQUEEZER_API_URL, the profile's api_url, DEFAULT_API_URL
     token     --token, SQUEEZER_TOKEN, the profile's token, the local stack's dev token
     profile   --profile, SQUEEZER_PROFILE, DEFAULT_PROFILE
+    algorithm, level, parallel (upload, download): the flag, SQUEEZER_ALGORITHM /
+              SQUEEZER_LEVEL / SQUEEZER_PARALLEL, the profile's value, built-in
+              (:func:`command_defaults`)
 
 The config file (:func:`config_path`) is TOML with one table per profile::
 
