@@ -226,6 +226,11 @@ def redrive_dead_letters(queue: str, dlq: str, limit: int | None, as_json: bool)
     A message leaves the dead-letter queue only after the jobs queue has it:
     none is lost, and one may be delivered twice, which the worker handles.
     Stops when the dead-letter queue is empty or after --max messages.
+
+    \b
+    Examples:
+      squeezer admin redrive-dead-letters
+      squeezer admin redrive-dead-letters --max 10 --json
     """
     if queue == dlq:
         raise click.BadParameter("the dead-letter queue cannot be the jobs queue", param_hint="'--dlq'")

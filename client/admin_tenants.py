@@ -141,7 +141,13 @@ def _show_token(issued: IssuedToken, as_json: bool, verb: str) -> None:
 def create_tenant(
     name: str, max_bytes_per_day: int | None, max_open_jobs: int | None, table: str, as_json: bool
 ) -> None:
-    """Create tenant NAME and print its token (once: only a hash is stored)."""
+    """Create tenant NAME and print its token (once: only a hash is stored).
+
+    \b
+    Examples:
+      squeezer admin create-tenant acme
+      squeezer admin create-tenant acme --json
+    """
     limits = Limits(max_bytes_per_day=max_bytes_per_day, max_open_jobs=max_open_jobs)
     issued = _run("create the tenant", table, lambda: tenant_admin(table).create(name, limits))
     _show_token(issued, as_json, "created")
@@ -151,7 +157,13 @@ def create_tenant(
 @table_option
 @json_option
 def list_tenants(table: str, as_json: bool) -> None:
-    """List the tenants: ids, limits, when the token was last used, revoked or not (never a token)."""
+    """List the tenants: ids, limits, when the token was last used, revoked or not (never a token).
+
+    \b
+    Examples:
+      squeezer admin list-tenants
+      squeezer admin list-tenants --json
+    """
     tenants_admin = tenant_admin(table)
 
     def read() -> list[dict[str, Any]]:
@@ -193,7 +205,12 @@ def list_tenants(table: str, as_json: bool) -> None:
 @table_option
 @json_option
 def rotate_token(name: str, table: str, as_json: bool) -> None:
-    """Give tenant NAME a new token and print it; the old token stops working at once."""
+    """Give tenant NAME a new token and print it; the old token stops working at once.
+
+    \b
+    Examples:
+      squeezer admin rotate-token acme
+    """
     issued = _run("rotate the token", table, lambda: tenant_admin(table).rotate(name))
     _show_token(issued, as_json, "rotated the token of")
 
@@ -203,7 +220,12 @@ def rotate_token(name: str, table: str, as_json: bool) -> None:
 @table_option
 @json_option
 def revoke_tenant(name: str, table: str, as_json: bool) -> None:
-    """Revoke tenant NAME: its token stops working; its jobs and results stay until they expire."""
+    """Revoke tenant NAME: its token stops working; its jobs and results stay until they expire.
+
+    \b
+    Examples:
+      squeezer admin revoke-tenant acme
+    """
     tenant = _run("revoke the tenant", table, lambda: tenant_admin(table).revoke(name))
     if as_json:
         output.emit_json(_tenant_json(tenant))
@@ -218,7 +240,13 @@ def revoke_tenant(name: str, table: str, as_json: bool) -> None:
 @table_option
 @json_option
 def set_limits(name: str, max_bytes_per_day: int | None, max_open_jobs: int | None, table: str, as_json: bool) -> None:
-    """Set tenant NAME's limits; a limit not given goes back to the service's default."""
+    """Set tenant NAME's limits; a limit not given goes back to the service's default.
+
+    \b
+    Examples:
+      squeezer admin set-limits acme --max-bytes-per-day 10GiB --max-open-jobs 5
+      squeezer admin set-limits acme
+    """
     limits = Limits(max_bytes_per_day=max_bytes_per_day, max_open_jobs=max_open_jobs)
     tenant = _run("set the limits", table, lambda: tenant_admin(table).set_limits(name, limits))
     if as_json:

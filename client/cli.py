@@ -25,11 +25,14 @@ from chalicelib.tokens import Token, parse_token
 from . import config, jobs, offline, output, upload_job
 from .admin import admin
 from .api import ApiClient, Timeouts
-from .errors import EXIT_INTERNAL, SqueezerCliError
+from .errors import EXIT_INTERNAL, ApiError, ConfigError, ConfirmationNeeded, Interrupted, SqueezerCliError
 from .journal import Identity, JournalStore
 from .multipart_upload import JobApi
-from .progress import Progress
-from .uploader import Uploader, add_checksums, discover
+from .progress import Progress, Verbosity
+from .safe_download import OnExisting
+from .selection import EXCLUDE, INCLUDE, Selection
+from .summary import Summary
+from .uploader import LocalFile, Uploader, add_checksums, discover
 
 ALGORITHMS = [a.value for a in Algorithm]
 TOKEN_ON_COMMAND_LINE = (
@@ -44,6 +47,7 @@ class AppContext:
 
     overrides: config.Overrides
     timeout: float
+    verbosity: Verbosity = Verbosity.NORMAL
     _settings: config.ClientConfig | None = field(default=None, repr=False)
     _api: ApiClient | None = field(default=None, repr=False)
 
@@ -75,30 +79,101 @@ class AppContext:
         return (Timeouts().connect, max(self.timeout, 60.0))
 
     def progress(self) -> Progress:
-        return Progress()
+        return Progress(verbosity=self.verbosity)
+
+    def defaults(self, ctx: click.Context) -> config.Defaults:
+        """Algorithm, level and parallelism of this command: flags, environment, profile, built-in."""
+        params = ctx.params
+        return config.command_defaults(
+            self.overrides.profile,
+            algorithm=params.get("algorithm"),
+            level=params.get("level"),
+            parallel=params.get("parallel"),
+        )
+
+    def summary_line(self, summary: Summary) -> None:
+        """The command's last line, on stderr; shown even with -q."""
+        click.echo(summary.line(), err=True)
 
 
-def _level(algorithm: str, level: int | None) -> int | None:
+class SqueezerGroup(click.Group):
+    """The root group: Ctrl-C (or an aborted prompt) anywhere exits 130, not Click's 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, click.Abort):
+            raise Interrupted() from None
+
+
+class RuleOption(click.Option):
+    """``--include``/``--exclude``: each use is recorded in ``ctx.meta`` in command-line order.
+
+    Click gathers a repeated option's values per option, which loses how
+    includes and excludes interleave; rsync-like rules need that order.
+    """
+
+    META_KEY = "squeezer.rules"
+
+    def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
+        super().add_to_parser(parser, ctx)
+        kind = self.name
+        for opt in self.opts:
+            parsed = parser._long_opt.get(opt) or parser._short_opt.get(opt)
+            if parsed is None:  # pragma: no cover - a Click without these tables: order falls back
+                continue
+            original = parsed.process
+
+            def process(value: Any, state: Any, original: Any = original) -> None:
+                ctx.meta.setdefault(self.META_KEY, []).append((kind, value))
+                original(value, state)
+
+            parsed.process = process
+
+
+def _rules(ctx: click.Context, includes: tuple[str, ...], excludes: tuple[str, ...]) -> Selection:
+    recorded = ctx.meta.get(RuleOption.META_KEY)
+    if recorded is None or len(recorded) != len(includes) + len(excludes):
+        recorded = [(INCLUDE, p) for p in includes] + [(EXCLUDE, p) for p in excludes]
+    return Selection.of(recorded)
+
+
+def _level(algorithm: str, level: int | None, origin: str = "--level") -> int | None:
     """``level`` checked by the API's own rule (the domain's), so a bad one fails before any upload."""
     if level is None:
         return None
     try:
         return Algorithm(algorithm).check_level(level)
     except InvalidLevel as exc:
+        if origin != "--level":
+            raise ConfigError(f"{origin}: {exc}") from None
         raise click.BadParameter(str(exc), param_hint="'-l' / '--level'") from None
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Write machine-readable JSON to stdout.")
 parallel_option = click.option(
     "--parallel",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    help="Files transferred at the same time.",
+    type=click.IntRange(*config.PARALLEL_RANGE),
+    help=f"Files transferred at the same time (env: {config.PARALLEL_ENV}; "
+    f"default: the profile's parallel, else {config.DEFAULT_PARALLEL}).",
+)
+force_option = click.option(
+    "--force", is_flag=True, help="Overwrite existing files that differ from the results (identical ones are skipped)."
+)
+no_clobber_option = click.option(
+    "--no-clobber",
+    is_flag=True,
+    help="Keep existing files that differ from the results and download the rest (counted in the summary).",
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _on_existing(force: bool, no_clobber: bool) -> OnExisting:
+    if force and no_clobber:
+        raise click.UsageError("--force and --no-clobber contradict each other: pick one")
+    return OnExisting.FORCE if force else OnExisting.KEEP if no_clobber else OnExisting.REFUSE
+
+
+@click.group(cls=SqueezerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--api-url",
     envvar="SQUEEZER_API_URL",
@@ -125,21 +200,44 @@ parallel_option = click.option(
     show_default=True,
     help="Seconds to wait for an answer from the API (env: SQUEEZER_TIMEOUT).",
 )
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and the final summary line (no bars).")
+@click.option("-v", "--verbose", is_flag=True, help="Also print one line per file: uploaded, compressed, saved.")
 @click.version_option(__version__, prog_name="squeezer")
 @click.pass_context
-def cli(ctx: click.Context, api_url: str | None, token: str | None, profile: str | None, timeout: float) -> None:
+def cli(
+    ctx: click.Context,
+    api_url: str | None,
+    token: str | None,
+    profile: str | None,
+    timeout: float,
+    quiet: bool,
+    verbose: bool,
+) -> None:
     """Compress files with the Squeezer service, or locally with the same codecs.
 
     The API URL and token come from --api-url/--token, SQUEEZER_API_URL/SQUEEZER_TOKEN,
     the profile saved by 'squeezer configure', and for the local stack ('make up') its
     own token file, in that order.
+
+    Output: progress bars, failures and one summary line on stderr; -q leaves
+    only errors and the summary, -v adds a line per file; --json (on each
+    command) writes the results and the same totals to stdout.
+
+    \b
+    Examples:
+      squeezer upload photos/ --wait --download out/
+      squeezer -q upload logs/ --exclude '*.tmp' --wait
+      squeezer --profile prod jobs
     """
+    if quiet and verbose:
+        raise click.UsageError("-q/--quiet and -v/--verbose contradict each other: pick one")
     overrides = config.Overrides(
         api_url=_given(ctx, "api_url", api_url, "--api-url", "SQUEEZER_API_URL"),
         token=_given(ctx, "token", token, "--token", "SQUEEZER_TOKEN"),
         profile=_given(ctx, "profile", profile, "--profile", "SQUEEZER_PROFILE"),
     )
-    ctx.obj = AppContext(overrides=overrides, timeout=timeout)
+    verbosity = Verbosity.QUIET if quiet else Verbosity.VERBOSE if verbose else Verbosity.NORMAL
+    ctx.obj = AppContext(overrides=overrides, timeout=timeout, verbosity=verbosity)
 
 
 def _given(ctx: click.Context, name: str, value: str | None, flag: str, envvar: str) -> config.Given | None:
@@ -149,12 +247,20 @@ def _given(ctx: click.Context, name: str, value: str | None, flag: str, envvar: 
     return config.Given(value, envvar if from_env else flag)
 
 
+ALGORITHM_HELP = (
+    f"Compression algorithm (env: {config.ALGORITHM_ENV}; default: the profile's algorithm, "
+    f"else {config.DEFAULT_ALGORITHM})."
+)
+LEVEL_HELP = (
+    f"Compression level (env: {config.LEVEL_ENV}; default: the profile's level, else the algorithm's own). "
+    "A level set in the environment or the profile is not used with an algorithm given by a stronger source."
+)
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "-a", "--algorithm", type=click.Choice(ALGORITHMS), default="zstd", show_default=True, help="Compression algorithm."
-)
-@click.option("-l", "--level", type=int, help="Compression level (default: the algorithm's own).")
+@click.option("-a", "--algorithm", type=click.Choice(ALGORITHMS), help=ALGORITHM_HELP)
+@click.option("-l", "--level", type=int, help=LEVEL_HELP)
 @parallel_option
 @click.option(
     "--checksum/--no-checksum",
@@ -163,14 +269,45 @@ def _given(ctx: click.Context, name: str, value: str | None, flag: str, envvar: 
     help="Send each file's sha256 so storage and worker verify the upload (reads files twice). "
     "Files uploaded in parts are checked part by part with CRC64NVME either way.",
 )
+@click.option(
+    "--include",
+    "include",
+    cls=RuleOption,
+    multiple=True,
+    metavar="GLOB",
+    help="Upload files matching GLOB (repeatable; see the rules below).",
+)
+@click.option(
+    "--exclude",
+    "exclude",
+    cls=RuleOption,
+    multiple=True,
+    metavar="GLOB",
+    help="Leave out files matching GLOB (repeatable; see the rules below).",
+)
+@click.option(
+    "--symlinks",
+    type=click.Choice(["inside", "follow", "skip"]),
+    default="inside",
+    show_default=True,
+    help="Symlinks found in folders: 'inside' takes links to files inside the folder uploaded; "
+    "'follow' takes every link, folders too (loops cut); 'skip' takes none. Paths named on the command line "
+    "are always followed.",
+)
+@click.option(
+    "-n", "--dry-run", is_flag=True, help="List what would be uploaded, with sizes and totals; create no job."
+)
 @click.option("--wait", is_flag=True, help="Wait until every file is compressed (or failed).")
 @click.option(
     "--download",
     "download_dir",
     type=click.Path(file_okay=False, path_type=Path),
     metavar="DIR",
-    help="Save the results under DIR, keeping relative paths (implies --wait).",
+    help="Save the results under DIR, keeping relative paths (implies --wait). Identical results already "
+    "there are skipped.",
 )
+@force_option
+@no_clobber_option
 @click.option(
     "--resume",
     "resume_id",
@@ -189,12 +326,18 @@ def _given(ctx: click.Context, name: str, value: str | None, flag: str, envvar: 
 def upload(
     ctx: click.Context,
     paths: tuple[Path, ...],
-    algorithm: str,
+    algorithm: str | None,
     level: int | None,
-    parallel: int,
+    parallel: int | None,
     checksum: bool,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    symlinks: str,
+    dry_run: bool,
     wait: bool,
     download_dir: Path | None,
+    force: bool,
+    no_clobber: bool,
     resume_id: str | None,
     start_new: bool,
     list_resumable: bool,
@@ -202,29 +345,65 @@ def upload(
 ) -> None:
     """Upload files and folders (recursively) as one compression job; print its id.
 
+    Ends with one summary line on stderr: files, bytes in -> bytes out (share
+    saved), time and throughput.
+
     An interrupted upload (Ctrl-C, a lost connection, a killed process) is
     resumed by running the same command again, or with --resume JOB_ID: only
     what the server does not have yet is sent. Its journal is kept in
     $XDG_STATE_HOME/squeezer/uploads (env SQUEEZER_STATE_DIR/uploads).
+
+    \b
+    Selection (--include/--exclude, like rsync):
+      Rules are tried in the order given; the first that matches a file decides.
+      A file no rule matches is uploaded, unless every rule is an --include.
+      Patterns match the path relative to the folder named ('sub/a.txt');
+      '*' and '?' stay within a folder, '**' crosses folders, [abc] one of.
+      A pattern without '/' matches the base name or any folder name
+      ('*.log', 'node_modules'); one with '/' matches from the folder named
+      ('docs/api', 'src/**/*.py'); a trailing '/' matches folders only.
+
+    \b
+    Existing results (with --download): identical ones (size and CRC64NVME)
+    are skipped; a different file is an error unless --force or --no-clobber.
+
+    \b
+    Examples:
+      squeezer upload photos/ --wait
+      squeezer upload src/ --include '*.py' --dry-run
+      squeezer upload site/ --exclude 'node_modules' --exclude '*.map' --download out/
+      squeezer -q upload logs/ -a brotli -l 9 --download out/ --no-clobber
+      squeezer upload --resume j_0123456789ab
     """
     app: AppContext = ctx.obj
     store = JournalStore.default()
     if list_resumable:
         _list_resumable(store, as_json)
         return
+    on_existing = _on_existing(force, no_clobber)
+    selection = _rules(ctx, include, exclude)
     progress = app.progress()
+    summary = Summary()
     prepared = None
     if resume_id is not None:
         if paths or start_new:
             raise click.UsageError("--resume takes no PATHS and no --new: the journal names the files")
         for name in ("algorithm", "level"):
-            if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
+            if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
                 raise click.UsageError(f"--resume keeps the job's algorithm and level: drop --{name}")
+        if selection or dry_run:
+            raise click.UsageError("--resume sends the files of its journal: drop --include, --exclude, --dry-run")
+        parallel = app.defaults(ctx).parallel.value
         prepared = upload_job.resume(app.api, store, upload_job.find_journal(store, resume_id, app.api_url), progress)
     else:
         if not paths:
             raise click.UsageError("give the files or folders to upload (or --resume JOB_ID)")
-        level = _level(algorithm, level)
+        defaults = app.defaults(ctx)
+        algorithm, parallel = defaults.algorithm.value, defaults.parallel.value
+        level = _level(algorithm, defaults.level.value, defaults.level.origin)
+        if dry_run:
+            _dry_run(discover(paths, on_skip=progress.note, select=selection.wants, symlinks=symlinks), as_json)
+            return
         identity = Identity.of(app.api_url, paths, algorithm, level)
         journal = store.find(identity)
         if journal is not None and start_new:
@@ -236,7 +415,9 @@ def upload(
                 store.remove(journal.job_id)
                 progress.note(f"{exc.message}; starting a new upload")
         if prepared is None:
-            prepared = _start(app, store, identity, paths, level, parallel, checksum, progress)
+            files = discover(paths, on_skip=progress.note, select=selection.wants, symlinks=symlinks)
+            prepared = _start(app, store, identity, files, level, parallel, checksum, progress)
+    assert parallel is not None
     job_id = prepared.job_id
     if not as_json:
         click.echo(job_id)
@@ -244,17 +425,29 @@ def upload(
     uploads = upload_job.run(prepared, uploader, progress)
     uploaded = [u.file_id for u in uploads if u.ok]
     problems = [(u.file.name, u.error_code, u.error_message) for u in uploads if not u.ok]
+    summary.files = len(uploads)
+    summary.bytes_in = sum(u.file.size for u in uploads if u.ok)
+    summary.not_uploaded = len(uploads) - len(uploaded)
     status, saved = None, []
     if (wait or download_dir) and uploaded:
         status = jobs.wait_for_job(app.api, job_id, progress=progress, file_ids=uploaded)
+        summary.add_status(status, set(uploaded))
+        summary.files = len(uploads)
         problems += jobs.failures(status, uploaded)
         if download_dir:
             saved = jobs.download_results(
-                status, download_dir, progress=progress, parallel=parallel, timeout=app.transfer_timeout
+                status,
+                download_dir,
+                progress=progress,
+                parallel=parallel,
+                timeout=app.transfer_timeout,
+                on_existing=on_existing,
             )
+            jobs.download_summary(status, saved, summary)
             problems += [(d.name, d.error_code, d.error_message) for d in saved if d.error_code]
     if as_json:
-        output.emit_json(_upload_summary(prepared.job, uploads, status, saved))
+        output.emit_json({**_upload_summary(prepared.job, uploads, status, saved), "summary": summary.as_json()})
+    app.summary_line(summary)
     jobs.raise_if_failed(problems, len(uploads))
 
 
@@ -262,13 +455,12 @@ def _start(
     app: AppContext,
     store: JournalStore,
     identity: Identity,
-    paths: tuple[Path, ...],
+    files: list[LocalFile],
     level: int | None,
     parallel: int,
     checksum: bool,
     progress: Progress,
 ) -> upload_job.Prepared:
-    files = discover(paths, on_skip=progress.note)
     if not files:
         raise click.UsageError("no files to upload")
     limits = upload_job.check_limits(app.api, files)  # before hashing: a refusal costs nothing
@@ -285,6 +477,31 @@ def _start(
     return prepared
 
 
+def _dry_run(files: list[LocalFile], as_json: bool) -> None:
+    """What ``upload`` would send: one line per file and the totals; no job, no request."""
+    total = sum(f.size for f in files)
+    if as_json:
+        output.emit_json(
+            {
+                "dry_run": True,
+                "files": [{"name": f.name, "path": str(f.path), "size": f.size} for f in files],
+                "totals": {"files": len(files), "bytes": total},
+            }
+        )
+        return
+    if files:
+        click.echo(
+            output.table(
+                ("NAME", "SIZE"), [(output.printable(f.name), output.human_size(f.size)) for f in files], right=(1,)
+            )
+        )
+    click.echo(
+        f"dry run: would upload {len(files)} file{'' if len(files) == 1 else 's'}, {output.human_size(total)} "
+        "(no job created)",
+        err=True,
+    )
+
+
 def _list_resumable(store: JournalStore, as_json: bool) -> None:
     journals = store.all()
     if as_json:
@@ -296,16 +513,39 @@ def _list_resumable(store: JournalStore, as_json: bool) -> None:
 @cli.command()
 @click.argument("job_id")
 @click.option("--watch", is_flag=True, help="Follow the job until every file is final, then print the table.")
+@click.option("--failed", "only_failed", is_flag=True, help="List only the files that failed, with their errors.")
 @json_option
 @click.pass_obj
-def status(app: AppContext, job_id: str, watch: bool, as_json: bool) -> None:
-    """Show a job's files: state, sizes, ratio, time and errors."""
+def status(app: AppContext, job_id: str, watch: bool, only_failed: bool, as_json: bool) -> None:
+    """Show a job's files: state, sizes, ratio, time and errors.
+
+    Says which files were never uploaded and how to send them
+    ('squeezer upload --resume JOB_ID' when this machine holds the upload's journal).
+
+    \b
+    Examples:
+      squeezer status j_0123456789ab
+      squeezer status j_0123456789ab --watch
+      squeezer status j_0123456789ab --failed
+      squeezer status j_0123456789ab --json | jq '.files[] | select(.state == "failed")'
+    """
     result = jobs.wait_for_job(app.api, job_id, progress=app.progress()) if watch else app.api.get_job(job_id)
+    shown = result
+    if only_failed:
+        shown = {**result, "files": [f for f in result.get("files", []) if f.get("state") == "failed"]}
     if as_json:
-        output.emit_json(result)
+        output.emit_json(shown)
+    elif only_failed:
+        click.echo(output.failed_text(shown))
     else:
         click.echo(output.status_text(result))
-    jobs.raise_if_failed(jobs.failures(result), len(result.get("files", [])))
+        resumable = JournalStore.default().load(job_id) is not None
+        hint = jobs.not_uploaded_hint(result, resumable=resumable, now=time.time())
+        if hint:
+            click.echo(hint, err=True)
+    # Files of a cancelled job were cancelled on purpose: not a failure of this command.
+    states = ("failed",) if result.get("cancelled_at") else ("failed", "cancelled")
+    jobs.raise_if_failed(jobs.failures(result, states=states), len(result.get("files", [])))
 
 
 @cli.command()
@@ -319,42 +559,131 @@ def status(app: AppContext, job_id: str, watch: bool, as_json: bool) -> None:
     help="Folder to save the results in (created if missing).",
 )
 @click.option("--wait", is_flag=True, help="Wait for files that are not finished yet.")
+@force_option
+@no_clobber_option
 @parallel_option
 @json_option
-@click.pass_obj
-def download(app: AppContext, job_id: str, out_dir: Path, wait: bool, parallel: int, as_json: bool) -> None:
-    """Save a job's compressed files under a folder, keeping relative paths."""
+@click.pass_context
+def download(
+    ctx: click.Context,
+    job_id: str,
+    out_dir: Path,
+    wait: bool,
+    force: bool,
+    no_clobber: bool,
+    parallel: int | None,
+    as_json: bool,
+) -> None:
+    """Save a job's compressed files under a folder, keeping relative paths.
+
+    A result already there and identical (size and CRC64NVME) is skipped, so
+    running the same download again fetches nothing. A different file there
+    is an error listing them, unless --force (overwrite) or --no-clobber
+    (keep it). Saved files get the original file's mode and mtime. Prints
+    the paths saved on stdout and one summary line on stderr.
+
+    \b
+    Examples:
+      squeezer download j_0123456789ab -o out/
+      squeezer download j_0123456789ab -o out/ --wait --no-clobber
+      squeezer -q download j_0123456789ab -o out/ --force
+    """
+    app: AppContext = ctx.obj
+    on_existing = _on_existing(force, no_clobber)
+    workers = app.defaults(ctx).parallel.value
     progress = app.progress()
+    summary = Summary()
     result = jobs.wait_for_job(app.api, job_id, progress=progress) if wait else app.api.get_job(job_id)
-    saved = jobs.download_results(result, out_dir, progress=progress, parallel=parallel, timeout=app.transfer_timeout)
+    saved = jobs.download_results(
+        result, out_dir, progress=progress, parallel=workers, timeout=app.transfer_timeout, on_existing=on_existing
+    )
+    summary.add_status(result)
+    jobs.download_summary(result, saved, summary)
     if as_json:
-        output.emit_json({"job_id": job_id, "files": [_saved_json(d) for d in saved]})
+        output.emit_json({"job_id": job_id, "files": [_saved_json(d) for d in saved], "summary": summary.as_json()})
     else:
         for d in saved:
-            if not d.error_code:
+            if d.outcome == jobs.SAVED:
                 click.echo(str(d.path))
-    problems = jobs.failures(result) + [(d.name, d.error_code, d.error_message) for d in saved if d.error_code]
+    if summary.cancelled:
+        progress.note(f"{summary.cancelled} file(s) of job {job_id} were cancelled: they have no result")
+    app.summary_line(summary)
+    problems = jobs.failures(result, states=("failed",))
+    problems += [(d.name, d.error_code, d.error_message) for d in saved if d.error_code]
     jobs.raise_if_failed(problems, len(result.get("files", [])))
     unfinished = jobs.open_files(result)
     if unfinished:
         raise SqueezerCliError(
-            f"{len(unfinished)} file(s) are not finished yet (first: {unfinished[0]}): "
+            f"{len(unfinished)} file(s) are not finished yet (first: {output.printable(unfinished[0])}): "
             f"run 'squeezer download {job_id} -o {out_dir} --wait'"
         )
 
 
 @cli.command()
 @click.argument("job_id")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (needed when stdin is not a terminal).")
 @json_option
 @click.pass_obj
-def cancel(app: AppContext, job_id: str, as_json: bool) -> None:
-    """Cancel a job's unfinished files; completed results stay downloadable."""
-    result = app.api.cancel_job(job_id)
+def cancel(app: AppContext, job_id: str, yes: bool, as_json: bool) -> None:
+    """Cancel a job's unfinished files; completed results stay downloadable.
+
+    Asks for confirmation unless --yes. Cancelling a job already cancelled,
+    or one with nothing left to cancel, succeeds without doing anything.
+
+    \b
+    Examples:
+      squeezer cancel j_0123456789ab
+      squeezer cancel j_0123456789ab --yes --json
+    """
+    before = app.api.get_job(job_id)
+    if before.get("cancelled_at"):
+        _cancelled(before, as_json, already=True)
+        return
+    unfinished = jobs.open_files(before)
+    if not unfinished:
+        if as_json:
+            output.emit_json(before)
+        click.echo(f"job {job_id} has finished: nothing to cancel", err=True)
+        return
+    if not yes:
+        if not _stdin_is_terminal():
+            raise ConfirmationNeeded(
+                f"not cancelling job {job_id} without confirmation: stdin is not a terminal; pass --yes"
+            )
+        total = len(before.get("files", []))
+        if not click.confirm(
+            f"Cancel job {job_id}? {len(unfinished)} of {total} file(s) are unfinished", default=False, err=True
+        ):
+            click.echo("not cancelled", err=True)
+            return
+    try:
+        result = app.api.cancel_job(job_id)
+    except ApiError as exc:
+        if exc.status == 409 and exc.code == "job_finished":
+            click.echo(f"job {job_id} has finished: nothing to cancel", err=True)
+            return
+        raise
+    _cancelled(result, as_json, already=False)
+
+
+def _cancelled(status: dict[str, Any], as_json: bool, *, already: bool) -> None:
+    files = status.get("files", [])
+    completed = sum(1 for f in files if f.get("state") == "completed")
+    cancelled = sum(1 for f in files if f.get("state") == "cancelled")
     if as_json:
-        output.emit_json(result)
+        output.emit_json({**status, "already_cancelled": already})
+        return
+    if already:
+        click.echo(f"job {status['job_id']} is already cancelled ({completed} completed kept)", err=True)
     else:
-        click.echo(f"cancelled {job_id}", err=True)
-        click.echo(output.status_text(result))
+        click.echo(f"cancelled job {status['job_id']}: {completed} completed kept, {cancelled} cancelled", err=True)
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 cli.add_command(admin)
@@ -390,6 +719,17 @@ def configure(
     Note: a token given with --token (here or on any command) stays in your shell
     history and other users can see it with 'ps': prefer the prompt, or
     SQUEEZER_TOKEN for scripts.
+
+    A profile may also hold defaults for upload and download, edited in the
+    file: algorithm = "brotli", level = 9, parallel = 16. Flags beat the
+    environment (SQUEEZER_ALGORITHM, SQUEEZER_LEVEL, SQUEEZER_PARALLEL),
+    which beats the profile.
+
+    \b
+    Examples:
+      squeezer configure
+      squeezer configure --profile prod --api-url https://abc.execute-api.eu-west-1.amazonaws.com/api
+      squeezer configure --list
     """
     path = config.config_path()
     name = profile_name or (app.overrides.profile.value if app.overrides.profile else config.DEFAULT_PROFILE)
@@ -472,7 +812,13 @@ def _show_profiles(found: config.ConfigFile, active: str, as_json: bool) -> None
 @json_option
 @click.pass_obj
 def retry(app: AppContext, job_id: str, wait: bool, as_json: bool) -> None:
-    """Queue again a job's failed files that a retry can fix (their uploads must still exist)."""
+    """Queue again a job's failed files that a retry can fix (their uploads must still exist).
+
+    \b
+    Examples:
+      squeezer retry j_0123456789ab --wait
+      squeezer retry j_0123456789ab --json
+    """
     outcome = app.api.retry_job(job_id)
     retried = [f["file_id"] for f in outcome.get("retried", [])]
     skipped = outcome.get("skipped", [])
@@ -495,12 +841,18 @@ def retry(app: AppContext, job_id: str, wait: bool, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def list_jobs(app: AppContext, limit: int, follow: bool, as_json: bool) -> None:
-    """List recent jobs, newest first."""
-    found = list(app.api.iter_jobs(limit=limit, follow=follow))
+    """List recent jobs, newest first: id, state, files, ratio, size, age.
+
+    \b
+    Examples:
+      squeezer jobs
+      squeezer jobs --all --json | jq -r '.jobs[] | select(.state == "failed") | .job_id'
+    """
+    found = jobs.with_states(app.api, list(app.api.iter_jobs(limit=limit, follow=follow)))
     if as_json:
         output.emit_json({"jobs": found})
     elif found:
-        click.echo(output.jobs_text(found))
+        click.echo(output.jobs_text(found, now=time.time()))
     else:
         click.echo("no jobs yet", err=True)
 

@@ -5,6 +5,9 @@ Each setting is the first of:
     API URL   --api-url, SQUEEZER_API_URL, the profile's api_url, DEFAULT_API_URL
     token     --token, SQUEEZER_TOKEN, the profile's token, the local stack's dev token
     profile   --profile, SQUEEZER_PROFILE, DEFAULT_PROFILE
+    algorithm, level, parallel (upload, download): the flag, SQUEEZER_ALGORITHM /
+              SQUEEZER_LEVEL / SQUEEZER_PARALLEL, the profile's value, built-in
+              (:func:`command_defaults`)
 
 The config file (:func:`config_path`) is TOML with one table per profile::
 
@@ -149,6 +152,9 @@ class Profile:
     name: str
     api_url: str | None = None
     token_text: str | None = field(default=None, repr=False)
+    algorithm: str | None = None
+    level: int | None = None
+    parallel: int | None = None
 
     @property
     def token(self) -> Token | None:
@@ -218,10 +224,20 @@ def _profiles(path: Path, document: dict[str, Any]) -> dict[str, Profile]:
             raise ConfigError(
                 f"config file {path}: profiles.{_key(name)} must be a table, like [profiles.{_key(name)}]"
             )
-        for key in ("api_url", "token"):
+        for key in ("api_url", "token", "algorithm"):
             if key in table and not isinstance(table[key], str):
                 raise ConfigError(f"config file {path}: profiles.{_key(name)}.{key} must be a string")
-        found[name] = Profile(name, table.get("api_url"), table.get("token"))
+        for key in ("level", "parallel"):
+            if key in table and (not isinstance(table[key], int) or isinstance(table[key], bool)):
+                raise ConfigError(f"config file {path}: profiles.{_key(name)}.{key} must be an integer")
+        found[name] = Profile(
+            name,
+            table.get("api_url"),
+            table.get("token"),
+            algorithm=table.get("algorithm"),
+            level=table.get("level"),
+            parallel=table.get("parallel"),
+        )
     return found
 
 
@@ -488,3 +504,101 @@ def _string(text: str) -> str:
         else:
             out.append(char)
     return '"' + "".join(out) + '"'
+
+
+# -- defaults for upload and download ------------------------------------------
+
+DEFAULT_ALGORITHM = "zstd"
+DEFAULT_PARALLEL = 8
+PARALLEL_RANGE = (1, 64)
+ALGORITHM_ENV = "SQUEEZER_ALGORITHM"
+LEVEL_ENV = "SQUEEZER_LEVEL"
+PARALLEL_ENV = "SQUEEZER_PARALLEL"
+
+# Where a default came from, weakest first: a level applies only with an algorithm from as strong a place.
+BUILT_IN, PROFILE, ENVIRONMENT, COMMAND_LINE = range(4)
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: Any
+    rank: int  # BUILT_IN .. COMMAND_LINE
+    origin: str  # "-a", "SQUEEZER_LEVEL", "profile 'default' in <path>", "built-in"
+
+
+@dataclass(frozen=True)
+class Defaults:
+    algorithm: Setting
+    level: Setting  # value None: the algorithm's own default level
+    parallel: Setting
+
+
+def command_defaults(
+    profile_name: Given | None,
+    *,
+    algorithm: str | None = None,
+    level: int | None = None,
+    parallel: int | None = None,
+    env: Mapping[str, str] | None = None,
+    warn: Warn = warn_on_stderr,
+) -> Defaults:
+    """Algorithm, level and parallelism: the flag, else its environment variable, else the profile, else built-in.
+
+    Arguments are what the command line said (None: nothing). A level from a
+    weaker place than the algorithm is not used: ``-a gzip`` on the command
+    line takes gzip's own default level, not the profile's level for brotli.
+    Values from the environment or the profile are checked here (ConfigError
+    naming where they came from); the algorithm's level range is checked by
+    the command.
+    """
+    env = os.environ if env is None else env
+    name = profile_name.value if profile_name else DEFAULT_PROFILE
+    found = read_config(config_path(env), warn=warn)
+    profile = found.profile(name, origin=profile_name.origin if profile_name else None)
+    where = f"profile {name!r} in {found.path}"
+
+    def pick(
+        flag: Any, flag_name: str, envvar: str, from_profile: Any, built_in: Any, parse: Callable[[str], Any]
+    ) -> Setting:
+        if flag is not None:
+            return Setting(flag, COMMAND_LINE, flag_name)
+        if env.get(envvar):
+            return Setting(_checked(parse, env[envvar], envvar), ENVIRONMENT, envvar)
+        if from_profile is not None:
+            return Setting(_checked(parse, str(from_profile), f"{where}: {flag_name.lstrip('-')}"), PROFILE, where)
+        return Setting(built_in, BUILT_IN, "built-in")
+
+    chosen_algorithm = pick(
+        algorithm, "--algorithm", ALGORITHM_ENV, profile and profile.algorithm, DEFAULT_ALGORITHM, _algorithm
+    )
+    chosen_level = pick(level, "--level", LEVEL_ENV, profile and profile.level, None, _integer)
+    if chosen_level.rank < chosen_algorithm.rank:
+        chosen_level = Setting(None, BUILT_IN, "built-in")
+    chosen_parallel = pick(
+        parallel, "--parallel", PARALLEL_ENV, profile and profile.parallel, DEFAULT_PARALLEL, _parallel
+    )
+    return Defaults(chosen_algorithm, chosen_level, chosen_parallel)
+
+
+def _algorithm(text: str) -> str:
+    from chalicelib.domain import Algorithm
+
+    try:
+        return Algorithm(text.strip()).value
+    except ValueError:
+        raise ValueError(f"{text!r} is not an algorithm: use one of {', '.join(a.value for a in Algorithm)}") from None
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not an integer") from None
+
+
+def _parallel(text: str) -> int:
+    value = _integer(text)
+    low, high = PARALLEL_RANGE
+    if not low <= value <= high:
+        raise ValueError(f"parallel must be from {low} to {high}, got {value}")
+    return value

@@ -5,19 +5,22 @@
         +-- InputError            exit 1: a local file cannot be read or written
         +-- FilesFailed           exit 1: at least one file of a job failed
         +-- ConfigError           exit 2: the config file, a profile, a token or an API URL is not usable
+        +-- ConfirmationNeeded    exit 2: a command would ask, but stdin is not a terminal (pass --yes)
         +-- ApiError              exit 3: the API answered with an error
         |   +-- TokenRefused      exit 3: a 401: no token, or one the API does not accept
         +-- ApiUnreachable        exit 3: the API could not be reached
         +-- UploadInterrupted     exit 130: Ctrl-C during an upload; says how to resume it
+        +-- Interrupted           exit 130: Ctrl-C anywhere else
 
 Click's own usage errors exit with 2. Messages are one line (FilesFailed
-adds one line per failed file, with names from the server escaped if they
+adds one line per failed file, up to SHOWN_FAILURES, with names from the server escaped if they
 hold control characters) and never contain a presigned URL or a token's
 secret: anyone holding one could use it.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import IO, Any
 
@@ -30,6 +33,7 @@ EXIT_USAGE = 2  # as Click's own usage errors
 EXIT_API = 3
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in the client, not the user's fault
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+SHOWN_FAILURES = 10  # FilesFailed lists this many files, then counts the rest by error code
 
 
 class SqueezerCliError(click.ClickException):
@@ -110,9 +114,16 @@ class ApiUnreachable(SqueezerCliError):
 
     def __init__(self, api_url: str, reason: str) -> None:
         self.api_url = api_url
-        super().__init__(
-            f"could not reach the Squeezer API at {api_url}: {reason} (check --api-url or SQUEEZER_API_URL)"
-        )
+        self.reason = reason
+        super().__init__(f"could not reach the Squeezer API at {api_url}: {reason} ({_unreachable_hint(api_url)})")
+
+
+def _unreachable_hint(api_url: str) -> str:
+    from .config import is_loopback  # config imports this module
+
+    if is_loopback(api_url):
+        return "is the local stack running? start it with 'make up' in the squeezer folder, or check --api-url"
+    return "check --api-url or SQUEEZER_API_URL"
 
 
 class FilesFailed(SqueezerCliError):
@@ -123,9 +134,29 @@ class FilesFailed(SqueezerCliError):
         self.failures = list(failures)
         lines = [f"{len(self.failures)} of {total} file(s) failed:"]
         lines += [
-            f"  {printable(name)}: {printable(code)}: {printable(message)}" for name, code, message in self.failures
+            f"  {printable(name)}: {printable(code)}: {printable(message)}"
+            for name, code, message in self.failures[:SHOWN_FAILURES]
         ]
+        rest = self.failures[SHOWN_FAILURES:]
+        if rest:
+            codes = Counter(printable(code) for _, code, _ in rest)
+            lines.append(f"  ... and {len(rest)} more ({', '.join(f'{n} {c}' for c, n in codes.most_common())})")
         super().__init__("\n".join(lines))
+
+
+class ConfirmationNeeded(SqueezerCliError):
+    """A command that asks first cannot ask: stdin is not a terminal and --yes was not given."""
+
+    exit_code = EXIT_USAGE
+
+
+class Interrupted(SqueezerCliError):
+    """Ctrl-C (or an aborted prompt) anywhere: exit 130, as a shell reports a command stopped by SIGINT."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self) -> None:
+        super().__init__("interrupted")
 
 
 class UploadInterrupted(SqueezerCliError):

@@ -95,16 +95,42 @@ def status_text(status: dict[str, Any]) -> str:
     return "\n".join((header, "", body, "", footer))
 
 
-def jobs_text(jobs: list[dict[str, Any]]) -> str:
+def age(timestamp: float | None, now: float) -> str:
+    """'just now', '3 min ago', '5 h ago', '2 days ago'."""
+    if timestamp is None:
+        return "-"
+    seconds = max(0.0, now - timestamp)
+    if seconds < 60:
+        return "just now"
+    for size, unit in ((86400, "day"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            count = int(seconds // size)
+            plural = "s" if unit == "day" and count != 1 else ""
+            return f"{count} {unit}{plural} ago"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def jobs_text(jobs: list[dict[str, Any]], *, now: float) -> str:
+    """``squeezer jobs``: one labelled column each for id, state, algorithm, files, ratio, size, age."""
     rows = [
         (
             j["job_id"],
-            _when(j.get("created_at")),
+            j.get("state") or ("cancelled" if j.get("cancelled_at") else "-"),
             f"{j['algorithm']}/{j['level']}",
             j.get("file_count"),
+            _ratio(j.get("ratio")),
             human_size(j.get("total_size")),
-            "cancelled" if j.get("cancelled_at") else "",
+            age(j.get("created_at"), now),
         )
         for j in jobs
     ]
-    return table(("JOB", "CREATED", "ALGORITHM", "FILES", "SIZE", ""), rows, right=(3, 4))
+    return table(("JOB", "STATE", "ALGORITHM", "FILES", "RATIO", "SIZE", "AGE"), rows, right=(3, 4, 5))
+
+
+def failed_text(status: dict[str, Any]) -> str:
+    """``squeezer status --failed``: the failed files and their errors, or a line saying there are none."""
+    files = status.get("files", [])
+    if not files:
+        return f"job {status['job_id']}: no failed files"
+    rows = [(printable(f["name"]), human_size(f["size"]), _error(f.get("error"))) for f in files]
+    return table(("NAME", "SIZE", "ERROR"), rows, right=(1,))

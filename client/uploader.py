@@ -90,20 +90,29 @@ class UploadResult:
 # -- discovery ---------------------------------------------------------------
 
 
-def discover(paths: Iterable[str | os.PathLike[str]], *, on_skip: Callable[[str], None]) -> list[LocalFile]:
+def discover(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    on_skip: Callable[[str], None],
+    select: Callable[[str], bool] | None = None,
+    symlinks: str = "inside",
+) -> list[LocalFile]:
     """Files named on the command line plus everything under the folders named.
 
     A folder's files are named ``<folder name>/<path inside it>`` (``.`` and
-    ``..`` add no prefix), like ``cp -r``. Symlinks inside a folder are
-    followed only to files inside that folder; the rest are skipped through
-    ``on_skip``, as are names the API would refuse. Two files with the same
-    name are a usage error.
+    ``..`` add no prefix), like ``cp -r``. Symlinks inside a folder
+    (``symlinks``, see :data:`client.selection.SYMLINK_POLICIES`): ``inside``
+    follows those to files inside that folder, ``follow`` every one (folders
+    too, loops cut), ``skip`` none; the rest are skipped through ``on_skip``,
+    as are names the API would refuse. ``select`` is asked with the path
+    relative to the folder named (the base name for a file named): False
+    leaves the file out. Two files with the same name are a usage error.
     """
     found: dict[str, LocalFile] = {}
     for arg in paths:
         path = Path(arg)
         if path.is_dir():
-            entries = _walk(path, on_skip)
+            entries = _walk(path, on_skip, symlinks)
         elif path.is_file():
             entries = [(path, path.name)]
         elif not os.path.lexists(path):
@@ -111,7 +120,10 @@ def discover(paths: Iterable[str | os.PathLike[str]], *, on_skip: Callable[[str]
         else:
             on_skip(f"skipped {path}: not a regular file or folder")
             continue
+        prefix_length = len(_prefix(path)) if path.is_dir() else 0
         for file_path, name in entries:
+            if select is not None and not select(name[prefix_length:]):
+                continue
             problem = _name_problem(name)
             if problem:
                 on_skip(f"skipped {file_path}: {problem}")
@@ -136,33 +148,50 @@ def discover(paths: Iterable[str | os.PathLike[str]], *, on_skip: Callable[[str]
     return list(found.values())
 
 
-def _walk(top: Path, on_skip: Callable[[str], None]) -> list[tuple[Path, str]]:
+def _prefix(top: Path) -> str:
+    return "" if top.name in ("", ".", "..") else top.name + "/"
+
+
+def _walk(top: Path, on_skip: Callable[[str], None], symlinks: str = "inside") -> list[tuple[Path, str]]:
     root = top.resolve()
-    prefix = "" if top.name in ("", ".", "..") else top.name + "/"
+    prefix = _prefix(top)
     entries: list[tuple[Path, str]] = []
+    follow = symlinks == "follow"
+    seen_folders = {root}
 
     def unreadable(exc: OSError) -> None:
         on_skip(f"skipped {exc.filename}: cannot read the folder ({exc.strerror})")
 
-    for dirpath, dirnames, filenames in os.walk(top, onerror=unreadable):
+    for dirpath, dirnames, filenames in os.walk(top, onerror=unreadable, followlinks=follow):
         here = Path(dirpath)
         dirnames.sort()
         for dirname in list(dirnames):
             if (here / dirname).is_symlink():
+                if follow:
+                    real = (here / dirname).resolve()
+                    if real in seen_folders or root.is_relative_to(real):
+                        dirnames.remove(dirname)
+                        on_skip(f"skipped {here / dirname}: symlink to a folder already uploaded (a loop)")
+                    else:
+                        seen_folders.add(real)
+                    continue
                 # Not followed even when it stays inside the tree: its files
                 # would be uploaded twice, or forever in a loop.
                 dirnames.remove(dirname)
-                on_skip(f"skipped {here / dirname}: symlink to a folder, not followed")
+                on_skip(f"skipped {here / dirname}: symlink to a folder, not followed (--symlinks follow does)")
         for filename in sorted(filenames):
             path = here / filename
             if path.is_symlink():
+                if symlinks == "skip":
+                    on_skip(f"skipped {path}: symlink (--symlinks skip)")
+                    continue
                 try:
                     target = path.resolve(strict=True)
                 except (OSError, RuntimeError):
                     on_skip(f"skipped {path}: broken symlink")
                     continue
-                if not target.is_relative_to(root):
-                    on_skip(f"skipped {path}: symlink points outside {top} (to {target})")
+                if not follow and not target.is_relative_to(root):
+                    on_skip(f"skipped {path}: symlink points outside {top} (to {target}; --symlinks follow takes it)")
                     continue
             if not path.is_file():
                 on_skip(f"skipped {path}: not a regular file")
@@ -410,9 +439,9 @@ class Uploader:
             results[index] = result
             if result.ok:
                 events.file_done(result.file_id)
-                self._progress.note(f"uploaded {result.file.name} ({human_size(result.file.size)})")
+                self._progress.detail(f"uploaded {result.file.name} ({human_size(result.file.size)})")
             else:
-                self._progress.note(f"upload failed: {result.file.name}: {result.error_code}: {result.error_message}")
+                self._progress.error(f"upload failed: {result.file.name}: {result.error_code}: {result.error_message}")
 
         for index in ready:
             finish(index, self._complete(work[index]))

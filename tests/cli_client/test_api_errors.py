@@ -84,25 +84,24 @@ def test_an_answer_that_is_not_ours_is_still_one_line(serve) -> None:
     assert "403 http_403: Missing Authentication Token" in result.output
 
 
-def test_cancel_sends_delete_and_reports_a_conflict(serve) -> None:
+def test_cancel_reports_an_unexpected_conflict(serve) -> None:
     body = {
         "job_id": "j_1",
         "algorithm": "zstd",
         "level": 3,
         "created_at": 1.0,
-        "state": "cancelled",
+        "cancelled_at": None,
+        "state": "processing",
         "counts": {},
-        "totals": {"files": 0, "bytes_in": 0, "bytes_out": 0, "ratio": None},
-        "files": [],
+        "totals": {"files": 1, "bytes_in": 0, "bytes_out": 0, "ratio": None},
+        "files": [{"file_id": "f1", "name": "a", "state": "queued", "size": 1}],
     }
     server = serve(
         scripted(
             Reply.json(200, body),
-            Reply.json(409, {"error": {"code": "already_cancelled", "message": "job j_1 is already cancelled"}}),
+            Reply.json(409, {"error": {"code": "conflict", "message": "job j_1 is busy"}}),
         )
     )
-    ok = run("--api-url", server.url, "cancel", "j_1", "--json", expect=0)
-    assert '"cancelled"' in ok.output
-    assert (server.seen[0].method, server.seen[0].path) == ("DELETE", "/jobs/j_1")
-    again = run("--api-url", server.url, "cancel", "j_1", expect=3)
-    assert "409 already_cancelled" in again.output
+    again = run("--api-url", server.url, "cancel", "j_1", "--yes", expect=3)
+    assert [(s.method, s.path) for s in server.seen] == [("GET", "/jobs/j_1"), ("DELETE", "/jobs/j_1")]
+    assert "409 conflict" in again.output

@@ -135,9 +135,9 @@ def test_wait_follows_the_retried_files_until_final_and_exits_0(serve) -> None:
             status(file("f_1", "a.log", "completed"), skipped),
         )
     )
-    result = run("--api-url", server.url, "retry", "j_1", "--wait", expect=0)
+    result = run("-v", "--api-url", server.url, "retry", "j_1", "--wait", expect=0)
     assert sum(1 for s in server.seen if s.method == "GET") == 3
-    assert "compressed a.log" in result.stderr
+    assert "compressed a.log" in result.stderr  # a per-file line: -v
     assert result.stdout.startswith("job j_1") and "a.log" in result.stdout  # the status table
 
 
