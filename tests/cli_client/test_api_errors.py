@@ -70,11 +70,16 @@ def test_reads_are_retried_on_5xx_then_answered(serve) -> None:
 
 def test_a_failing_create_is_not_retried(serve, tmp_path) -> None:
     (tmp_path / "a.txt").write_text("hello")
-    server = serve(scripted(Reply.json(500, {"error": {"code": "internal_error", "message": "try again later"}})))
+    server = serve(
+        scripted(
+            Reply.json(200, {"limits": {}}),  # GET /: the limits, checked before hashing
+            Reply.json(500, {"error": {"code": "internal_error", "message": "try again later"}}),
+        )
+    )
 
     result = run("--api-url", server.url, "upload", str(tmp_path / "a.txt"), expect=3)
 
-    assert [s.method for s in server.seen] == ["POST"]
+    assert [s.method for s in server.seen] == ["GET", "POST"]
     assert "500 internal_error: try again later" in result.output
 
 

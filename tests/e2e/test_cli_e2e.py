@@ -111,7 +111,7 @@ def test_a_file_failing_on_the_worker_exits_1_and_is_listed(local_stack, tmp_pat
 
 
 def test_a_second_download_into_the_same_folder_skips_everything(local_stack, tmp_path: Path) -> None:
-    """Needs the server's result_crc64nvme, mode and mtime in GET /jobs/{id} (issue 13, server side)."""
+    """The server's result_crc64nvme proves a local result identical; mode and mtime come back with it."""
     _tree(tmp_path / "src")
     (tmp_path / "src" / "notes.txt").chmod(0o750)
     os.utime(tmp_path / "src" / "notes.txt", (1_600_000_000, 1_600_000_000))
@@ -122,13 +122,11 @@ def test_a_second_download_into_the_same_folder_skips_everything(local_stack, tm
     job_id = first.stdout.strip()
     assert "5 files, " in first.stderr and "; 5 downloaded" in first.stderr, first.stderr
     status = json.loads(_run(*auth, "status", job_id, "--json", expect=0).stdout)
-    if any(f.get("result_crc64nvme") is None for f in status["files"]):
-        pytest.xfail("the server does not send result_crc64nvme yet: an existing file cannot be proven identical")
+    assert all(f["result_crc64nvme"] for f in status["files"]), status
 
     again = _run(*auth, "download", job_id, "-o", str(out), expect=0)
 
     assert again.stdout == ""
     assert "all 5 already up to date" in again.stderr, again.stderr
     notes = out / "src" / "notes.txt.zst"
-    if any(f.get("mode") is not None for f in status["files"]):
-        assert (notes.stat().st_mode & 0o777, notes.stat().st_mtime) == (0o750, 1_600_000_000.0)
+    assert (notes.stat().st_mode & 0o777, notes.stat().st_mtime) == (0o750, 1_600_000_000.0)
