@@ -5,22 +5,42 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
 STAGE ?= dev
+
+# One requirement set per use, each installed by the targets that need it, with its own stamp
+# (.venv/.installed-<set>): make demo and make up install only requirements-local.txt.
+#   local: the stack and the client   test, lint, bench, deploy: each adds its tools to local
+#   dev: everything (make venv, make test; it runs lint and quick benchmarks too)
+# --no-compile: Python compiles what it imports on first use; compiling every installed
+# module up front doubles the install's CPU time.
+INSTALL := $(PY) -m pip install --quiet --no-compile
+installed = $(VENV)/.installed-$(1)
+BASE := $(VENV)/.installed-base
 
 .PHONY: venv lint test test-fast up demo clean bench-tools localstack-setup localstack-up localstack-down localstack-deploy test-localstack package deploy chalice-deploy teardown bench
 
-venv: $(STAMP)
+venv: $(call installed,dev)
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+## The venv and the project itself, editable, for the `squeezer` command (.venv/bin/squeezer).
+## With the venv's own setuptools when it has one (Python 3.11): no build environment to make.
+$(BASE): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e .
-	@touch $(STAMP)
+	@if $(PY) -c "import setuptools" 2>/dev/null; then $(INSTALL) --no-deps --no-build-isolation -e .; \
+	  else $(INSTALL) --no-deps -e .; fi
+	@touch $@
+
+$(VENV)/.installed-%: requirements-%.txt requirements.txt $(BASE)
+	$(INSTALL) -r $<
+	@touch $@
+
+# The sets a set includes (-r): a change to one reinstalls the sets built on it.
+$(call installed,test) $(call installed,lint) $(call installed,bench) $(call installed,deploy): requirements-local.txt
+$(call installed,dev): requirements-dev.txt requirements.txt $(BASE) requirements-local.txt requirements-test.txt requirements-lint.txt requirements-bench.txt requirements-deploy.txt
+	$(INSTALL) -r requirements-dev.txt
+	@touch $(foreach set,local test lint bench deploy,$(call installed,$(set))) $@
 
 ## Static checks: ruff (lint and format) on everything, mypy --strict on chalicelib, client and app.py.
-lint: venv
+lint: $(call installed,lint)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -30,27 +50,28 @@ lint: venv
 ## zstd, brotli and gzip tools).
 ## Three processes on two cores: most tests wait on servers, subprocesses and sockets. --dist loadfile
 ## keeps a file's tests (and its module fixtures) in one process.
-test: lint bench-tools
+test: $(call installed,dev) lint bench-tools
 	$(PY) -m pytest -n 3 --dist loadfile
 
 ## Without the tests that start servers.
-test-fast: venv
+test-fast: $(call installed,dev)
 	$(PY) -m pytest -m "not integration"
 
 ## The local stack in the foreground: emulator, API on 127.0.0.1:8000, event-source bridge.
-up: venv
+up: $(call installed,local)
 	$(PY) -m infra.local up
 
-## Start the stack, compress a sample directory (or DIR=...), verify, print a table, stop.
-demo: venv
-	$(PY) -m infra.local demo $(if $(DIR),--dir "$(DIR)")
+## Compress a sample directory (or DIR=...) on the local stack, verify, print a table, clean up
+## (KEEP=1 keeps the results). Uses the stack `make up` runs, else starts one and stops it after.
+demo: $(call installed,local)
+	$(PY) -m infra.local demo $(if $(DIR),--dir "$(DIR)") $(if $(KEEP),--keep)
 
 clean:
 	rm -rf .state $(VENV) .pytest_cache .hypothesis
 
 ## --- Deployment (see README "Deploy") ---------------------------------------
 ## CloudFormation/SAM template for STAGE (chalice package --merge-template), checked with cfn-lint.
-package: venv
+package: $(call installed,deploy)
 	$(PY) -m infra.deploy package --stage $(STAGE)
 
 ## Deploy the packaged template (needs AWS credentials and SQUEEZER_ARTIFACTS_BUCKET).
@@ -58,10 +79,10 @@ deploy: package
 	$(PY) -m infra.deploy deploy --stage $(STAGE) --artifacts-bucket "$(SQUEEZER_ARTIFACTS_BUCKET)"
 
 ## The plain `chalice deploy` path: resources, chalice deploy, ReportBatchItemFailures on.
-chalice-deploy: venv
+chalice-deploy: $(call installed,deploy)
 	$(PY) -m infra.deploy chalice-deploy --stage $(STAGE)
 
-teardown: venv
+teardown: $(call installed,deploy)
 	$(PY) -m infra.deploy teardown --stage $(STAGE)
 
 ## --- LocalStack (from PyPI, no Docker) ----------------------------------------
@@ -75,16 +96,16 @@ localstack-down:
 	infra/localstack/stop.sh
 
 ## Create Squeezer's resources on LOCALSTACK_ENDPOINT (default http://127.0.0.1:4566).
-localstack-deploy: venv
+localstack-deploy: $(call installed,deploy)
 	$(PY) -m infra.deploy localstack-deploy
 
 ## The LocalStack tier: starts LocalStack, runs tests/localstack, stops it.
-test-localstack: venv localstack-setup
+test-localstack: $(call installed,test) localstack-setup
 	infra/localstack/start.sh
 	SQUEEZER_REQUIRE_LOCALSTACK=1 $(PY) -m pytest -m localstack tests/localstack; status=$$?; infra/localstack/stop.sh; exit $$status
 
 ## --- Benchmarks (load/): figures with their targets; QUICK=1 for small inputs --
-bench: venv bench-tools
+bench: $(call installed,bench) bench-tools
 	$(PY) -m load.bench $(if $(QUICK),--quick)
 
 ## Debian's reference tools for benchmark 1, installed when missing.
