@@ -15,32 +15,36 @@ STAGE ?= dev
 # module up front doubles the install's CPU time.
 INSTALL := $(PY) -m pip install --quiet --no-compile
 installed = $(VENV)/.installed-$(1)
-BASE := $(VENV)/.installed-base
+EDITABLE := $(VENV)/.installed-editable
+# What a target depends on to have set $(1) and the `squeezer` command installed.
+setup = $(call installed,$(1)) $(EDITABLE)
 
 .PHONY: venv lint test test-fast up demo clean bench-tools localstack-setup localstack-up localstack-down localstack-deploy test-localstack package deploy chalice-deploy teardown bench
 
-venv: $(call installed,dev)
+venv: $(call setup,dev)
 
-## The venv and the project itself, editable, for the `squeezer` command (.venv/bin/squeezer).
-## With the venv's own setuptools when it has one (Python 3.11): no build environment to make.
-$(BASE): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@if $(PY) -c "import setuptools" 2>/dev/null; then $(INSTALL) --no-deps --no-build-isolation -e .; \
-	  else $(INSTALL) --no-deps -e .; fi
-	@touch $@
+$(PY):
+	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed-%: requirements-%.txt requirements.txt $(BASE)
+$(VENV)/.installed-%: requirements-%.txt requirements.txt | $(PY)
 	$(INSTALL) -r $<
 	@touch $@
 
 # The sets a set includes (-r): a change to one reinstalls the sets built on it.
 $(call installed,test) $(call installed,lint) $(call installed,bench) $(call installed,deploy): requirements-local.txt
-$(call installed,dev): requirements-dev.txt requirements.txt $(BASE) requirements-local.txt requirements-test.txt requirements-lint.txt requirements-bench.txt requirements-deploy.txt
+$(call installed,dev): requirements-dev.txt requirements.txt requirements-local.txt requirements-test.txt requirements-lint.txt requirements-bench.txt requirements-deploy.txt | $(PY)
 	$(INSTALL) -r requirements-dev.txt
 	@touch $(foreach set,local test lint bench deploy,$(call installed,$(set))) $@
 
+## The project itself, editable, for the `squeezer` command (.venv/bin/squeezer); after a set, whose
+## chalice brings wheel: the venv's setuptools (Python 3.11) then builds it without a build environment.
+$(EDITABLE): pyproject.toml | $(PY)
+	@if $(PY) -c "import setuptools, wheel" 2>/dev/null; then $(INSTALL) --no-deps --no-build-isolation -e .; \
+	  else $(INSTALL) --no-deps -e .; fi
+	@touch $@
+
 ## Static checks: ruff (lint and format) on everything, mypy --strict on chalicelib, client and app.py.
-lint: $(call installed,lint)
+lint: $(call setup,lint)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -50,20 +54,20 @@ lint: $(call installed,lint)
 ## zstd, brotli and gzip tools).
 ## Three processes on two cores: most tests wait on servers, subprocesses and sockets. --dist loadfile
 ## keeps a file's tests (and its module fixtures) in one process.
-test: $(call installed,dev) lint bench-tools
+test: $(call setup,dev) lint bench-tools
 	$(PY) -m pytest -n 3 --dist loadfile
 
 ## Without the tests that start servers.
-test-fast: $(call installed,dev)
+test-fast: $(call setup,dev)
 	$(PY) -m pytest -m "not integration"
 
 ## The local stack in the foreground: emulator, API on 127.0.0.1:8000, event-source bridge.
-up: $(call installed,local)
+up: $(call setup,local)
 	$(PY) -m infra.local up
 
 ## Compress a sample directory (or DIR=...) on the local stack, verify, print a table, clean up
 ## (KEEP=1 keeps the results). Uses the stack `make up` runs, else starts one and stops it after.
-demo: $(call installed,local)
+demo: $(call setup,local)
 	$(PY) -m infra.local demo $(if $(DIR),--dir "$(DIR)") $(if $(KEEP),--keep)
 
 clean:
@@ -71,7 +75,7 @@ clean:
 
 ## --- Deployment (see README "Deploy") ---------------------------------------
 ## CloudFormation/SAM template for STAGE (chalice package --merge-template), checked with cfn-lint.
-package: $(call installed,deploy)
+package: $(call setup,deploy)
 	$(PY) -m infra.deploy package --stage $(STAGE)
 
 ## Deploy the packaged template (needs AWS credentials and SQUEEZER_ARTIFACTS_BUCKET).
@@ -79,10 +83,10 @@ deploy: package
 	$(PY) -m infra.deploy deploy --stage $(STAGE) --artifacts-bucket "$(SQUEEZER_ARTIFACTS_BUCKET)"
 
 ## The plain `chalice deploy` path: resources, chalice deploy, ReportBatchItemFailures on.
-chalice-deploy: $(call installed,deploy)
+chalice-deploy: $(call setup,deploy)
 	$(PY) -m infra.deploy chalice-deploy --stage $(STAGE)
 
-teardown: $(call installed,deploy)
+teardown: $(call setup,deploy)
 	$(PY) -m infra.deploy teardown --stage $(STAGE)
 
 ## --- LocalStack (from PyPI, no Docker) ----------------------------------------
@@ -96,16 +100,16 @@ localstack-down:
 	infra/localstack/stop.sh
 
 ## Create Squeezer's resources on LOCALSTACK_ENDPOINT (default http://127.0.0.1:4566).
-localstack-deploy: $(call installed,deploy)
+localstack-deploy: $(call setup,deploy)
 	$(PY) -m infra.deploy localstack-deploy
 
 ## The LocalStack tier: starts LocalStack, runs tests/localstack, stops it.
-test-localstack: $(call installed,test) localstack-setup
+test-localstack: $(call setup,test) localstack-setup
 	infra/localstack/start.sh
 	SQUEEZER_REQUIRE_LOCALSTACK=1 $(PY) -m pytest -m localstack tests/localstack; status=$$?; infra/localstack/stop.sh; exit $$status
 
 ## --- Benchmarks (load/): figures with their targets; QUICK=1 for small inputs --
-bench: $(call installed,bench) bench-tools
+bench: $(call setup,bench) bench-tools
 	$(PY) -m load.bench $(if $(QUICK),--quick)
 
 ## Debian's reference tools for benchmark 1, installed when missing.
