@@ -23,8 +23,12 @@ setup = $(call installed,$(1)) $(EDITABLE)
 
 venv: $(call setup,dev)
 
+## The venv, its pip and setuptools put in by the base interpreter's pip (22.3+: --python) without
+## byte-compiling them: twice as fast as venv's own ensurepip, which stays the fallback.
 $(PY):
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv --without-pip $(VENV) && \
+	  $(PYTHON) -m pip --python $(PY) install --quiet --no-compile pip "setuptools>=64" 2>/dev/null || \
+	  { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 
 $(VENV)/.installed-%: requirements-%.txt requirements.txt | $(PY)
 	$(INSTALL) -r $<
