@@ -16,7 +16,7 @@ SHELLS = ("bash", "zsh", "fish")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("shell", type=click.Choice(SHELLS))
+@click.argument("shell", metavar="SHELL", type=click.Choice(SHELLS))
 @click.pass_context
 def completion(ctx: click.Context, shell: str) -> None:
     """Print the shell completion script for SHELL (bash 4.4+, zsh or fish).
