@@ -78,6 +78,7 @@ class Skipped:
 
     path: Path
     reason: str
+    named: bool = False  # named on the command line (not found in a folder): always reported
 
 
 class _Counting:
@@ -132,7 +133,7 @@ def expand(
     for path in paths:
         if not (recursive and path.is_dir() and not path.is_symlink()):
             reason = skip(path, True) if path.is_file() else None
-            yield Skipped(path, reason) if reason else path
+            yield Skipped(path, reason, named=True) if reason else path
             continue
         for folder, dirs, files in os.walk(path):
             base = Path(folder)

@@ -283,7 +283,7 @@ class _Run:
         reading_stdin = any(isinstance(i, Stdio) for i in todo)
         progress = Progress(bars=False) if self.quiet or reading_stdin else Progress()
         for s in skipped:
-            if self.verbose:
+            if self.verbose or (s.named and not self.quiet and not self.as_json):
                 progress.note(f"skipped {printable(s.path)}: {s.reason}")
         done: list[Outcome] = []
         failed: list[tuple[Endpoint, str]] = []

@@ -74,6 +74,16 @@ def test_recursive_compress_skips_files_that_already_have_the_suffix(folder: Pat
     assert not list(folder.rglob("*.zst.zst"))
 
 
+def test_a_named_file_with_the_suffix_is_skipped_with_a_reason(tmp_path: Path) -> None:
+    done = tmp_path / "done.zst"
+    done.write_bytes(b"x")
+    result = run("compress", str(done))
+    assert f"skipped {done}: already has the .zst suffix" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "0 files, 0 B → 0 B; 1 skipped"
+    run("compress", str(done), "-o", str(tmp_path / "again.zst"))  # an explicit output: done as asked
+    assert (tmp_path / "again.zst").exists()
+
+
 def test_a_folder_is_not_walked_without_recursive(folder: Path) -> None:
     result = run("compress", str(folder), expect=1)
     assert "pass -r/--recursive" in result.output
