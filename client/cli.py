@@ -22,12 +22,14 @@ from chalicelib import __version__
 from chalicelib.domain import Algorithm, InvalidLevel
 from chalicelib.tokens import Token, parse_token
 
-from . import config, jobs, offline, output, upload_job
+from . import config, jobs, output, upload_job
 from .admin import admin
 from .api import ApiClient, Timeouts
+from .completion import completion
 from .errors import EXIT_INTERNAL, ApiError, ConfigError, ConfirmationNeeded, Interrupted, SqueezerCliError
 from .journal import Identity, JournalStore
 from .multipart_upload import JobApi
+from .offline_cli import compress, decompress
 from .progress import Progress, Verbosity
 from .safe_download import OnExisting
 from .selection import EXCLUDE, INCLUDE, Selection
@@ -857,72 +859,6 @@ def list_jobs(app: AppContext, limit: int, follow: bool, as_json: bool) -> None:
         click.echo("no jobs yet", err=True)
 
 
-@cli.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "-a", "--algorithm", type=click.Choice(ALGORITHMS), default="zstd", show_default=True, help="Compression algorithm."
-)
-@click.option("-l", "--level", type=int, help="Compression level (default: the algorithm's own).")
-@click.option(
-    "-o",
-    "--output",
-    "out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Output file (default: FILE plus .zst, .br or .gz).",
-)
-@click.option("-f", "--force", is_flag=True, help="Overwrite the output if it exists.")
-@json_option
-@click.pass_obj
-def compress(
-    app: AppContext, file: Path, algorithm: str, level: int | None, out: Path | None, force: bool, as_json: bool
-) -> None:
-    """Compress FILE locally, with the service's codecs (no network)."""
-    level = _level(algorithm, level)
-    with app.progress().bytes("compress", file.stat().st_size) as task:
-        outcome = offline.compress_file(file, out, Algorithm(algorithm), level, force=force, on_bytes=task.advance)
-    _report_offline(outcome, outcome.stats.bytes_in, outcome.stats.bytes_out, as_json)
-
-
-@cli.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    "out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Output file (default: FILE without its .zst, .br or .gz).",
-)
-@click.option("-f", "--force", is_flag=True, help="Overwrite the output if it exists.")
-@json_option
-@click.pass_obj
-def decompress(app: AppContext, file: Path, out: Path | None, force: bool, as_json: bool) -> None:
-    """Decompress FILE locally; the format comes from its extension or its first bytes."""
-    with app.progress().bytes("decompress", file.stat().st_size) as task:
-        outcome = offline.decompress_file(file, out, force=force, on_bytes=task.advance)
-    _report_offline(outcome, outcome.stats.bytes_out, outcome.stats.bytes_in, as_json)
-
-
-def _report_offline(outcome: offline.Outcome, plain: int, packed: int, as_json: bool) -> None:
-    ratio = packed / plain if plain else None
-    if as_json:
-        output.emit_json(
-            {
-                "input": str(outcome.source),
-                "output": str(outcome.output),
-                "algorithm": outcome.algorithm.value,
-                "bytes_in": outcome.stats.bytes_in,
-                "bytes_out": outcome.stats.bytes_out,
-                "ratio": None if ratio is None else round(ratio, 4),
-            }
-        )
-    else:
-        share = "" if ratio is None else f" ({ratio * 100:.1f}%)"
-        click.echo(
-            f"{outcome.source} -> {outcome.output}: {output.human_size(outcome.stats.bytes_in)} -> "
-            f"{output.human_size(outcome.stats.bytes_out)}{share}"
-        )
-
-
 def _upload_summary(
     created: dict[str, Any], uploads: list[Any], status: dict[str, Any] | None, saved: list[Any]
 ) -> dict[str, Any]:
@@ -962,6 +898,11 @@ def _upload_summary(
 def _saved_json(d: jobs.Downloaded) -> dict[str, Any]:
     error = {"code": d.error_code, "message": d.error_message} if d.error_code else None
     return {"name": d.name, "output": None if d.error_code else str(d.path), "error": error}
+
+
+cli.add_command(compress)
+cli.add_command(decompress)
+cli.add_command(completion)
 
 
 def main(argv: list[str] | None = None) -> None:

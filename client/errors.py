@@ -4,6 +4,7 @@
     +-- SqueezerCliError          exit 1
         +-- InputError            exit 1: a local file cannot be read or written
         +-- FilesFailed           exit 1: at least one file of a job failed
+        +-- OfflineFilesFailed    exit 1: compress/decompress: at least one local file failed
         +-- ConfigError           exit 2: the config file, a profile, a token or an API URL is not usable
         +-- ConfirmationNeeded    exit 2: a command would ask, but stdin is not a terminal (pass --yes)
         +-- ApiError              exit 3: the API answered with an error
@@ -172,4 +173,17 @@ class UploadInterrupted(SqueezerCliError):
 
     def show(self, file: IO[Any] | None = None) -> None:
         # Not an error of the user's: the line without click's "Error: ".
+        click.echo(self.format_message(), file=file, err=file is None)
+
+
+class OfflineFilesFailed(SqueezerCliError):
+    """``compress``/``decompress`` of several files: some failed (each already had its line).
+
+    The message is the command's summary line (``3 files, 12.0 MiB → 2.1 MiB
+    (82.5% saved); 1 failed``), shown as the last line, without "Error: ".
+    """
+
+    exit_code = EXIT_FILES_FAILED
+
+    def show(self, file: IO[Any] | None = None) -> None:
         click.echo(self.format_message(), file=file, err=file is None)

@@ -229,13 +229,18 @@ def env(obj, moto_port) -> None:
     help="Compression algorithm.",
 )
 @click.option("-l", "--level", type=int, help="Compression level (default: the algorithm's own).")
-def demo(source, algorithm, level) -> None:
-    """Start the stack, compress a directory with the client, verify every result, stop."""
+@click.option("--keep", is_flag=True, help="Keep the downloaded results (default: removed once checked).")
+def demo(source, algorithm, level, keep) -> None:
+    """Compress a directory with the client on the local stack, verify every result, clean up.
+
+    Uses the stack 'make up' runs on SQUEEZER_API_PORT if there is one, else
+    starts its own (on free ports if those are taken) and stops it after.
+    """
     from .demo import run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     try:
-        code = run_demo(source, algorithm, level)
+        code = run_demo(source, algorithm, level, keep=keep)
     except LocalStackError as exc:
         raise UserError(str(exc)) from exc
     sys.exit(code)

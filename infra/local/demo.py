@@ -1,28 +1,34 @@
 """``make demo``: the main job end to end on the embedded local stack.
 
-Starts the stack, uploads a directory with the ``squeezer`` client (a sample
-made on first run, or ``--dir``), waits, downloads, checks every result by
-decompressing it and comparing sha256 with the original, prints a table and
-stops the stack. Exit status 0 only if every file came back byte-exact.
+Uses the local stack already running on the API port (``make up`` in this
+checkout), else starts one of its own (on free ports if the usual ones are
+taken) and stops it at the end. Uploads a directory with the ``squeezer``
+client (a sample made on first run, or ``--dir``), waits, downloads, checks
+every result by decompressing it and comparing sha256 with the original,
+prints a table, and removes the downloaded results (``keep=True`` keeps
+them). Exit status 0 only if every file came back byte-exact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib.codecs import decompress_stream
 from chalicelib.domain import Algorithm
 
-from .config import STATE_DIR
-from .stack import LocalStack
+from .config import STATE_DIR, LocalConfig
+from .stack import LocalStack, free_ports, port_is_free, running_stack
 
 DEMO_DIR = STATE_DIR.parent / "demo"
 SAMPLE_DIR = DEMO_DIR / "sample"
@@ -93,7 +99,39 @@ def _verify(original: Path, packed: Path, algorithm: Algorithm) -> bool:
     return digest.hexdigest() == _sha256(original)
 
 
-def run_demo(source: Path | None, algorithm: str, level: int | None) -> int:
+def up_state_dir() -> Path:
+    """Where ``make up`` (``python -m infra.local up``) keeps its pid and token files."""
+    configured = os.environ.get("SQUEEZER_LOCAL_STATE_DIR")
+    return Path(configured).expanduser() if configured else STATE_DIR
+
+
+@contextlib.contextmanager
+def demo_stack(api_port: int, moto_port: int) -> Iterator[dict[str, str]]:
+    """The client's environment for a stack: the one running on ``api_port``, else one started here.
+
+    A stack started here is stopped when the block ends. If the ports are
+    taken by something else (another checkout's stack, another program), it
+    runs on free ports instead of failing.
+    """
+    running = running_stack(up_state_dir(), LocalConfig(api_port=api_port).api_url)
+    if running is not None:
+        print(
+            f"using the local stack already running at {running.api_url} (pid {running.runner}); "
+            "the demo's job stays in it",
+            file=sys.stderr,
+        )
+        yield running.client_environment
+        return
+    if not (port_is_free(api_port) and port_is_free(moto_port)):
+        taken = api_port if not port_is_free(api_port) else moto_port
+        api_port, moto_port = free_ports(2)
+        print(f"port {taken} is taken by something else: the demo's own stack uses free ports", file=sys.stderr)
+    print(f"starting the local stack (API :{api_port}, emulator :{moto_port})...", file=sys.stderr)
+    with LocalStack(api_port=api_port, moto_port=moto_port, state_dir=STATE_DIR / "demo") as stack:
+        yield stack.client_environment
+
+
+def run_demo(source: Path | None, algorithm: str, level: int | None, *, keep: bool = False) -> int:
     if source is None:
         source = SAMPLE_DIR
         if not source.exists():
@@ -108,14 +146,25 @@ def run_demo(source: Path | None, algorithm: str, level: int | None) -> int:
     moto_port = int(os.environ.get("SQUEEZER_MOTO_PORT", 5000))
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     out_dir = Path(tempfile.mkdtemp(prefix="out-", dir=DEMO_DIR))
-    print(f"starting the local stack (API :{api_port}, emulator :{moto_port})...", file=sys.stderr)
-    with LocalStack(api_port=api_port, moto_port=moto_port, state_dir=STATE_DIR / "demo") as stack:
+    try:
+        code = _run(source, algo, level, api_port, moto_port, out_dir)
+    finally:
+        if not keep:
+            shutil.rmtree(out_dir, ignore_errors=True)
+    if keep:
+        print(f"results kept in {out_dir}")
+    return code
+
+
+def _run(source: Path, algo: Algorithm, level: int | None, api_port: int, moto_port: int, out_dir: Path) -> int:
+    with demo_stack(api_port, moto_port) as stack_env:
+        api_url = stack_env["SQUEEZER_API_URL"]
         command = [
             sys.executable,
             "-m",
             "client",
             "--api-url",
-            stack.api_url,
+            api_url,
             "upload",
             str(source),
             "--algorithm",
@@ -126,7 +175,7 @@ def run_demo(source: Path | None, algorithm: str, level: int | None) -> int:
         ]
         if level is not None:
             command += ["--level", str(level)]
-        client_env = {**os.environ, **stack.client_environment}  # the stack's dev tenant
+        client_env = {**os.environ, **stack_env}  # the stack's dev tenant
         done = subprocess.run(
             command, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2], env=client_env
         )
@@ -136,7 +185,7 @@ def run_demo(source: Path | None, algorithm: str, level: int | None) -> int:
         summary = json.loads(done.stdout)
         status = json.loads(
             subprocess.run(
-                [sys.executable, "-m", "client", "--api-url", stack.api_url, "status", summary["job_id"], "--json"],
+                [sys.executable, "-m", "client", "--api-url", api_url, "status", summary["job_id"], "--json"],
                 stdout=subprocess.PIPE,
                 text=True,
                 check=False,
@@ -160,13 +209,13 @@ def run_demo(source: Path | None, algorithm: str, level: int | None) -> int:
         rows.append(
             Row(entry["name"], entry["size"], entry.get("compressed_size"), timings.get(entry["name"]), ok, note)
         )
-    _print_table(rows, summary["job_id"], algo, summary["level"], out_dir)
+    _print_table(rows, summary["job_id"], algo, summary["level"])
     return 0 if rows and all(r.verified for r in rows) else 1
 
 
-def _print_table(rows: list[Row], job_id: str, algorithm: Algorithm, level: int, out_dir: Path) -> None:
+def _print_table(rows: list[Row], job_id: str, algorithm: Algorithm, level: int) -> None:
     width = max([len("file")] + [len(r.name) for r in rows])
-    print(f"\njob {job_id}: {algorithm.value} level {level}; results in {out_dir}")
+    print(f"\njob {job_id}: {algorithm.value} level {level}")
     print(f"{'file':<{width}}  {'size':>10}  {'compressed':>10}  {'ratio':>6}  {'seconds':>7}  check")
     total_in = total_out = 0
     for r in rows:

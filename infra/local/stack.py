@@ -519,6 +519,46 @@ class LocalStack:
         )
 
 
+@dataclass(frozen=True)
+class RunningStack:
+    """A local stack started by another process (``make up``) that a client can use."""
+
+    api_url: str
+    token: str
+    runner: int
+
+    @property
+    def client_environment(self) -> dict[str, str]:
+        return {"SQUEEZER_API_URL": self.api_url, "SQUEEZER_TOKEN": self.token}
+
+
+def running_stack(state_dir: Path, api_url: str, *, timeout: float = 2.0) -> RunningStack | None:
+    """The stack whose pid file is in ``state_dir``, if it is alive, serves ``api_url`` and its dev token is there.
+
+    None if any of that is missing (nothing recorded, a dead runner, another
+    port, no token file, an API that does not answer ``GET /``).
+    """
+    try:
+        recorded = json.loads((state_dir / PID_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    runner = recorded.get("runner")
+    if not isinstance(runner, int) or not _pid_alive(runner):
+        return None
+    if recorded.get("api_url") != api_url:
+        return None
+    saved = read_local_stack_token(state_dir / LOCAL_STACK_TOKEN_FILE, warn=log.warning)
+    if saved is None or saved.api_url != api_url:
+        return None
+    try:
+        with urllib.request.urlopen(api_url + "/", timeout=timeout) as response:
+            if response.status != 200:
+                return None
+    except (urllib.error.URLError, OSError):
+        return None
+    return RunningStack(api_url=api_url, token=str(saved.token), runner=runner)
+
+
 def ensure_dev_tenant(store: DynamoTenantStore, state_dir: Path, api_url: str) -> Token:
     """The local stack's ``dev`` tenant: created once, kept with the saved state, its token in ``dev-tenant.json``.
 
