@@ -332,8 +332,10 @@ def test_only_the_pinned_moto_is_patched() -> None:
     moto_patches.check_version()  # the installed moto is the pinned one
     with pytest.raises(moto_patches.UnsupportedMoto, match=r"written for moto 5\.2\.5 .* moto 5\.3\.0 is installed"):
         moto_patches.check_version("5.3.0")
-    pinned = (ROOT / "requirements-dev.txt").read_text()
-    assert f"moto[server]=={moto_patches.PINNED}" in pinned, "the patches name the version requirements-dev.txt pins"
+    # the local stack's set (what runs the emulator) and the tests' set pin the same moto
+    local = (ROOT / "requirements-local.txt").read_text()
+    assert f"moto[s3,sqs,dynamodb]=={moto_patches.PINNED}" in local, "the patches name the version the stack pins"
+    assert f"moto[server]=={moto_patches.PINNED}" in (ROOT / "requirements-test.txt").read_text()
 
 
 @pytest.mark.integration
