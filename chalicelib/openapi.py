@@ -91,6 +91,24 @@ _AUTH = ("missing_token", "invalid_token", "auth_unavailable", "throttled")
 # ... and, with a JSON body, these.
 _BODY = ("invalid_json", "json_too_deep", "invalid_body", "unknown_field", "body_too_large", "unsupported_media_type")
 _JOB = ("job_not_found",)
+# What a request that brings new files can be refused for (POST /jobs and POST /jobs/{id}/files).
+_NEW_FILES = (
+    "invalid_files",
+    "invalid_file_count",
+    "invalid_name",
+    "duplicate_name",
+    "invalid_size",
+    "invalid_content_type",
+    "invalid_sha256",
+    "invalid_mode",
+    "invalid_mtime",
+    "invalid_upload_method",
+    "invalid_more_files",
+    "exceeds_quota",
+    "exceeds_time_budget",
+    "exceeds_fanout_limit",
+    "quota_exceeded",
+)
 _FILE = ("job_not_found", "file_not_found")
 
 
@@ -124,25 +142,7 @@ OPERATIONS: tuple[Operation, ...] = (
         s.CreatedJobOut,
         request=s.CreateJobIn,
         status=201,
-        errors=(
-            "invalid_files",
-            "invalid_file_count",
-            "invalid_name",
-            "duplicate_name",
-            "invalid_size",
-            "invalid_content_type",
-            "invalid_sha256",
-            "invalid_mode",
-            "invalid_mtime",
-            "invalid_algorithm",
-            "invalid_level",
-            "invalid_upload_method",
-            "invalid_more_files",
-            "exceeds_quota",
-            "exceeds_time_budget",
-            "exceeds_fanout_limit",
-            "quota_exceeded",
-        ),
+        errors=(*_NEW_FILES, "invalid_algorithm", "invalid_level"),
         headers={"Location": {"description": "the job's status URL", "schema": {"type": "string"}}},
     ),
     Operation(
@@ -152,26 +152,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Add a batch of files to a job created with more_files; a batch with more_files false is the last",
         s.AddedFilesOut,
         request=s.AddFilesIn,
-        errors=(
-            *_JOB,
-            "invalid_files",
-            "invalid_file_count",
-            "invalid_name",
-            "duplicate_name",
-            "invalid_size",
-            "invalid_content_type",
-            "invalid_sha256",
-            "invalid_mode",
-            "invalid_mtime",
-            "invalid_more_files",
-            "invalid_upload_method",
-            "exceeds_quota",
-            "exceeds_time_budget",
-            "exceeds_fanout_limit",
-            "job_cancelled",
-            "job_closed",
-            "quota_exceeded",
-        ),
+        errors=(*_JOB, *_NEW_FILES, "job_cancelled", "job_closed"),
     ),
     Operation(
         "GET",
