@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Protocol
 import brotli
 import zstandard
 
-from .domain import Algorithm
+from .algorithms import Algorithm
 
 _zlib: Any
 try:  # zlib-ng: same output format, 1.6-2x the speed of the stdlib zlib

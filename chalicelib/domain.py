@@ -10,57 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-
-@dataclass(frozen=True)
-class AlgorithmSpec:
-    """What the service promises about a compression format (the codec itself is in codecs.py)."""
-
-    levels: tuple[int, int]
-    default_level: int
-    extension: str  # of result files, with the dot
-
-
-class Algorithm(str, enum.Enum):
-    """A compression format the service can produce."""
-
-    ZSTD = "zstd"
-    BROTLI = "brotli"
-    GZIP = "gzip"
-
-    @property
-    def spec(self) -> AlgorithmSpec:
-        return ALGORITHM_SPECS[self]
-
-    @property
-    def level_range(self) -> tuple[int, int]:
-        return self.spec.levels
-
-    @property
-    def default_level(self) -> int:
-        return self.spec.default_level
-
-    @property
-    def extension(self) -> str:
-        """File name suffix of results, with the dot."""
-        return self.spec.extension
-
-    def check_level(self, level: object) -> int:
-        """``level`` if it is an integer in this format's range, else InvalidLevel."""
-        low, high = self.level_range
-        if isinstance(level, bool) or not isinstance(level, int) or not low <= level <= high:
-            raise InvalidLevel(f"level must be an integer from {low} to {high} for {self.value}, got {level!r}")
-        return level
-
-
-class InvalidLevel(ValueError):
-    """A compression level outside its format's range."""
-
-
-ALGORITHM_SPECS: dict[Algorithm, AlgorithmSpec] = {
-    Algorithm.ZSTD: AlgorithmSpec(levels=(1, 22), default_level=3, extension=".zst"),
-    Algorithm.BROTLI: AlgorithmSpec(levels=(0, 11), default_level=5, extension=".br"),
-    Algorithm.GZIP: AlgorithmSpec(levels=(1, 9), default_level=6, extension=".gz"),
-}
+# Re-exported (their home is algorithms.py, which the CLI imports without this module).
+from .algorithms import ALGORITHM_SPECS as ALGORITHM_SPECS
+from .algorithms import Algorithm as Algorithm
+from .algorithms import AlgorithmSpec as AlgorithmSpec
+from .algorithms import InvalidLevel as InvalidLevel
 
 
 class UploadMethod(str, enum.Enum):

@@ -13,30 +13,37 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
 
 from chalicelib import __version__
-from chalicelib.domain import Algorithm, InvalidLevel
-from chalicelib.tokens import Token, parse_token
+from chalicelib.algorithms import Algorithm, InvalidLevel
 
-from . import config, jobs, output, upload_job
-from .admin import admin
-from .api import ApiClient, Timeouts
+from . import config, output
 from .completion import completion
-from .errors import EXIT_INTERNAL, ApiError, ConfigError, ConfirmationNeeded, Interrupted, SqueezerCliError
-from .journal import Identity, JournalStore
-from .multipart_upload import JobApi
+from .errors import EXIT_INTERNAL, ConfigError, Interrupted
 from .offline_cli import compress, decompress
 from .progress import Progress, Verbosity
-from .safe_download import OnExisting
-from .selection import EXCLUDE, INCLUDE, Selection
-from .summary import Summary
-from .uploader import LocalFile, Uploader, add_checksums, discover
+
+# What the commands that talk to the API need (requests), the admin commands
+# (boto3) and the uploader (the codecs) are imported inside the commands that
+# use them: 'squeezer --help', 'squeezer compress' and shell completion start
+# without them (tests/cli_client/test_startup.py holds it).
+if TYPE_CHECKING:
+    from chalicelib.tokens import Token
+
+    from . import jobs, upload_job
+    from .api import ApiClient
+    from .journal import Identity, JournalStore
+    from .safe_download import OnExisting
+    from .selection import Selection
+    from .summary import Summary
+    from .uploader import LocalFile
 
 ALGORITHMS = [a.value for a in Algorithm]
+ADMIN_HELP = "Operator commands: AWS credentials and queues directly, not the API."
 TOKEN_ON_COMMAND_LINE = (
     "A token given with --token stays in your shell history and other users can see it with 'ps': "
     "prefer 'squeezer configure' (it prompts without echoing) or SQUEEZER_TOKEN."
@@ -67,6 +74,8 @@ class AppContext:
     @property
     def api(self) -> ApiClient:
         if self._api is None:
+            from .api import ApiClient, Timeouts
+
             settings = self.settings
             self._api = ApiClient(
                 settings.api_url,
@@ -78,6 +87,8 @@ class AppContext:
 
     @property
     def transfer_timeout(self) -> tuple[float, float]:
+        from .api import Timeouts
+
         return (Timeouts().connect, max(self.timeout, 60.0))
 
     def progress(self) -> Progress:
@@ -108,6 +119,38 @@ class SqueezerGroup(click.Group):
             raise Interrupted() from None
 
 
+class LazyGroup(click.Group):
+    """A group whose commands live in a module imported only when one of them is looked up.
+
+    The root ``--help`` shows this group's name and ``help`` without the
+    import; running or completing one of its commands (or its own ``--help``)
+    imports the module and hands over to the group defined there, so that
+    module stays the one place its commands are declared.
+    """
+
+    def __init__(self, name: str, target: str, *, help: str) -> None:  # noqa: A002 - Click's own keyword
+        super().__init__(name=name, help=help)
+        self._target = target  # "package.module:attribute"
+        self._loaded: click.Group | None = None
+
+    def _group(self) -> click.Group:
+        if self._loaded is None:
+            import importlib
+
+            module, _, attribute = self._target.partition(":")
+            found = getattr(importlib.import_module(module), attribute)
+            if not isinstance(found, click.Group):  # pragma: no cover - a wrong target is a bug here
+                raise TypeError(f"{self._target} is not a click.Group")
+            self._loaded = found
+        return self._loaded
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._group().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._group().get_command(ctx, cmd_name)
+
+
 class RuleOption(click.Option):
     """``--include``/``--exclude``: each use is recorded in ``ctx.meta`` in command-line order.
 
@@ -134,6 +177,8 @@ class RuleOption(click.Option):
 
 
 def _rules(ctx: click.Context, includes: tuple[str, ...], excludes: tuple[str, ...]) -> Selection:
+    from .selection import EXCLUDE, INCLUDE, Selection
+
     recorded = ctx.meta.get(RuleOption.META_KEY)
     if recorded is None or len(recorded) != len(includes) + len(excludes):
         recorded = [(INCLUDE, p) for p in includes] + [(EXCLUDE, p) for p in excludes]
@@ -170,6 +215,8 @@ no_clobber_option = click.option(
 
 
 def _on_existing(force: bool, no_clobber: bool) -> OnExisting:
+    from .safe_download import OnExisting
+
     if force and no_clobber:
         raise click.UsageError("--force and --no-clobber contradict each other: pick one")
     return OnExisting.FORCE if force else OnExisting.KEEP if no_clobber else OnExisting.REFUSE
@@ -377,6 +424,12 @@ def upload(
       squeezer -q upload logs/ -a brotli -l 9 --download out/ --no-clobber
       squeezer upload --resume j_0123456789ab
     """
+    from . import jobs, upload_job
+    from .journal import Identity, JournalStore
+    from .multipart_upload import JobApi
+    from .summary import Summary
+    from .uploader import Uploader, discover
+
     app: AppContext = ctx.obj
     store = JournalStore.default()
     if list_resumable:
@@ -463,6 +516,9 @@ def _start(
     checksum: bool,
     progress: Progress,
 ) -> upload_job.Prepared:
+    from . import upload_job
+    from .uploader import add_checksums
+
     if not files:
         raise click.UsageError("no files to upload")
     limits = upload_job.check_limits(app.api, files)  # before hashing: a refusal costs nothing
@@ -505,6 +561,8 @@ def _dry_run(files: list[LocalFile], as_json: bool) -> None:
 
 
 def _list_resumable(store: JournalStore, as_json: bool) -> None:
+    from . import upload_job
+
     journals = store.all()
     if as_json:
         output.emit_json({"folder": str(store.folder), "jobs": [upload_job.resumable_json(j) for j in journals]})
@@ -531,6 +589,9 @@ def status(app: AppContext, job_id: str, watch: bool, only_failed: bool, as_json
       squeezer status j_0123456789ab --failed
       squeezer status j_0123456789ab --json | jq '.files[] | select(.state == "failed")'
     """
+    from . import jobs
+    from .journal import JournalStore
+
     result = jobs.wait_for_job(app.api, job_id, progress=app.progress()) if watch else app.api.get_job(job_id)
     shown = result
     if only_failed:
@@ -590,6 +651,10 @@ def download(
       squeezer download j_0123456789ab -o out/ --wait --no-clobber
       squeezer -q download j_0123456789ab -o out/ --force
     """
+    from . import jobs
+    from .errors import SqueezerCliError
+    from .summary import Summary
+
     app: AppContext = ctx.obj
     on_existing = _on_existing(force, no_clobber)
     workers = app.defaults(ctx).parallel.value
@@ -637,6 +702,9 @@ def cancel(app: AppContext, job_id: str, yes: bool, as_json: bool) -> None:
       squeezer cancel j_0123456789ab
       squeezer cancel j_0123456789ab --yes --json
     """
+    from . import jobs
+    from .errors import ApiError, ConfirmationNeeded
+
     before = app.api.get_job(job_id)
     if before.get("cancelled_at"):
         _cancelled(before, as_json, already=True)
@@ -686,9 +754,6 @@ def _stdin_is_terminal() -> bool:
         return sys.stdin.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-cli.add_command(admin)
 
 
 @cli.command()
@@ -775,6 +840,8 @@ def _ask_api_url(current: config.Profile | None) -> str:
 def _ask_token(current: config.Profile | None) -> Token:
     kept = None
     if current is not None and current.token_text is not None:
+        from chalicelib.tokens import parse_token
+
         kept = parse_token(current.token_text)
     prompt = f"Token (input hidden; Enter keeps {kept.masked})" if kept else "Token (input hidden)"
     while True:
@@ -821,6 +888,8 @@ def retry(app: AppContext, job_id: str, wait: bool, as_json: bool) -> None:
       squeezer retry j_0123456789ab --wait
       squeezer retry j_0123456789ab --json
     """
+    from . import jobs
+
     outcome = app.api.retry_job(job_id)
     retried = [f["file_id"] for f in outcome.get("retried", [])]
     skipped = outcome.get("skipped", [])
@@ -850,6 +919,8 @@ def list_jobs(app: AppContext, limit: int, follow: bool, as_json: bool) -> None:
       squeezer jobs
       squeezer jobs --all --json | jq -r '.jobs[] | select(.state == "failed") | .job_id'
     """
+    from . import jobs
+
     found = jobs.with_states(app.api, list(app.api.iter_jobs(limit=limit, follow=follow)))
     if as_json:
         output.emit_json({"jobs": found})
@@ -903,6 +974,8 @@ def _saved_json(d: jobs.Downloaded) -> dict[str, Any]:
 cli.add_command(compress)
 cli.add_command(decompress)
 cli.add_command(completion)
+# boto3 (~100 ms of imports) only for admin commands; the help is client.admin's docstring (a test holds it).
+cli.add_command(LazyGroup("admin", "client.admin:admin", help=ADMIN_HELP))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -32,21 +32,20 @@ as ``Token.masked``. Every problem is a :class:`client.errors.ConfigError`
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 import stat
-import tomllib
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from chalicelib.tokens import Token, parse_token
+if TYPE_CHECKING:  # tokens (hashlib, hmac, secrets), tomllib and json load when used: --help needs none
+    from chalicelib.tokens import Token
 
 from .errors import ConfigError
 from .files import atomic_file
@@ -96,6 +95,8 @@ def local_stack_token_path(env: Mapping[str, str] | None = None) -> Path:
 
 def check_token(text: str) -> Token:
     """``text`` as a Token; ValueError (without the text: it may be a secret) if it is not one."""
+    from chalicelib.tokens import parse_token
+
     token = parse_token(text)
     if token is None:
         raise ValueError(f"not a Squeezer token (expected {TOKEN_SHAPE})")
@@ -166,6 +167,8 @@ class Profile:
         """What may be shown of the token: its masked form, or a note if it is malformed."""
         if self.token_text is None:
             return None
+        from chalicelib.tokens import parse_token
+
         token = parse_token(self.token_text)
         return token.masked if token is not None else "(not a valid token)"
 
@@ -205,6 +208,8 @@ def read_config(path: Path | None = None, *, warn: Warn = warn_on_stderr) -> Con
     except OSError as exc:
         raise ConfigError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
     _warn_if_shared(path, warn)
+    import tomllib
+
     try:
         document = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -340,6 +345,10 @@ def write_local_stack_token(
     state_dir: str | os.PathLike[str], api_url: str, tenant_id: str, name: str, token: Token | str
 ) -> Path:
     """Write the local stack's tenant and token to ``state_dir``/dev-tenant.json (mode 0600, atomically)."""
+    import json
+
+    from chalicelib.tokens import Token
+
     checked = token if isinstance(token, Token) else check_token(token)
     path = Path(state_dir) / LOCAL_STACK_TOKEN_FILE
     body = {"api_url": check_api_url(api_url), "tenant_id": tenant_id, "name": name, "token": str(checked)}
@@ -357,6 +366,8 @@ def read_local_stack_token(path: Path, *, warn: Warn = warn_on_stderr) -> LocalS
         warn(f"not using the local stack's token: cannot read {path}: {exc.strerror or exc}")
         return None
     _warn_if_shared(path, warn)
+    import json
+
     try:
         body = json.loads(raw)
         token = check_token(body["token"])
@@ -581,7 +592,7 @@ def command_defaults(
 
 
 def _algorithm(text: str) -> str:
-    from chalicelib.domain import Algorithm
+    from chalicelib.algorithms import Algorithm
 
     try:
         return Algorithm(text.strip()).value

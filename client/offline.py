@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from chalicelib.algorithms import Algorithm
 from chalicelib.codecs import (
     CodecError,
     HashingReader,
@@ -39,7 +40,6 @@ from chalicelib.codecs import (
     decompress_stream,
     detect_algorithm,
 )
-from chalicelib.domain import Algorithm
 
 from .errors import InputError
 from .files import atomic_file

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from chalicelib.domain import Algorithm, InvalidLevel
+from chalicelib.algorithms import Algorithm, InvalidLevel
 
 from .errors import InputError, OfflineFilesFailed
 from .output import emit_json, human_size, printable

@@ -25,10 +25,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class Verbosity(enum.IntEnum):
@@ -111,6 +113,8 @@ class Progress:
     def _open_bar(self, **kwargs: Any) -> tqdm | None:
         if not self.bars:
             return None
+        from tqdm import tqdm  # only when a bar is drawn: it costs a command without one ~5 ms
+
         with self._lock:
             # The rate and ETA come from SlidingRate, through the postfix.
             self._bar = tqdm(
@@ -149,6 +153,8 @@ def _clock_text(seconds: float) -> str:
 
 
 def _scaled(value: float) -> str:
+    from tqdm import tqdm
+
     return str(tqdm.format_sizeof(value, divisor=1024))
 
 

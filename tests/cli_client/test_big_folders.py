@@ -21,7 +21,7 @@ def no_hashing(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("files were hashed before the limits were checked")
 
-    monkeypatch.setattr("client.cli.add_checksums", refuse)
+    monkeypatch.setattr("client.uploader.add_checksums", refuse)
 
 
 def index_only(seen: Seen) -> Reply:

@@ -279,15 +279,15 @@ def test_flags_beat_environment_beat_profile_beat_built_in(
         monkeypatch.setenv(name, value)
     make_tree(tmp_path / "src")
     seen_parallel = []
-    import client.cli as cli_module
+    import client.uploader as uploader_module  # the upload command imports Uploader from it when it runs
 
-    real = cli_module.Uploader
+    real = uploader_module.Uploader
 
     def spy(**kwargs):
         seen_parallel.append(kwargs["parallel"])
         return real(**kwargs)
 
-    monkeypatch.setattr(cli_module, "Uploader", spy)
+    monkeypatch.setattr(uploader_module, "Uploader", spy)
     run("--api-url", api.url, "upload", str(tmp_path / "src"), "--no-checksum", *flags)
     job = api.jobs["j_1"]
     assert (job["algorithm"], job["level"], seen_parallel[0]) == expected
