@@ -9,8 +9,10 @@ not grow with a file's size. Around them this module does what ``zstd`` and
   file behind, and an existing file is replaced only with ``force``;
 - an output file gets its input's permission bits and modification time;
 - ``remove_source`` deletes the input only after a verified success: a
-  compressed output is decoded on the fly while it is written and must give
-  back the input's exact length and CRC-32; a decompressed output must come
+  compressed output is decoded on the fly while it is written (on a thread
+  of its own, beside the compression) and must give back the input's exact
+  length and CRC-32; without ``remove_source`` nothing is decoded, as with
+  ``zstd``; a decompressed output must come
   from a stream that decoded cleanly to its end (zstd and gzip check their own
   checksums too);
 - ``-`` stands for stdin or stdout (:class:`Stdio`).
@@ -184,26 +186,36 @@ def compress_file(
         output = compressed_name(source, algorithm)
     kept = _input_stat(source)
     _check_target(source, output, force)
+    # Only --rm needs the proof that the output decodes back (zstd checks nothing either unless asked):
+    # without it, no CRC-32 of the input and no decoding, so the whole process costs what zstd's does.
+    # With it, the decoding runs on a thread of its own beside the compression (the codecs and zlib-ng's
+    # crc32 release the GIL), as in the worker.
     verify = remove_source and isinstance(source, Path)
-    with _open_input(source) as raw:
-        reader = HashingReader(raw)
-        counted = _Counting(reader, on_bytes, source)
+    checked: VerifyingSink | None = None
+    try:
+        with _open_input(source) as raw:
+            reader = HashingReader(raw) if verify else None
+            counted = _Counting(reader or raw, on_bytes, source)
 
-        def produce(sink: BinaryIO) -> tuple[StreamStats, VerifyingSink | None]:
-            checked = VerifyingSink(sink, algorithm) if verify else None
-            stats = compress_stream(counted, checked or sink, algorithm, level, threads=threads)
-            return stats, checked
+            def produce(sink: BinaryIO) -> tuple[StreamStats, None]:
+                nonlocal checked
+                if verify:
+                    checked = VerifyingSink(sink, algorithm, background=True)
+                return compress_stream(counted, checked or sink, algorithm, level, threads=threads), None
 
-        stats, checked = _write(output, produce, kept)
-    removed = False
-    if checked is not None:
-        try:
-            checked.finish()
-        except CodecError as exc:
-            raise InputError(f"{source}: the output does not decode back ({exc}); {source} was kept") from None
-        if (checked.plain_count, checked.plain_crc32) != (reader.count, reader.crc32):
-            raise InputError(f"{source}: {output} does not decode back to the same bytes; {source} was kept")
-        removed = _remove(source)
+            stats, _ = _write(output, produce, kept)
+        removed = False
+        if checked is not None and reader is not None:
+            try:
+                checked.finish()
+            except CodecError as exc:
+                raise InputError(f"{source}: the output does not decode back ({exc}); {source} was kept") from None
+            if (checked.plain_count, checked.plain_crc32) != (reader.count, reader.crc32):
+                raise InputError(f"{source}: {output} does not decode back to the same bytes; {source} was kept")
+            removed = _remove(source)
+    finally:
+        if checked is not None:
+            checked.close()  # stops the decoding thread on every path (finish() already did on success)
     return Outcome(source, output, algorithm, stats, removed)
 
 
