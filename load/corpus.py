@@ -148,12 +148,12 @@ def generate(kind: str, size: int, seed: int = SEED) -> bytes:
     return _MAKERS[kind](random.Random(f"{seed}:{kind}:{VERSION}"), size)
 
 
-def corpus(mode: str, size: int) -> dict[str, Path]:
-    """Paths of the four corpus files for ``mode``, generating missing ones."""
+def corpus(mode: str, size: int, kinds: tuple[str, ...] = KINDS) -> dict[str, Path]:
+    """Paths of the corpus files of ``kinds`` (default: all four) for ``mode``, generating missing ones."""
     folder = STATE / "corpus" / mode
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for kind in KINDS:
+    for kind in kinds:
         path = folder / f"{kind}-v{VERSION}-{size}{_SUFFIX[kind]}"
         if not path.exists() or path.stat().st_size != size:
             say(f"generating {path.relative_to(ROOT)} ({size / MiB:.0f} MiB)")
