@@ -21,7 +21,7 @@ from click.core import ParameterSource
 from chalicelib import __version__
 from chalicelib.algorithms import Algorithm, InvalidLevel
 
-from . import config, output
+from . import defaults, output
 from .completion import completion
 from .errors import EXIT_INTERNAL, ConfigError, Interrupted
 from .offline_cli import compress, decompress
@@ -34,7 +34,7 @@ from .progress import Progress, Verbosity
 if TYPE_CHECKING:
     from chalicelib.tokens import Token
 
-    from . import jobs, upload_job
+    from . import config, jobs, upload_job
     from .api import ApiClient
     from .journal import Identity, JournalStore
     from .safe_download import OnExisting
@@ -64,6 +64,8 @@ class AppContext:
     def settings(self) -> config.ClientConfig:
         # Resolved on first use: offline commands and admin never read the config file.
         if self._settings is None:
+            from . import config
+
             self._settings = config.resolve(self.overrides)
         return self._settings
 
@@ -96,6 +98,8 @@ class AppContext:
 
     def defaults(self, ctx: click.Context) -> config.Defaults:
         """Algorithm, level and parallelism of this command: flags, environment, profile, built-in."""
+        from . import config
+
         params = ctx.params
         return config.command_defaults(
             self.overrides.profile,
@@ -200,9 +204,9 @@ def _level(algorithm: str, level: int | None, origin: str = "--level") -> int | 
 json_option = click.option("--json", "as_json", is_flag=True, help="Write machine-readable JSON to stdout.")
 parallel_option = click.option(
     "--parallel",
-    type=click.IntRange(*config.PARALLEL_RANGE),
-    help=f"Files transferred at the same time (env: {config.PARALLEL_ENV}; "
-    f"default: the profile's parallel, else {config.DEFAULT_PARALLEL}).",
+    type=click.IntRange(*defaults.PARALLEL_RANGE),
+    help=f"Files transferred at the same time (env: {defaults.PARALLEL_ENV}; "
+    f"default: the profile's parallel, else {defaults.DEFAULT_PARALLEL}).",
 )
 force_option = click.option(
     "--force", is_flag=True, help="Overwrite existing files that differ from the results (identical ones are skipped)."
@@ -227,7 +231,7 @@ def _on_existing(force: bool, no_clobber: bool) -> OnExisting:
     "--api-url",
     envvar="SQUEEZER_API_URL",
     metavar="URL",
-    help=f"Base URL of the Squeezer API (env: SQUEEZER_API_URL; default: the profile's api_url, else {config.DEFAULT_API_URL}).",
+    help=f"Base URL of the Squeezer API (env: SQUEEZER_API_URL; default: the profile's api_url, else {defaults.DEFAULT_API_URL}).",
 )
 @click.option(
     "--token",
@@ -239,7 +243,7 @@ def _on_existing(force: bool, no_clobber: bool) -> OnExisting:
     "--profile",
     envvar="SQUEEZER_PROFILE",
     metavar="NAME",
-    help=f"Profile of the config file to use (env: SQUEEZER_PROFILE; default: {config.DEFAULT_PROFILE!r}).",
+    help=f"Profile of the config file to use (env: SQUEEZER_PROFILE; default: {defaults.DEFAULT_PROFILE!r}).",
 )
 @click.option(
     "--timeout",
@@ -280,6 +284,8 @@ def cli(
     """
     if quiet and verbose:
         raise click.UsageError("-q/--quiet and -v/--verbose contradict each other: pick one")
+    from . import config  # the config file's code: not for --help, which never gets here
+
     overrides = config.Overrides(
         api_url=_given(ctx, "api_url", api_url, "--api-url", "SQUEEZER_API_URL"),
         token=_given(ctx, "token", token, "--token", "SQUEEZER_TOKEN"),
@@ -292,16 +298,18 @@ def cli(
 def _given(ctx: click.Context, name: str, value: str | None, flag: str, envvar: str) -> config.Given | None:
     if value is None:
         return None
+    from . import config
+
     from_env = ctx.get_parameter_source(name) is ParameterSource.ENVIRONMENT
     return config.Given(value, envvar if from_env else flag)
 
 
 ALGORITHM_HELP = (
-    f"Compression algorithm (env: {config.ALGORITHM_ENV}; default: the profile's algorithm, "
-    f"else {config.DEFAULT_ALGORITHM})."
+    f"Compression algorithm (env: {defaults.ALGORITHM_ENV}; default: the profile's algorithm, "
+    f"else {defaults.DEFAULT_ALGORITHM})."
 )
 LEVEL_HELP = (
-    f"Compression level (env: {config.LEVEL_ENV}; default: the profile's level, else the algorithm's own). "
+    f"Compression level (env: {defaults.LEVEL_ENV}; default: the profile's level, else the algorithm's own). "
     "A level set in the environment or the profile is not used with an algorithm given by a stronger source."
 )
 
@@ -798,8 +806,10 @@ def configure(
       squeezer configure --profile prod --api-url https://abc.execute-api.eu-west-1.amazonaws.com/api
       squeezer configure --list
     """
+    from . import config
+
     path = config.config_path()
-    name = profile_name or (app.overrides.profile.value if app.overrides.profile else config.DEFAULT_PROFILE)
+    name = profile_name or (app.overrides.profile.value if app.overrides.profile else defaults.DEFAULT_PROFILE)
     if show:
         if api_url is not None or token is not None:
             raise click.UsageError("--list shows the profiles: it takes no --api-url or --token")
@@ -828,7 +838,9 @@ def _option(check: Callable[[str], Any], value: str, hint: str) -> Any:
 
 
 def _ask_api_url(current: config.Profile | None) -> str:
-    default = current.api_url if current is not None and current.api_url else config.DEFAULT_API_URL
+    from . import config
+
+    default = current.api_url if current is not None and current.api_url else defaults.DEFAULT_API_URL
     while True:
         text = click.prompt("API URL", default=default, err=True)
         try:
@@ -844,6 +856,8 @@ def _ask_token(current: config.Profile | None) -> Token:
 
         kept = parse_token(current.token_text)
     prompt = f"Token (input hidden; Enter keeps {kept.masked})" if kept else "Token (input hidden)"
+    from . import config
+
     while True:
         text = click.prompt(prompt, hide_input=True, default="" if kept else None, show_default=False, err=True)
         if not text and kept is not None:
@@ -855,6 +869,8 @@ def _ask_token(current: config.Profile | None) -> Token:
 
 
 def _show_profiles(found: config.ConfigFile, active: str, as_json: bool) -> None:
+    from . import config
+
     rows = config.profile_rows(found, active)
     if as_json:
         output.emit_json({"path": str(found.path), "exists": found.exists, "profiles": [r.as_json() for r in rows]})

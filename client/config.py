@@ -47,11 +47,18 @@ import click
 if TYPE_CHECKING:  # tokens (hashlib, hmac, secrets), tomllib and json load when used: --help needs none
     from chalicelib.tokens import Token
 
+# The built-in defaults, declared in defaults.py (which --help reads without this module), re-exported.
+from .defaults import ALGORITHM_ENV as ALGORITHM_ENV
+from .defaults import DEFAULT_ALGORITHM as DEFAULT_ALGORITHM
+from .defaults import DEFAULT_API_URL as DEFAULT_API_URL
+from .defaults import DEFAULT_PARALLEL as DEFAULT_PARALLEL
+from .defaults import DEFAULT_PROFILE as DEFAULT_PROFILE
+from .defaults import LEVEL_ENV as LEVEL_ENV
+from .defaults import PARALLEL_ENV as PARALLEL_ENV
+from .defaults import PARALLEL_RANGE as PARALLEL_RANGE
 from .errors import ConfigError
 from .files import atomic_file
 
-DEFAULT_API_URL = "http://127.0.0.1:8000"
-DEFAULT_PROFILE = "default"
 CONFIG_ENV = "SQUEEZER_CONFIG"
 LOCAL_STATE_ENV = "SQUEEZER_LOCAL_STATE_DIR"
 LOCAL_STACK_TOKEN_FILE = "dev-tenant.json"
@@ -519,12 +526,6 @@ def _string(text: str) -> str:
 
 # -- defaults for upload and download ------------------------------------------
 
-DEFAULT_ALGORITHM = "zstd"
-DEFAULT_PARALLEL = 8
-PARALLEL_RANGE = (1, 64)
-ALGORITHM_ENV = "SQUEEZER_ALGORITHM"
-LEVEL_ENV = "SQUEEZER_LEVEL"
-PARALLEL_ENV = "SQUEEZER_PARALLEL"
 
 # Where a default came from, weakest first: a level applies only with an algorithm from as strong a place.
 BUILT_IN, PROFILE, ENVIRONMENT, COMMAND_LINE = range(4)

@@ -11,7 +11,8 @@ not grow with a file's size. Around them this module does what ``zstd`` and
 - ``remove_source`` deletes the input only after a verified success: a
   compressed output is decoded on the fly while it is written (on a thread
   of its own, beside the compression) and must give back the input's exact
-  length and CRC-32; without ``remove_source`` nothing is decoded, as with
+  length and CRC-32 before it is renamed into place (else neither is kept
+  but the input); without ``remove_source`` nothing is decoded, as with
   ``zstd``; a decompressed output must come
   from a stream that decoded cleanly to its end (zstd and gzip check their own
   checksums too);
@@ -199,23 +200,24 @@ def compress_file(
 
             def produce(sink: BinaryIO) -> tuple[StreamStats, None]:
                 nonlocal checked
-                if verify:
-                    checked = VerifyingSink(sink, algorithm, background=True)
-                return compress_stream(counted, checked or sink, algorithm, level, threads=threads), None
-
-            stats, _ = _write(output, produce, kept)
-        removed = False
-        if checked is not None and reader is not None:
-            try:
+                if reader is None:
+                    return compress_stream(counted, sink, algorithm, level, threads=threads), None
+                checked = VerifyingSink(sink, algorithm, background=True)
+                stats = compress_stream(counted, checked, algorithm, level, threads=threads)
+                # Checked before the rename: an output that does not decode back is not left behind.
                 checked.finish()
+                if (checked.plain_count, checked.plain_crc32) != (reader.count, reader.crc32):
+                    raise InputError(f"{source}: {output} does not decode back to the same bytes; {source} was kept")
+                return stats, None
+
+            try:
+                stats, _ = _write(output, produce, kept)
             except CodecError as exc:
                 raise InputError(f"{source}: the output does not decode back ({exc}); {source} was kept") from None
-            if (checked.plain_count, checked.plain_crc32) != (reader.count, reader.crc32):
-                raise InputError(f"{source}: {output} does not decode back to the same bytes; {source} was kept")
-            removed = _remove(source)
     finally:
         if checked is not None:
             checked.close()  # stops the decoding thread on every path (finish() already did on success)
+    removed = _remove(source) if verify else False
     return Outcome(source, output, algorithm, stats, removed)
 
 

@@ -140,3 +140,45 @@ def test_json_output(plain: Path) -> None:
     assert entry["bytes_in"] == len(DATA)
     assert entry["output"].endswith("notes.txt.gz")
     assert report["totals"]["files"] == 1 and report["failed"] == []
+
+
+# -- --rm: the output must decode back to the input (checked on a thread beside the compression) ----
+
+
+@pytest.mark.parametrize("algorithm", ["zstd", "brotli", "gzip"])
+def test_rm_removes_the_input_once_the_output_decodes_back(plain: Path, algorithm: str) -> None:
+    run("compress", "-q", "--rm", "-a", algorithm, str(plain))
+    assert not plain.exists()
+    run("decompress", "-q", str(next(plain.parent.glob("notes.txt.*"))))
+    assert plain.read_bytes() == DATA
+
+
+def test_rm_keeps_the_input_when_the_output_decodes_to_other_bytes(plain: Path, monkeypatch) -> None:
+    import client.offline as offline
+
+    real = offline.compress_stream
+
+    def lossy(source, sink, *args, **kwargs):
+        source.read(1)  # one byte lost on the way: the output is valid zstd, of the wrong bytes
+        return real(source, sink, *args, **kwargs)
+
+    monkeypatch.setattr(offline, "compress_stream", lossy)
+    result = run("compress", "--rm", str(plain), expect=1)
+    assert "does not decode back to the same bytes" in result.output
+    assert plain.read_bytes() == DATA
+    assert not (plain.parent / "notes.txt.zst").exists()  # checked before the rename
+
+
+def test_rm_keeps_the_input_and_no_output_when_the_output_is_not_zstd(plain: Path, monkeypatch) -> None:
+    import client.offline as offline
+
+    def garbage(source, sink, *args, **kwargs):
+        while source.read(1 << 16):
+            sink.write(b"not zstd at all " * 4096)
+        return offline.StreamStats(len(DATA), 0)
+
+    monkeypatch.setattr(offline, "compress_stream", garbage)
+    result = run("compress", "--rm", str(plain), expect=1)
+    assert "does not decode back" in result.output and "was kept" in result.output
+    assert plain.read_bytes() == DATA
+    assert not (plain.parent / "notes.txt.zst").exists()
