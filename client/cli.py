@@ -54,11 +54,21 @@ TOKEN_ON_COMMAND_LINE = (
 class AppContext:
     """Built once by the root group; commands receive it with ``pass_obj``."""
 
-    overrides: config.Overrides
+    given: dict[str, tuple[str, str]]  # option name -> (value, where it came from): what was said, unchecked
     timeout: float
     verbosity: Verbosity = Verbosity.NORMAL
+    _overrides: config.Overrides | None = field(default=None, repr=False)
     _settings: config.ClientConfig | None = field(default=None, repr=False)
     _api: ApiClient | None = field(default=None, repr=False)
+
+    @property
+    def overrides(self) -> config.Overrides:
+        # Built on first use: compress and decompress never import the config module.
+        if self._overrides is None:
+            from . import config
+
+            self._overrides = config.Overrides(**{k: config.Given(v, origin) for k, (v, origin) in self.given.items()})
+        return self._overrides
 
     @property
     def settings(self) -> config.ClientConfig:
@@ -284,24 +294,17 @@ def cli(
     """
     if quiet and verbose:
         raise click.UsageError("-q/--quiet and -v/--verbose contradict each other: pick one")
-    from . import config  # the config file's code: not for --help, which never gets here
-
-    overrides = config.Overrides(
-        api_url=_given(ctx, "api_url", api_url, "--api-url", "SQUEEZER_API_URL"),
-        token=_given(ctx, "token", token, "--token", "SQUEEZER_TOKEN"),
-        profile=_given(ctx, "profile", profile, "--profile", "SQUEEZER_PROFILE"),
-    )
+    given = {
+        name: (value, envvar if ctx.get_parameter_source(name) is ParameterSource.ENVIRONMENT else flag)
+        for name, value, flag, envvar in (
+            ("api_url", api_url, "--api-url", "SQUEEZER_API_URL"),
+            ("token", token, "--token", "SQUEEZER_TOKEN"),
+            ("profile", profile, "--profile", "SQUEEZER_PROFILE"),
+        )
+        if value is not None
+    }
     verbosity = Verbosity.QUIET if quiet else Verbosity.VERBOSE if verbose else Verbosity.NORMAL
-    ctx.obj = AppContext(overrides=overrides, timeout=timeout, verbosity=verbosity)
-
-
-def _given(ctx: click.Context, name: str, value: str | None, flag: str, envvar: str) -> config.Given | None:
-    if value is None:
-        return None
-    from . import config
-
-    from_env = ctx.get_parameter_source(name) is ParameterSource.ENVIRONMENT
-    return config.Given(value, envvar if from_env else flag)
+    ctx.obj = AppContext(given=given, timeout=timeout, verbosity=verbosity)
 
 
 ALGORITHM_HELP = (
