@@ -75,3 +75,15 @@ def test_the_lazy_admin_group_is_client_admin() -> None:
     for name in admin.commands:
         assert name in result.output
     assert "create-tenant" in result.output and "redrive-dead-letters" in result.output
+
+
+def test_compress_does_not_read_the_config_module(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"hello " * 1000)
+    probe = (
+        "import sys\nfrom client.cli import main\ntry:\n"
+        f"    main(['compress', '-q', {str(tmp_path / 'a.txt')!r}])\nexcept SystemExit:\n    pass\n"
+        "print('CONFIG=' + str('client.config' in sys.modules), file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert "CONFIG=False" in result.stderr, result.stderr
+    assert (tmp_path / "a.txt.zst").exists()
