@@ -187,6 +187,6 @@ def _uploads(body: Any, keys: ObjectKeys) -> Iterable[Upload]:
         if ref is None:
             log.warning("object %r is not an upload of ours; ignored", key)
             continue
-        size = obj.get("size")
+        size = obj.get("size") if isinstance(obj, dict) else None
         known = isinstance(size, int) and not isinstance(size, bool) and size >= 0
         yield Upload(ref=ref, key=key, size=size if known else None)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import urllib.parse
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
