@@ -344,6 +344,8 @@ def worker_requests(endpoint: str, folder: Path, batch: int = 10) -> Figure:
     import collections
     import threading
 
+    import boto3
+
     from chalicelib.aws import AwsClients
     from chalicelib.jobstore import DynamoJobStore
     from chalicelib.keys import FileRef, ObjectKeys
@@ -351,12 +353,18 @@ def worker_requests(endpoint: str, folder: Path, batch: int = 10) -> Figure:
     from chalicelib.service import JobService
     from chalicelib.storage import S3Storage
     from chalicelib.worker import Worker
+    from infra.local.config import FAKE_AWS, REGION
 
     from . import emulator
 
     emulator.create(endpoint)
     settings = emulator.settings_for(endpoint)
-    clients = AwsClients(settings)
+    session = boto3.session.Session(  # the stack's fake credentials, never AWS
+        aws_access_key_id=FAKE_AWS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_AWS["AWS_SECRET_ACCESS_KEY"],
+        region_name=REGION,
+    )
+    clients = AwsClients(settings, session=session)
     store = DynamoJobStore(clients.dynamodb.Table(settings.table), ttl_days=settings.record_ttl_days)
     storage = S3Storage(clients.s3, settings.bucket, part_size=settings.part_size)
     service = JobService(store, storage, settings)
