@@ -90,6 +90,7 @@ class Worker:
         parsed = parse_records(records, self._keys)
         deletions: list[str] = []
         side_by_side, after = self._plan(parsed)
+        self._mark_waiting(parsed, side_by_side, after)
         outcomes: dict[int, _Outcome] = {}
         threads = min(len(side_by_side), self._settings.file_threads)
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="file") if threads > 1 else None
@@ -144,6 +145,19 @@ class Worker:
             seen |= keys
         return side_by_side, after
 
+    def _mark_waiting(self, parsed: list[Parsed], side_by_side: list[Parsed], after: set[int]) -> None:
+        """pending -> queued for the files that wait behind a large one of this batch (one write each).
+
+        The small files are claimed at once (the claim records queued_at); a
+        large file waits for the ones before it, maybe minutes, and its
+        status should say it has arrived meanwhile (a client resuming an
+        upload sends again only what is still pending).
+        """
+        running = {id(item) for item in side_by_side} | after
+        in_turn = [item for item in parsed if isinstance(item, Delivery) and id(item) not in running]
+        for item in in_turn[1:]:  # the first one is claimed right away
+            self._mark_queued(item)
+
     def _is_small(self, item: Parsed) -> bool:
         """A message whose uploads are all known to be small (a retry's message states no size)."""
         if not isinstance(item, Delivery):
@@ -174,10 +188,11 @@ class Worker:
         return _Outcome.FAILED
 
     def _mark_queued(self, delivery: Delivery) -> None:
-        """pending -> queued for uploads handed back unclaimed: the status shows they have arrived.
+        """pending -> queued: the status shows these uploads have arrived, though no claim holds them yet.
 
-        Only here: a file the batch works on goes from pending straight to
-        processing, its claim recording queued_at (one request fewer per file).
+        For uploads handed back unclaimed, and for large files waiting their
+        turn; a small file goes from pending straight to processing, its
+        claim recording queued_at (one request fewer per file).
         """
         for upload in delivery.uploads:
             try:

@@ -249,3 +249,25 @@ def test_a_cancel_during_a_concurrent_batch_completes_none_of_its_files(store, s
     _, files = store.get_job_with_files(job_id)
     assert {f.state for f in files} == {FileState.CANCELLED}
     assert not any(key.startswith("results/") for key in storage.objects)
+
+
+def test_a_large_file_waiting_its_turn_shows_it_has_arrived(settings):
+    """Large files run one after another: those behind the first are queued (not pending) while they wait."""
+    settings = dataclasses.replace(settings, small_file_size=100)
+    store = InMemoryJobStore()
+    seen: list[dict[str, FileState]] = []
+
+    class Watching(InMemoryStorage):
+        def open_read(self, key):
+            _, files = store.get_job_with_files(job_id)
+            seen.append({f.name: f.state for f in files})
+            return super().open_read(key)
+
+    storage = Watching()
+    service = JobService(store, storage, settings)
+    job_id, uploads = put_job(service, storage.objects.__setitem__, 3)
+    worker = Worker(store, storage, FakeWorkQueue(), settings)
+    assert worker.handle_batch(records_for(uploads)) == {"batchItemFailures": []}
+    assert seen[0] == {"f0.log": FileState.PROCESSING, "f1.log": FileState.QUEUED, "f2.log": FileState.QUEUED}
+    _, files = store.get_job_with_files(job_id)
+    assert {f.state for f in files} == {FileState.COMPLETED}
