@@ -29,6 +29,9 @@ class Upload:
 
     ref: FileRef
     key: str
+    # The object's size as the notification states it (S3 sends it; a retry's
+    # message does not): the worker runs small files concurrently.
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -184,4 +187,6 @@ def _uploads(body: Any, keys: ObjectKeys) -> Iterable[Upload]:
         if ref is None:
             log.warning("object %r is not an upload of ours; ignored", key)
             continue
-        yield Upload(ref=ref, key=key)
+        size = obj.get("size") if isinstance(obj, dict) else None
+        known = isinstance(size, int) and not isinstance(size, bool) and size >= 0
+        yield Upload(ref=ref, key=key, size=size if known else None)

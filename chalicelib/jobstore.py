@@ -760,10 +760,16 @@ class DynamoJobStore:
         return True
 
     def _write(self, **kwargs: Any) -> dict[str, Any]:
-        """One conditional UpdateItem; a failed condition raises _ConditionFailed with the old item."""
+        """One conditional UpdateItem; a failed condition raises _ConditionFailed with the old item.
+
+        Sent through the resource's low-level client, which serializes plain
+        values as the resource does and, unlike the resource, is thread safe:
+        the worker runs a batch's small files on several threads.
+        """
         try:
             with aws_errors("updating the job table"):
-                response: dict[str, Any] = self._table.update_item(**kwargs)
+                client = self._table.meta.client
+                response: dict[str, Any] = client.update_item(TableName=self._table.name, **kwargs)
         except AwsError as exc:
             if exc.aws_code == "ConditionalCheckFailedException" and isinstance(exc.__cause__, ClientError):
                 raise _ConditionFailed(_old_item(exc.__cause__)) from None

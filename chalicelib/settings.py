@@ -134,6 +134,13 @@ class Settings:
     # large zstd result is seekable.
     fanout_threshold: int = _setting("SQUEEZER_FANOUT_THRESHOLD", GiB)
     range_size: int = _setting("SQUEEZER_RANGE_SIZE", 256 * MiB)
+    # A batch's small files (the S3 notification's size at most small_file_size)
+    # are compressed side by side, this many at once: each one is mostly
+    # waiting on its four AWS requests. Larger files run one after another,
+    # each with its own threads. Memory: about three times small_file_size per
+    # thread (the read-ahead chunks, the result buffered for its one PUT).
+    file_threads: int = _setting("SQUEEZER_FILE_THREADS", 8)
+    small_file_size: int = _setting("SQUEEZER_SMALL_FILE_SIZE", 1 * MiB)
     # The SQS event sources' batch size (read when the app is loaded).
     worker_batch_size: int = _setting("SQUEEZER_WORKER_BATCH_SIZE", 10)
 
@@ -151,6 +158,10 @@ class Settings:
             raise SettingsError("SQUEEZER_FANOUT_THRESHOLD must not be negative")
         if not 0 < self.max_post_size <= S3_MAX_POST_SIZE:
             raise SettingsError("SQUEEZER_MAX_POST_SIZE must be from 1 byte to 5 GiB (S3's largest POST upload)")
+        if self.file_threads < 1:
+            raise SettingsError("SQUEEZER_FILE_THREADS must be at least 1")
+        if not 0 <= self.small_file_size <= self.part_size:
+            raise SettingsError("SQUEEZER_SMALL_FILE_SIZE must be from 0 to SQUEEZER_PART_SIZE (one PUT per result)")
         if not 1 <= self.worker_batch_size <= 10:
             raise SettingsError("SQUEEZER_WORKER_BATCH_SIZE must be from 1 to 10 (SQS's largest batch)")
 

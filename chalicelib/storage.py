@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import urllib.parse
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
@@ -15,6 +16,7 @@ from .errors import AwsError, UploadConflict
 from .multipart import CHECKSUM_ALGORITHM
 from .ports import ObjectStream, PresignedPost, PresignedRequest, UploadedPart
 
+DELETE_BATCH = 1000  # S3 DeleteObjects takes at most 1,000 keys
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _CHECKSUM_REFUSED = {"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"}
 _PARTS_REFUSED = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "InvalidRequest"}
@@ -327,6 +329,20 @@ class S3Storage:
     def delete(self, key: str) -> None:
         with aws_errors(f"deleting s3 object {key}"):
             self._s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """Delete objects with DeleteObjects, 1,000 keys per request; AwsError if S3 refuses any."""
+        keys = list(dict.fromkeys(keys))
+        for start in range(0, len(keys), DELETE_BATCH):
+            chunk = keys[start : start + DELETE_BATCH]
+            with aws_errors(f"deleting {len(chunk)} s3 object(s)"):
+                response = self._s3.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True}
+                )
+            errors = response.get("Errors") or []
+            if errors:
+                codes = ", ".join(sorted({str(e.get("Code", "?")) for e in errors}))
+                raise AwsError(f"S3 refused to delete {len(errors)} of {len(chunk)} object(s): {codes}")
 
 
 class MultipartWriter:

@@ -22,6 +22,7 @@ its own invocation (``RangeProcessor``).
 from __future__ import annotations
 
 import datetime
+import enum
 import json
 import logging
 import math
@@ -29,6 +30,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import multipart
@@ -76,32 +78,40 @@ class Worker:
     def handle_batch(
         self, records: Iterable[dict[str, Any]], remaining_ms: RemainingMs | None = None
     ) -> dict[str, Any]:
-        """Process an SQS batch; returns the Lambda partial-batch response."""
+        """Process an SQS batch; returns the Lambda partial-batch response.
+
+        Small files (the notification's size at most ``small_file_size``) run
+        side by side on up to ``file_threads`` threads, while everything else
+        (large files, ranges, malformed records) runs on this thread, one
+        after another. Each record's outcome is its own: a failure reports
+        that message alone. The uploads of the files completed in the batch
+        are deleted at the end, in one request.
+        """
         parsed = parse_records(records, self._keys)
-        deliveries = [item for item in parsed if isinstance(item, Delivery)]
-        self._mark_queued(deliveries)
-        failures: list[Parsed] = []
-        handed_back: list[Delivery | RangeDelivery] = []
-        for item in parsed:
-            if isinstance(item, Malformed):
-                # Its own failure: after maxReceiveCount it reaches the
-                # dead-letter queue, whose handler keeps it for an operator.
-                log.error("message %s is malformed (%s); reported as failed", item.message_id, item.reason)
-                failures.append(item)
-                self._hand_back(self._queue, item, self._backoff(item.receive_count))
-                continue
-            if self._out_of_time(remaining_ms):
-                handed_back.append(item)
-                failures.append(item)
-                self._hand_back(self._queue, item, 0)  # visible again at once, untouched
-                continue
-            if isinstance(item, RangeDelivery):
-                delay = self._deliver_range(item, remaining_ms)
-            else:
-                delay = self._deliver(item, remaining_ms)
-            if delay is not None:
-                failures.append(item)
-                self._hand_back(self._queue, item, delay)
+        deletions: list[str] = []
+        side_by_side, after = self._plan(parsed)
+        self._mark_waiting(parsed, side_by_side, after)
+        outcomes: dict[int, _Outcome] = {}
+        threads = min(len(side_by_side), self._settings.file_threads)
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="file") if threads > 1 else None
+        try:
+            futures = {}
+            if pool is not None:
+                futures = {id(item): pool.submit(self._one, item, remaining_ms, deletions) for item in side_by_side}
+            for item in parsed:
+                if id(item) not in futures and id(item) not in after:
+                    outcomes[id(item)] = self._one(item, remaining_ms, deletions)
+            for key, future in futures.items():
+                outcomes[key] = future.result()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        for item in parsed:  # duplicates within the batch: they find their file final, or retry it
+            if id(item) in after:
+                outcomes[id(item)] = self._one(item, remaining_ms, deletions)
+        self._delete_uploads(deletions)
+        failures = [item for item in parsed if outcomes[id(item)] is not _Outcome.DONE]
+        handed_back = [item for item in parsed if outcomes[id(item)] is _Outcome.HANDED_BACK]
         if handed_back:
             left = remaining_ms() if remaining_ms is not None else 0
             log.warning(
@@ -113,25 +123,106 @@ class Worker:
             )
         return _batch_response(failures)
 
-    def _mark_queued(self, deliveries: list[Delivery]) -> None:
-        """pending -> queued for every upload seen: the status shows it has arrived."""
-        for delivery in deliveries:
-            for upload in delivery.uploads:
-                try:
-                    self._store.mark_queued(upload.ref.job_id, upload.ref.file_id, self._clock())
-                except Exception:  # noqa: BLE001 - the claim records queued_at too
-                    log.warning("could not mark %s queued", upload.key, exc_info=True)
+    def _plan(self, parsed: list[Parsed]) -> tuple[list[Parsed], set[int]]:
+        """The small messages to run side by side, and (by id) the messages to run after them.
+
+        A message naming an upload that an earlier message of the batch names
+        too (SQS delivers at least once) waits for that one to finish, as it
+        would one after another, instead of finding it held and coming back
+        a lease later.
+        """
+        seen: set[str] = set()
+        side_by_side: list[Parsed] = []
+        after: set[int] = set()
+        for item in parsed:
+            if not isinstance(item, Delivery):
+                continue
+            keys = {upload.key for upload in item.uploads}
+            if keys & seen:
+                after.add(id(item))
+            elif self._is_small(item):
+                side_by_side.append(item)
+            seen |= keys
+        return side_by_side, after
+
+    def _mark_waiting(self, parsed: list[Parsed], side_by_side: list[Parsed], after: set[int]) -> None:
+        """pending -> queued for the files that wait behind a large one of this batch (one write each).
+
+        The small files are claimed at once (the claim records queued_at); a
+        large file waits for the ones before it, maybe minutes, and its
+        status should say it has arrived meanwhile (a client resuming an
+        upload sends again only what is still pending).
+        """
+        running = {id(item) for item in side_by_side} | after
+        in_turn = [item for item in parsed if isinstance(item, Delivery) and id(item) not in running]
+        for item in in_turn[1:]:  # the first one is claimed right away
+            self._mark_queued(item)
+
+    def _is_small(self, item: Parsed) -> bool:
+        """A message whose uploads are all known to be small (a retry's message states no size)."""
+        if not isinstance(item, Delivery):
+            return False
+        limit = self._settings.small_file_size
+        return all(upload.size is not None and upload.size <= limit for upload in item.uploads)
+
+    def _one(self, item: Parsed, remaining_ms: RemainingMs | None, deletions: list[str]) -> _Outcome:
+        """One record, start to end; never raises (its failure is its own)."""
+        if isinstance(item, Malformed):
+            # Its own failure: after maxReceiveCount it reaches the
+            # dead-letter queue, whose handler keeps it for an operator.
+            log.error("message %s is malformed (%s); reported as failed", item.message_id, item.reason)
+            self._hand_back(self._queue, item, self._backoff(item.receive_count))
+            return _Outcome.FAILED
+        if self._out_of_time(remaining_ms):
+            if isinstance(item, Delivery):
+                self._mark_queued(item)
+            self._hand_back(self._queue, item, 0)  # visible again at once, untouched
+            return _Outcome.HANDED_BACK
+        if isinstance(item, RangeDelivery):
+            delay = self._deliver_range(item, remaining_ms)
+        else:
+            delay = self._deliver(item, remaining_ms, deletions)
+        if delay is None:
+            return _Outcome.DONE
+        self._hand_back(self._queue, item, delay)
+        return _Outcome.FAILED
+
+    def _mark_queued(self, delivery: Delivery) -> None:
+        """pending -> queued: the status shows these uploads have arrived, though no claim holds them yet.
+
+        For uploads handed back unclaimed, and for large files waiting their
+        turn; a small file goes from pending straight to processing, its
+        claim recording queued_at (one request fewer per file).
+        """
+        for upload in delivery.uploads:
+            try:
+                self._store.mark_queued(upload.ref.job_id, upload.ref.file_id, self._clock())
+            except Exception:  # noqa: BLE001 - the claim records queued_at too
+                log.warning("could not mark %s queued", upload.key, exc_info=True)
+
+    def _delete_uploads(self, keys: list[str]) -> None:
+        """The uploads of completed files, one DeleteObjects for the batch.
+
+        Not a failure of any message when it fails: the results are recorded,
+        and the bucket's expire-uploads rule removes what stays.
+        """
+        if not keys:
+            return
+        try:
+            self._storage.delete_many(keys)
+        except Exception:  # noqa: BLE001 - the lifecycle rule removes them; the files are completed
+            log.warning("could not delete %d completed upload(s); the lifecycle rule will", len(keys), exc_info=True)
 
     def _out_of_time(self, remaining_ms: RemainingMs | None) -> bool:
         margin = self._settings.stop_margin_ms
         return margin > 0 and remaining_ms is not None and remaining_ms() < margin
 
-    def _deliver(self, delivery: Delivery, remaining_ms: RemainingMs | None) -> int | None:
+    def _deliver(self, delivery: Delivery, remaining_ms: RemainingMs | None, deletions: list[str]) -> int | None:
         """Every upload of one message; None when the message is done, else the delay before it comes back."""
         delay: int | None = None
         for upload in delivery.uploads:
             try:
-                wait = self.files.process(upload, delivery, remaining_ms)
+                wait = self.files.process(upload, delivery, remaining_ms, deletions=deletions)
             except TransientError:
                 wait = self._backoff(delivery.receive_count)
             except Exception:  # noqa: BLE001 - reported and retried, never swallowed
@@ -230,9 +321,17 @@ class FileProcessor:
         self._dispatcher = Dispatcher(store, storage, queue, settings, clock=clock) if queue is not None else None
 
     def process(
-        self, upload: Upload, delivery: Delivery | None = None, remaining_ms: RemainingMs | None = None
+        self,
+        upload: Upload,
+        delivery: Delivery | None = None,
+        remaining_ms: RemainingMs | None = None,
+        *,
+        deletions: list[str] | None = None,
     ) -> int | None:
         """Compress one uploaded file.
+
+        ``deletions``: where to put the upload's key once it may go (the
+        caller deletes a batch's keys in one request); None deletes it here.
 
         Returns None when this delivery is done with it (completed, failed
         for good, cancelled, a duplicate), or the seconds after which the
@@ -250,7 +349,7 @@ class FileProcessor:
             lease_until=started + self._settings.lease_seconds,
         )
         if not claim.won or claim.record is None:
-            return self._not_claimed(upload, claim.record, started)
+            return self._not_claimed(upload, claim.record, started, deletions)
         record = claim.record
         attempt = delivery.receive_count if delivery else 1
         plan = plan_of(record, self._settings) if self._dispatcher is not None else None
@@ -277,7 +376,7 @@ class FileProcessor:
         except Exception as exc:  # noqa: BLE001 - classified: failed now, or re-raised for a retry
             self._failed(record, token, attempt, exc)
             return None
-        self._record(upload, token, result_key, compressed_size, crc, seconds, result_crc)
+        self._record(upload, token, result_key, compressed_size, crc, seconds, result_crc, deletions)
         return None
 
     def _failed(self, record: FileRecord, token: str, attempt: int, exc: Exception) -> None:
@@ -333,7 +432,15 @@ class FileProcessor:
         return None
 
     def _record(
-        self, upload: Upload, token: str, result_key: str, size: int, crc: int, seconds: float, result_crc: str
+        self,
+        upload: Upload,
+        token: str,
+        result_key: str,
+        size: int,
+        crc: int,
+        seconds: float,
+        result_crc: str,
+        deletions: list[str] | None,
     ) -> None:
         ref = upload.ref
         try:
@@ -354,7 +461,7 @@ class FileProcessor:
             # object is then an orphan that the bucket's lifecycle removes.
             raise TransientError(f"could not record the result: {exc}", code="aws_error") from exc
         if done:
-            self._storage.delete(upload.key)  # the result is safe; stop paying for the upload
+            self._drop_upload(upload.key, deletions)  # the result is safe; stop paying for the upload
             return
         # The claim was lost meanwhile (cancelled, or taken over after it
         # expired): the object is ours alone and no record points at it.
@@ -378,14 +485,22 @@ class FileProcessor:
         )
         return 0
 
-    def _not_claimed(self, upload: Upload, record: FileRecord | None, at: float) -> int | None:
+    def _drop_upload(self, key: str, deletions: list[str] | None) -> None:
+        if deletions is None:
+            self._storage.delete(key)
+        else:
+            deletions.append(key)  # list.append is atomic: the batch's threads share the list
+
+    def _not_claimed(
+        self, upload: Upload, record: FileRecord | None, at: float, deletions: list[str] | None = None
+    ) -> int | None:
         """Why the claim failed (the store answered with the file as it is)."""
         ref = upload.ref
         if record is None:
             log.warning("upload %s belongs to no known file; ignored", upload.key)
             return None
         if record.state is FileState.CANCELLED:
-            self._storage.delete(upload.key)  # arrived after the job was cancelled
+            self._drop_upload(upload.key, deletions)  # arrived after the job was cancelled
             return None
         if record.state.is_final:
             log.info("file %s/%s is %s; duplicate delivery dropped", ref.job_id, ref.file_id, record.state.value)
@@ -507,6 +622,14 @@ class FileProcessor:
                 f"(crc32 {verifier.plain_crc32:08x} != {reader.crc32:08x})",
                 code="verification_failed",
             )
+
+
+class _Outcome(enum.Enum):
+    """What became of one record of a batch."""
+
+    DONE = "done"  # deleted from the queue by Lambda
+    FAILED = "failed"  # reported; back after its delay
+    HANDED_BACK = "handed_back"  # reported untouched: the invocation's time ran short
 
 
 def _batch_response(failures: list[Parsed]) -> dict[str, Any]:

@@ -425,6 +425,7 @@ class InMemoryStorage:
         self.aborted_uploads: list[str] = []
         self.range_reads: list[tuple[str, int, int]] = []
         self.part_uploads: list[tuple[str, int]] = []
+        self.batch_deletes: list[list[str]] = []
 
     def presign_upload(self, key, *, size, content_type, sha256_hex, expires_in):
         headers = {"Content-Length": str(size), "Content-Type": content_type}
@@ -555,6 +556,11 @@ class InMemoryStorage:
     def delete(self, key):
         for table in (self.objects, self.content_types, self.metadata, self.tags):
             table.pop(key, None)
+
+    def delete_many(self, keys):
+        self.batch_deletes.append(list(keys))
+        for key in keys:
+            self.delete(key)
 
     def _store(self, key, data, content_type, metadata, tags):
         """A whole object, as a PUT replaces one: body, type, metadata and tags together."""

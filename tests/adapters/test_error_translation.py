@@ -63,11 +63,12 @@ def test_a_broken_body_mid_read_is_an_aws_error():
 def test_job_store_translates_errors_but_a_failed_condition_is_an_answer():
     table = boto3.resource("dynamodb", region_name="us-east-1", endpoint_url="http://127.0.0.1:9").Table("t")
     store = DynamoJobStore(table)
-    table.update_item = failing(
+    # conditional writes go through the resource's (thread-safe) client
+    table.meta.client.update_item = failing(
         ClientError({"Error": {"Code": "ConditionalCheckFailedException", "Message": "no"}}, "UpdateItem")
     )
     assert store.mark_queued("j", "f", 1.0) is False
-    table.update_item = failing(
+    table.meta.client.update_item = failing(
         ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}, "UpdateItem")
     )
     with pytest.raises(AwsError) as raised:

@@ -52,8 +52,8 @@ def test_cost_model_counts_every_line():
     }
     figures, detail = e2e_bench.cost_model(measured, {"post_100": 0.2, "get": 0.1})
     per_1000 = detail["per_1000_small"]
-    # 4 DynamoDB writes per file, 1 WRU each (items under 1 KB), at $0.625 per million
-    assert math.isclose(per_1000["DynamoDB writes (4 per file)"], 1000 * 4 * 0.625e-6)
+    # 3 DynamoDB writes per file (batch put, claim, complete), 1 WRU each (items under 1 KB), at $0.625 per million
+    assert math.isclose(per_1000["DynamoDB writes (3 per file)"], 1000 * 3 * 0.625e-6)
     # one upload PUT and one result PUT per small file
     assert math.isclose(per_1000["S3 PUT-class (upload, result)"], 2000 * 0.005 / 1000)
     # 0.1 s at 3538 MB per file
