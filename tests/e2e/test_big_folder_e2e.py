@@ -11,6 +11,7 @@ mtime and result checksum is tests/e2e/test_cli_e2e.py's second download.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -63,10 +64,9 @@ def test_a_folder_of_2500_files_goes_up_as_one_job(local_stack, tmp_path: Path) 
         assert job["file_count"] == FILES and job["more_files"] is False, job
         assert job["totals"]["files"] == FILES
     finally:
-        try:  # stop the compression of 2,500 files: the stack serves the next tests of this session
+        # stop the compression of 2,500 files: the stack serves the next tests of this session
+        with contextlib.suppress(requests.RequestException):
             requests.delete(f"{local_stack.api_url}/jobs/{job_id}", headers=auth, timeout=300)
-        except requests.RequestException:
-            pass
 
 
 def _get(url: str, headers: dict[str, str]) -> dict:
