@@ -89,7 +89,7 @@ def test_a_fanned_out_result_decodes_with_debians_tools(stack, tmp_path, algorit
     job_id = entry["download_url"].split("/results/", 1)[1].split("/")[1]
     done = _ranges_done(state_dir / "bridge.log", job_id)
     assert sorted(done) == [1, 2, 3, 4, 5, 6]
-    assert len(set(done.values())) == 2, f"ranges ran in one process only: {done}"
+    assert len(set(done.values())) >= 2, f"ranges ran in one process only: {done}"
 
 
 def _ranges_done(log: Path, job_id: str) -> dict[int, str]:
