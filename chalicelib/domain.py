@@ -256,6 +256,21 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Completion:
+    """A compressed file's result, to record on its file if ``token`` still holds the claim."""
+
+    job_id: str
+    file_id: str
+    token: str
+    at: float
+    compressed_size: int
+    crc32: int
+    result_key: str
+    compress_seconds: float
+    result_crc64nvme: str | None = None
+
+
+@dataclass(frozen=True)
 class Job:
     job_id: str
     owner: str

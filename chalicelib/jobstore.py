@@ -36,6 +36,7 @@ from .domain import (
     AddRefusal,
     Algorithm,
     Claim,
+    Completion,
     FileError,
     FileRecord,
     FileState,
@@ -50,6 +51,8 @@ from .errors import AwsError, ValidationError
 OWNER_INDEX = "by_owner"
 # Conditional writes in flight at once when a batch of files is added (POST /jobs/{id}/files).
 ADD_WRITERS = 16
+# DynamoDB's limit on the actions of one TransactWriteItems.
+TRANSACTION_MAX_ITEMS = 100
 _DESERIALIZER = TypeDeserializer()
 # What a fanned-out attempt leaves on its file; a retry of the file starts without it.
 _FANOUT_FIELDS = "fanout_upload_id, fanout_key, range_size, range_count, ranges_done, ranges_counted, dispatched_at"
@@ -373,61 +376,81 @@ class DynamoJobStore:
         mistakes its own recorded result for a stray one.
         """
         return self._record_result(
-            job_id,
-            file_id,
-            "#s = :processing AND lease_token = :token",
+            Completion(
+                job_id, file_id, token, at, compressed_size, crc32, result_key, compress_seconds, result_crc64nvme
+            ),
+            _HOLDER,
             {":token": token},
-            at=at,
-            compressed_size=compressed_size,
-            crc32=crc32,
-            result_key=result_key,
-            compress_seconds=compress_seconds,
-            result_crc64nvme=result_crc64nvme,
         )
 
-    def _record_result(
-        self,
-        job_id: str,
-        file_id: str,
-        condition: str,
-        values: dict[str, Any],
-        *,
-        at: float,
-        compressed_size: int,
-        crc32: int,
-        result_key: str,
-        compress_seconds: float,
-        result_crc64nvme: str | None = None,
-    ) -> bool:
+    def complete_files(self, completions: Sequence[Completion]) -> list[bool]:
+        """Each ``complete_file``, as one TransactWriteItems per 100 (one request for a worker's batch).
+
+        A transaction is all or nothing: when any file's condition fails
+        (its claim was lost, or a retried request had landed) nothing of it
+        is written, and each file is then recorded on its own, which gives
+        that file's own answer. Costs two write units per file instead of
+        one, and saves a request per file.
+        """
+        answers: list[bool] = []
+        for start in range(0, len(completions), TRANSACTION_MAX_ITEMS):
+            chunk = completions[start : start + TRANSACTION_MAX_ITEMS]
+            if len(chunk) > 1 and self._transact([self._result_update(c, _HOLDER, {":token": c.token}) for c in chunk]):
+                answers += [True] * len(chunk)
+            else:
+                answers += [self._record_result(c, _HOLDER, {":token": c.token}) for c in chunk]
+        return answers
+
+    def _transact(self, updates: list[dict[str, Any]]) -> bool:
+        """One TransactWriteItems of Update actions; False if it was cancelled (a condition or a conflict)."""
+        client = self._table.meta.client
+        items = [{"Update": {"TableName": self._table.name, **update}} for update in updates]
+        try:
+            with aws_errors("updating the job table"):
+                client.transact_write_items(TransactItems=items)
+        except AwsError as exc:
+            if exc.aws_code in ("TransactionCanceledException", "TransactionConflictException"):
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _result_update(completion: Completion, condition: str, values: dict[str, Any]) -> dict[str, Any]:
+        """The UpdateItem arguments that record ``completion``'s result under ``condition``."""
+        c = completion
+        result_crc = ", result_crc64nvme = :rcrc" if c.result_crc64nvme else ""
+        if c.result_crc64nvme:
+            values = {**values, ":rcrc": c.result_crc64nvme}
+        return {
+            "Key": {"pk": _job_pk(c.job_id), "sk": _file_sk(c.file_id)},
+            "UpdateExpression": (
+                "SET #s = :completed, compressed_size = :out, crc32 = :crc, result_key = :key, "
+                f"finished_at = :at, compress_seconds = :secs{result_crc} REMOVE lease_token, lease_until, "
+                "error_code, error_message"
+            ),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#s": "state"},
+            "ExpressionAttributeValues": {
+                ":completed": FileState.COMPLETED.value,
+                ":processing": FileState.PROCESSING.value,
+                ":out": c.compressed_size,
+                ":crc": c.crc32,
+                ":key": c.result_key,
+                ":at": _num(c.at),
+                ":secs": _num(round(c.compress_seconds, 4)),
+                **values,
+            },
+        }
+
+    def _record_result(self, completion: Completion, condition: str, values: dict[str, Any]) -> bool:
         """processing -> completed under ``condition``; True also if this very result is recorded already."""
-        result_crc = ", result_crc64nvme = :rcrc" if result_crc64nvme else ""
-        if result_crc64nvme:
-            values = {**values, ":rcrc": result_crc64nvme}
         try:
             self._write(
-                Key={"pk": _job_pk(job_id), "sk": _file_sk(file_id)},
-                UpdateExpression=(
-                    "SET #s = :completed, compressed_size = :out, crc32 = :crc, result_key = :key, "
-                    f"finished_at = :at, compress_seconds = :secs{result_crc} REMOVE lease_token, lease_until, "
-                    "error_code, error_message"
-                ),
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={
-                    ":completed": FileState.COMPLETED.value,
-                    ":processing": FileState.PROCESSING.value,
-                    ":out": compressed_size,
-                    ":crc": crc32,
-                    ":key": result_key,
-                    ":at": _num(at),
-                    ":secs": _num(round(compress_seconds, 4)),
-                    **values,
-                },
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **self._result_update(completion, condition, values), ReturnValuesOnConditionCheckFailure="ALL_OLD"
             )
         except _ConditionFailed as failed:
             old = failed.item or {}
-            return old.get("state") == FileState.COMPLETED.value and old.get("result_key") == result_key
+            return old.get("state") == FileState.COMPLETED.value and old.get("result_key") == completion.result_key
         return True
 
     def release_file(self, job_id: str, file_id: str, *, token: str, error: FileError, at: float) -> bool:
@@ -714,15 +737,9 @@ class DynamoJobStore:
         compress_seconds: float,
     ) -> bool:
         return self._record_result(
-            job_id,
-            file_id,
+            Completion(job_id, file_id, "", at, compressed_size, crc32, result_key, compress_seconds),
             "#s = :processing AND fanout_upload_id = :upload AND ranges_done = range_count",
             {":upload": upload_id},
-            at=at,
-            compressed_size=compressed_size,
-            crc32=crc32,
-            result_key=result_key,
-            compress_seconds=compress_seconds,
         )
 
     def fail_fanout(self, job_id: str, file_id: str, *, upload_id: str, error: FileError, at: float) -> bool:
@@ -939,6 +956,10 @@ class DynamoJobStore:
             ranges_done=item.get("ranges_done", 0),
             dispatched_at=item.get("dispatched_at"),
         )
+
+
+# A file's result is recorded only by the delivery whose claim (lease token) holds it.
+_HOLDER = "#s = :processing AND lease_token = :token"
 
 
 def _old_item(exc: ClientError) -> dict[str, Any] | None:

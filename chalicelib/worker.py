@@ -31,11 +31,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from . import multipart
 from .codecs import CHUNK_SIZE, CodecError, Crc64Sink, HashingReader, VerifyingSink, compress_stream
-from .domain import FileError, FileRecord, FileState, now
+from .domain import Completion, FileError, FileRecord, FileState, now
 from .errors import AwsError, PermanentError, TransientError
 from .events import Delivery, Malformed, Parsed, RangeDelivery, Upload, parse_records
 from .fanout import Dispatcher, RangePlan, RangeProcessor, plan_of
@@ -48,6 +49,15 @@ from .streams import ReadAhead
 log = logging.getLogger("squeezer.worker")
 
 RemainingMs = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class PendingResult:
+    """A small file's result, written to S3; its record waits for the batch's one write (``complete_files``)."""
+
+    delivery: Delivery | None
+    upload: Upload
+    completion: Completion
 
 
 class Worker:
@@ -84,11 +94,14 @@ class Worker:
         side by side on up to ``file_threads`` threads, while everything else
         (large files, ranges, malformed records) runs on this thread, one
         after another. Each record's outcome is its own: a failure reports
-        that message alone. The uploads of the files completed in the batch
-        are deleted at the end, in one request.
+        that message alone. The small files' results are recorded together
+        once they are all written (one DynamoDB transaction), and the uploads
+        of the files completed in the batch are deleted at the end, in one
+        request.
         """
         parsed = parse_records(records, self._keys)
         deletions: list[str] = []
+        pending: list[PendingResult] = []
         side_by_side, after = self._plan(parsed)
         self._mark_waiting(parsed, side_by_side, after)
         outcomes: dict[int, _Outcome] = {}
@@ -97,7 +110,9 @@ class Worker:
         try:
             futures = {}
             if pool is not None:
-                futures = {id(item): pool.submit(self._one, item, remaining_ms, deletions) for item in side_by_side}
+                futures = {
+                    id(item): pool.submit(self._one, item, remaining_ms, deletions, pending) for item in side_by_side
+                }
             for item in parsed:
                 if id(item) not in futures and id(item) not in after:
                     outcomes[id(item)] = self._one(item, remaining_ms, deletions)
@@ -106,6 +121,9 @@ class Worker:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
+        for delivery in self._record_results(pending, deletions):  # before the duplicates, which must find them final
+            outcomes[id(delivery)] = _Outcome.FAILED
+            self._hand_back(self._queue, delivery, self._backoff(delivery.receive_count))
         for item in parsed:  # duplicates within the batch: they find their file final, or retry it
             if id(item) in after:
                 outcomes[id(item)] = self._one(item, remaining_ms, deletions)
@@ -165,8 +183,18 @@ class Worker:
         limit = self._settings.small_file_size
         return all(upload.size is not None and upload.size <= limit for upload in item.uploads)
 
-    def _one(self, item: Parsed, remaining_ms: RemainingMs | None, deletions: list[str]) -> _Outcome:
-        """One record, start to end; never raises (its failure is its own)."""
+    def _one(
+        self,
+        item: Parsed,
+        remaining_ms: RemainingMs | None,
+        deletions: list[str],
+        pending: list[PendingResult] | None = None,
+    ) -> _Outcome:
+        """One record, start to end; never raises (its failure is its own).
+
+        With ``pending``, a completed file's record is left there for the
+        batch's one write, which may still turn the outcome into a retry.
+        """
         if isinstance(item, Malformed):
             # Its own failure: after maxReceiveCount it reaches the
             # dead-letter queue, whose handler keeps it for an operator.
@@ -181,7 +209,7 @@ class Worker:
         if isinstance(item, RangeDelivery):
             delay = self._deliver_range(item, remaining_ms)
         else:
-            delay = self._deliver(item, remaining_ms, deletions)
+            delay = self._deliver(item, remaining_ms, deletions, pending)
         if delay is None:
             return _Outcome.DONE
         self._hand_back(self._queue, item, delay)
@@ -200,6 +228,29 @@ class Worker:
             except Exception:  # noqa: BLE001 - the claim records queued_at too
                 log.warning("could not mark %s queued", upload.key, exc_info=True)
 
+    def _record_results(self, pending: list[PendingResult], deletions: list[str]) -> list[Delivery]:
+        """Record the small files' results in one write; the deliveries to retry (their outcome is unknown).
+
+        When the write fails, none, some or all results may be recorded: the
+        objects stay (a recorded result is never deleted) and the messages
+        come back with backoff; the next delivery finds its file completed,
+        or claims it again once the lease runs out.
+        """
+        if not pending:
+            return []
+        try:
+            answers = self._store.complete_files([p.completion for p in pending])
+        except Exception:  # noqa: BLE001 - the outcome is unknown: keep the objects, retry the messages
+            log.warning("could not record %d result(s) of this batch; their messages come back", len(pending))
+            retry: dict[int, Delivery] = {}
+            for p in pending:
+                if p.delivery is not None:
+                    retry[id(p.delivery)] = p.delivery
+            return list(retry.values())
+        for p, done in zip(pending, answers, strict=True):
+            self.files.recorded(p.upload, p.completion.result_key, done, deletions)
+        return []
+
     def _delete_uploads(self, keys: list[str]) -> None:
         """The uploads of completed files, one DeleteObjects for the batch.
 
@@ -217,12 +268,18 @@ class Worker:
         margin = self._settings.stop_margin_ms
         return margin > 0 and remaining_ms is not None and remaining_ms() < margin
 
-    def _deliver(self, delivery: Delivery, remaining_ms: RemainingMs | None, deletions: list[str]) -> int | None:
+    def _deliver(
+        self,
+        delivery: Delivery,
+        remaining_ms: RemainingMs | None,
+        deletions: list[str],
+        pending: list[PendingResult] | None = None,
+    ) -> int | None:
         """Every upload of one message; None when the message is done, else the delay before it comes back."""
         delay: int | None = None
         for upload in delivery.uploads:
             try:
-                wait = self.files.process(upload, delivery, remaining_ms, deletions=deletions)
+                wait = self.files.process(upload, delivery, remaining_ms, deletions=deletions, pending=pending)
             except TransientError:
                 wait = self._backoff(delivery.receive_count)
             except Exception:  # noqa: BLE001 - reported and retried, never swallowed
@@ -327,11 +384,14 @@ class FileProcessor:
         remaining_ms: RemainingMs | None = None,
         *,
         deletions: list[str] | None = None,
+        pending: list[PendingResult] | None = None,
     ) -> int | None:
         """Compress one uploaded file.
 
         ``deletions``: where to put the upload's key once it may go (the
         caller deletes a batch's keys in one request); None deletes it here.
+        ``pending``: where to leave the result's record for the caller to
+        write with others (``Worker._record_results``); None records it here.
 
         Returns None when this delivery is done with it (completed, failed
         for good, cancelled, a duplicate), or the seconds after which the
@@ -376,7 +436,13 @@ class FileProcessor:
         except Exception as exc:  # noqa: BLE001 - classified: failed now, or re-raised for a retry
             self._failed(record, token, attempt, exc)
             return None
-        self._record(upload, token, result_key, compressed_size, crc, seconds, result_crc, deletions)
+        completion = Completion(
+            ref.job_id, ref.file_id, token, self._clock(), compressed_size, crc, result_key, seconds, result_crc
+        )
+        if pending is not None:
+            pending.append(PendingResult(delivery, upload, completion))  # list.append is atomic
+            return None
+        self._record(upload, completion, deletions)
         return None
 
     def _failed(self, record: FileRecord, token: str, attempt: int, exc: Exception) -> None:
@@ -431,35 +497,18 @@ class FileProcessor:
             log.info("file %s/%s: claim lost while fanning out; stopped", record.job_id, record.file_id)
         return None
 
-    def _record(
-        self,
-        upload: Upload,
-        token: str,
-        result_key: str,
-        size: int,
-        crc: int,
-        seconds: float,
-        result_crc: str,
-        deletions: list[str] | None,
-    ) -> None:
-        ref = upload.ref
+    def _record(self, upload: Upload, completion: Completion, deletions: list[str] | None) -> None:
         try:
-            done = self._store.complete_file(
-                ref.job_id,
-                ref.file_id,
-                token=token,
-                at=self._clock(),
-                compressed_size=size,
-                crc32=crc,
-                result_key=result_key,
-                compress_seconds=seconds,
-                result_crc64nvme=result_crc,
-            )
+            done = self._store.complete_files([completion])[0]
         except Exception as exc:  # noqa: BLE001 - the outcome is unknown: keep our object, retry later
             # Not deleted: the write may have landed. If it did not, the claim
             # expires and another delivery compresses the file again; this
             # object is then an orphan that the bucket's lifecycle removes.
             raise TransientError(f"could not record the result: {exc}", code="aws_error") from exc
+        self.recorded(upload, completion.result_key, done, deletions)
+
+    def recorded(self, upload: Upload, result_key: str, done: bool, deletions: list[str] | None) -> None:
+        """After the result's write: the upload may go, or (claim lost) this delivery's own object goes."""
         if done:
             self._drop_upload(upload.key, deletions)  # the result is safe; stop paying for the upload
             return
@@ -467,8 +516,8 @@ class FileProcessor:
         # expired): the object is ours alone and no record points at it.
         log.info(
             "file %s/%s: claim lost before completing; removed this delivery's result %s",
-            ref.job_id,
-            ref.file_id,
+            upload.ref.job_id,
+            upload.ref.file_id,
             result_key,
         )
         self._storage.delete(result_key)

@@ -161,6 +161,22 @@ class InMemoryJobStore:
             return current is not None and current.state is FileState.COMPLETED and current.result_key == result_key
         return self._drop_lease(job_id, file_id, done)
 
+    def complete_files(self, completions):
+        return [
+            self.complete_file(
+                c.job_id,
+                c.file_id,
+                token=c.token,
+                at=c.at,
+                compressed_size=c.compressed_size,
+                crc32=c.crc32,
+                result_key=c.result_key,
+                compress_seconds=c.compress_seconds,
+                result_crc64nvme=c.result_crc64nvme,
+            )
+            for c in completions
+        ]
+
     def release_file(self, job_id, file_id, *, token, error, at):
         return self._drop_lease(
             job_id,

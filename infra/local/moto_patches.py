@@ -30,7 +30,9 @@ What moto 5.2.5 does, and what changes (``moto/s3/models.py``):
 
 Also (moto/sqs/models.py): the check of a received message's retention
 period and each message's visibility no longer cost work per message held
-in the queue (:func:`_cheap_sqs_clock`).
+in the queue (:func:`_cheap_sqs_clock`). And (moto/dynamodb/models): a
+transaction backs up the items it names, not a deep copy of every table it
+touches (:func:`_item_rollback_transactions`).
 
 Not changed: the request body is still read whole (werkzeug), and a
 completed key keeps its parts (moto serves ``GET ?partNumber=`` from them),
@@ -119,6 +121,7 @@ def apply() -> None:
     _read_only_the_range()
     _break_request_cycle()
     _cheap_sqs_clock()
+    _item_rollback_transactions()
     setattr(models, _APPLIED, True)
 
 
@@ -229,6 +232,84 @@ def _cheap_sqs_clock() -> None:
         return bool(retention + message.sent_timestamp / 1000 > time.time())
 
     backend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+
+
+_IN_TRANSACTION = threading.local()
+
+
+def _item_rollback_transactions() -> None:
+    """A DynamoDB transaction costs moto the items it names, not a copy of the whole table (issue 14).
+
+    moto's ``transact_write_items`` deep-copies every table a transaction
+    names before it starts, to put the copy back if the transaction is
+    cancelled: with thousands of files in the job table, each worker batch's
+    one TransactWriteItems (``DynamoJobStore.complete_files``) copied them
+    all. Here moto's own code runs with that copy made an identity (only
+    inside a transaction, on this thread), and the items the transaction
+    names are backed up instead and put back, in reverse order, when moto
+    raises: the same all-or-nothing answers, at the cost of the items named.
+    """
+    import copy
+
+    from moto.dynamodb import models as ddb
+
+    backend: Any = ddb.DynamoDBBackend
+    original = backend.transact_write_items
+    table_class = ddb.Table
+
+    class _Copy:
+        """``copy`` as moto's dynamodb models module sees it: a table is not copied inside a transaction."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(value: Any, memo: Any = None) -> Any:
+            if getattr(_IN_TRANSACTION, "on", False) and isinstance(value, table_class):
+                return value
+            return copy.deepcopy(value, memo)
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved = []
+        for entry in transact_items:
+            try:
+                _, op = next(iter(entry.items()))
+                table = self.tables[op["TableName"]]
+                key = op["Key"] if "Key" in op else _key_of(table, op["Item"])
+                hash_value, range_value = self.get_keys_value(table, key)
+                old = table.get_item(hash_value, range_value)
+            except Exception:  # noqa: BLE001, S112 - moto refuses this entry itself; nothing of it is written
+                continue
+            saved.append((table, hash_value, range_value, copy.deepcopy(old)))
+        _IN_TRANSACTION.on = True
+        try:
+            original(self, transact_items)
+        except Exception:
+            for table, hash_value, range_value, old in reversed(saved):
+                _put_back(table, hash_value, range_value, old)
+            raise
+        finally:
+            _IN_TRANSACTION.on = False
+
+    ddb.copy = _Copy()  # type: ignore[assignment]  # moto's module reads copy.deepcopy through this name
+    backend.transact_write_items = transact_write_items
+
+
+def _key_of(table: Any, attrs: dict[str, Any]) -> dict[str, Any]:
+    key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = attrs[table.range_key_attr]
+    return key
+
+
+def _put_back(table: Any, hash_value: Any, range_value: Any, old: Any) -> None:
+    """An item as it was before a cancelled transaction (None: it did not exist)."""
+    if old is None:
+        table.delete_item(hash_value, range_value)
+    elif range_value is not None:
+        table.items[hash_value][range_value] = old
+    else:
+        table.items[hash_value] = old
 
 
 def _keep_files_as_they_are(request: Any) -> None:

@@ -6,7 +6,7 @@ import boto3
 import pytest
 from fakes import InMemoryJobStore
 
-from chalicelib.domain import AddRefusal, Algorithm, FileError, FileRecord, FileState, Job, UploadMethod
+from chalicelib.domain import AddRefusal, Algorithm, Completion, FileError, FileRecord, FileState, Job, UploadMethod
 from chalicelib.errors import ValidationError
 from chalicelib.jobstore import DynamoJobStore
 
@@ -321,3 +321,57 @@ def test_completed_file_keeps_the_result_checksum(store):
         result_crc64nvme="AAAAAAAAAAE=",
     )
     assert store.get_file("j1", "f0").result_crc64nvme == "AAAAAAAAAAE="
+
+
+# -- a batch's results recorded together (issue 14) -----------------------------------------
+
+
+def _completion(file_id, token, key=None):
+    return Completion("j1", file_id, token, 5.0, 4, 7, key or f"results/{file_id}-{token}", 0.01, "AAAAAAAAAAA=")
+
+
+def _claim_all(store, n):
+    for i in range(n):
+        assert store.claim_file("j1", f"f{i}", token=f"t{i}", at=1.0, lease_until=100.0).won
+
+
+def test_complete_files_records_every_result(store):
+    make(store, n=3)
+    _claim_all(store, 3)
+    assert store.complete_files([_completion(f"f{i}", f"t{i}") for i in range(3)]) == [True, True, True]
+    for i in range(3):
+        got = store.get_file("j1", f"f{i}")
+        assert got.state is FileState.COMPLETED
+        assert (got.result_key, got.compressed_size, got.crc32) == (f"results/f{i}-t{i}", 4, 7)
+        assert got.result_crc64nvme == "AAAAAAAAAAA=" and got.finished_at == 5.0
+        assert got.lease_until is None
+    # A retried write whose first try landed: the same answers, nothing changes.
+    assert store.complete_files([_completion(f"f{i}", f"t{i}") for i in range(3)]) == [True, True, True]
+
+
+def test_complete_files_answers_for_each_file_when_one_lost_its_claim(store):
+    make(store, n=3)
+    _claim_all(store, 3)
+    assert store.cancel_file("j1", "f1", at=2.0)
+    answers = store.complete_files([_completion(f"f{i}", f"t{i}") for i in range(3)])
+    assert answers == [True, False, True]
+    assert store.get_file("j1", "f1").state is FileState.CANCELLED  # never completed after a cancel
+    assert {store.get_file("j1", f).state for f in ("f0", "f2")} == {FileState.COMPLETED}
+    # Another delivery's result for a completed file is not ours: False, and the record keeps the first.
+    assert store.complete_files([_completion("f0", "t0", key="results/other"), _completion("f2", "zz")]) == [
+        False,
+        False,
+    ]
+    assert store.get_file("j1", "f0").result_key == "results/f0-t0"
+
+
+def test_complete_files_is_one_request_on_dynamodb(moto_aws):
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table("squeezer-test-jobs")
+    store = DynamoJobStore(table)
+    make(store, n=120)  # more than one transaction's 100
+    for i in range(120):
+        assert store.claim_file("j1", f"f{i}", token=f"t{i}", at=1.0, lease_until=100.0).won
+    calls = []
+    table.meta.client.meta.events.register("before-call", lambda event_name, **_: calls.append(event_name))
+    assert store.complete_files([_completion(f"f{i}", f"t{i}") for i in range(120)]) == [True] * 120
+    assert calls == ["before-call.dynamodb.TransactWriteItems"] * 2
