@@ -10,13 +10,16 @@ Locust itself shares the 2 cores with the API and the emulator.
 from __future__ import annotations
 
 import csv
+import random
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from .corpus import ROOT, STATE
+from .job_body import FILES_PER_JOB, job_body
 from .measure import Figure, say
 
 FIGURES = ["api.post_jobs", "api.get_job", "api.errors"]
@@ -38,6 +41,48 @@ def locust_version() -> str:
         return (out.stdout or out.stderr).strip().split(" from ")[0]
     except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
         return f"missing ({exc})"
+
+
+def service_seconds(api_url: str, headers: dict[str, str], rounds: int = 15) -> Figure:
+    """What one request costs the API on an idle stack: one client, one request at a time, median.
+
+    The cost model bills the API's Lambda for these (on AWS each request has
+    its own function instance, so benchmark 7's latencies under load, mostly
+    queueing in one ``chalice local``, are not what a request costs).
+    Includes the local HTTP hop (about a millisecond).
+    """
+    import time
+
+    import requests
+
+    rng = random.Random(7)
+    post, get = [], []
+    with requests.Session() as http:
+        http.headers.update(headers)
+        for _ in range(rounds):
+            began = time.perf_counter()
+            response = http.post(f"{api_url}/jobs", json=job_body(rng), timeout=60)
+            post.append(time.perf_counter() - began)
+            if response.status_code != 201:
+                raise RuntimeError(f"POST /jobs answered {response.status_code}: {response.text[:200]}")
+            job_id = response.json()["job_id"]
+            began = time.perf_counter()
+            response = http.get(f"{api_url}/jobs/{job_id}", timeout=60)
+            get.append(time.perf_counter() - began)
+            if response.status_code != 200 or len(response.json()["files"]) != FILES_PER_JOB:
+                raise RuntimeError(f"GET /jobs/{job_id} answered {response.status_code}")
+            http.delete(f"{api_url}/jobs/{job_id}", timeout=60)
+    seconds = {"post_100": statistics.median(post), "get": statistics.median(get)}
+    return Figure(
+        "api.service_seconds",
+        f"one request at a time on the idle stack: POST /jobs ({FILES_PER_JOB} files) and GET /jobs/{{id}}, "
+        f"median of {rounds} (the cost model's API seconds)",
+        seconds["post_100"] * 1000,
+        "ms",
+        detail=f"POST {seconds['post_100'] * 1000:.0f} ms, GET {seconds['get'] * 1000:.0f} ms "
+        f"(min {min(post) * 1000:.0f} / {min(get) * 1000:.0f} ms)",
+        extra=seconds,
+    )
 
 
 def parse_stats(path: Path) -> dict[str, dict[str, float]]:

@@ -33,6 +33,7 @@ from typing import Any
 
 import requests
 
+from . import api_bench
 from .corpus import ROOT, STATE, generate
 from .measure import Figure, MiB, say
 
@@ -43,6 +44,7 @@ FIGURES = [
     "e2e.large_mib_per_s",
     "e2e.large_latency",
     "e2e.bridge",
+    "api.service_seconds",
     "cost.per_1000_small",
     "cost.per_gb",
 ]
@@ -318,31 +320,40 @@ def run(stack: Any, small: Path, large: Path, timeout: float) -> tuple[list[Figu
             "workers",
         ),
     ]
-    figures.append(worker_requests(stack.endpoint_url, small))
+    requests_figure = worker_requests(stack.endpoint_url, small)
+    service = api_bench.service_seconds(stack.api_url, auth_headers())
+    figures += [requests_figure, service]
     measured = {
         "small": s.__dict__,
         "large": g.__dict__,
         "bridge": bridge,
         **sizes,
-        "small_worker_s_per_file": statistics.mean(s.worker_seconds),
+        # one invocation runs a batch's small files side by side: billed per batch, not per file
+        "small_worker_s_per_file": requests_figure.extra["invocation_seconds"] / requests_figure.extra["batch"],
+        "api_seconds": service.extra,
         "large_worker_s_per_gib": statistics.median(g.worker_seconds) / (g.bytes_in / g.files / (1024 * MiB)),
         "small_mean_size": s.bytes_in / s.files,
     }
     return figures, measured
 
 
-def worker_requests(endpoint: str, folder: Path, batch: int = 10) -> Figure:
-    """AWS requests the worker makes per small file: one SQS batch of ``batch`` files, counted by botocore.
+def worker_requests(endpoint: str, folder: Path, batch: int = 10, rounds: int = 3) -> Figure:
+    """AWS requests the worker makes per small file, and what one invocation of a batch takes.
 
     In this process, against the stack's emulator but in the tests' stage
-    (its own bucket, table and queues, which no bridge polls): a job of the
-    first ``batch`` files of ``folder``, uploaded, then one
-    ``Worker.handle_batch`` with the records S3 would have sent. Every
-    request its clients send is counted (``before-call`` hooks), by
-    operation. The target (issue 14): at most 4 per file.
+    (its own bucket, table and queues, which no bridge polls): ``rounds``
+    times, a job of ``batch`` files of ``folder``, uploaded, then one timed
+    ``Worker.handle_batch`` with the records S3 would have sent (one Lambda
+    invocation's work). Every request its clients send is counted
+    (``before-call`` hooks), by operation. The target (issue 14): at most 4
+    per file. The median invocation time over ``batch`` is the worker's
+    billed seconds per small file in the cost model (the files of a batch
+    run side by side, so a file's own started -> finished time overstates
+    it).
     """
     import collections
     import threading
+    import time
 
     import boto3
 
@@ -369,24 +380,8 @@ def worker_requests(endpoint: str, folder: Path, batch: int = 10) -> Figure:
     storage = S3Storage(clients.s3, settings.bucket, part_size=settings.part_size)
     service = JobService(store, storage, settings)
     worker = Worker(store, storage, SqsWorkQueue(clients.sqs, settings.queue_name), settings)
-    paths = sorted(p for p in folder.iterdir() if p.is_file())[:batch]
-    job = service.create_job(
-        {"files": [{"name": p.name, "size": p.stat().st_size} for p in paths], "algorithm": "zstd"}, owner="bench"
-    )
+    every = sorted(p for p in folder.iterdir() if p.is_file())
     keys = ObjectKeys(settings.uploads_prefix, settings.results_prefix)
-    records = []
-    for (record, _), path in zip(job.files, paths, strict=True):
-        key = keys.upload(FileRef("bench", record.job_id, record.file_id))
-        clients.s3.put_object(Bucket=settings.bucket, Key=key, Body=path.read_bytes())
-        body = {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"key": key, "size": record.size}}}]}
-        records.append(
-            {
-                "messageId": key,
-                "receiptHandle": "",
-                "body": json.dumps(body),
-                "attributes": {"ApproximateReceiveCount": "1"},
-            }
-        )
     calls: collections.Counter[str] = collections.Counter()
     lock = threading.Lock()
 
@@ -394,25 +389,54 @@ def worker_requests(endpoint: str, folder: Path, batch: int = 10) -> Figure:
         with lock:
             calls[event_name.split(".", 1)[1]] += 1  # before-call.<service>.<operation>
 
-    hooked = (clients.s3, clients.sqs, clients.dynamodb.meta.client)
-    for client in hooked:
-        client.meta.events.register("before-call", count)
-    try:
-        failures = worker.handle_batch(records)["batchItemFailures"]
-    finally:
+    def one_batch(paths: list[Path]) -> tuple[float, int]:
+        job = service.create_job(
+            {"files": [{"name": p.name, "size": p.stat().st_size} for p in paths], "algorithm": "zstd"},
+            owner="bench",
+        )
+        records = []
+        for (record, _), path in zip(job.files, paths, strict=True):
+            key = keys.upload(FileRef("bench", record.job_id, record.file_id))
+            clients.s3.put_object(Bucket=settings.bucket, Key=key, Body=path.read_bytes())
+            body = {
+                "Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"key": key, "size": record.size}}}]
+            }
+            records.append(
+                {
+                    "messageId": key,
+                    "receiptHandle": "",
+                    "body": json.dumps(body),
+                    "attributes": {"ApproximateReceiveCount": "1"},
+                }
+            )
+        hooked = (clients.s3, clients.sqs, clients.dynamodb.meta.client)
         for client in hooked:
-            client.meta.events.unregister("before-call", count)
-    per_file = sum(calls.values()) / len(records)
+            client.meta.events.register("before-call", count)
+        began = time.perf_counter()
+        try:
+            failures = worker.handle_batch(records)["batchItemFailures"]
+        finally:
+            seconds = time.perf_counter() - began
+            for client in hooked:
+                client.meta.events.unregister("before-call", count)
+        return seconds, len(failures)
+
+    runs = [one_batch(every[n * batch : (n + 1) * batch] or every[:batch]) for n in range(rounds)]
+    files = batch * rounds
+    per_file = sum(calls.values()) / files
+    invocation = statistics.median(seconds for seconds, _ in runs)
     return Figure(
         "e2e.worker_requests_per_small_file",
-        f"AWS requests the worker sends per small file (one batch of {len(records)}, botocore's count)",
+        f"AWS requests the worker sends per small file ({rounds} batches of {batch}, botocore's count)",
         per_file,
         "requests",
         4.0,
         higher_is_better=False,
-        detail=", ".join(f"{op} {n}" for op, n in sorted(calls.items()))
-        + f" for {len(records)} files; {len(failures)} failed"
+        detail=", ".join(f"{op} {n / rounds:g}" for op, n in sorted(calls.items()))
+        + f" per batch of {batch}; {sum(failed for _, failed in runs)} failed; one invocation (handle_batch) "
+        f"{invocation * 1000:.0f} ms, median of {rounds} = {invocation / batch * 1000:.1f} ms per file"
         + " (before issue 14: UpdateItem 3, GetObject 1, PutObject 1, DeleteObject 1 per file = 6)",
+        extra={"invocation_seconds": invocation, "batch": batch},
     )
 
 
@@ -433,7 +457,6 @@ PRICES = {
 }
 WORKER_MB = 3538  # .chalice/config.json, lambda_functions.compress
 API_MB = 512  # the app's default lambda_memory_size
-API_SECONDS = {"post_100": 0.25, "get": 0.10}  # replaced by benchmark 7's p50s when it ran
 
 
 def cli_polls(seconds: float) -> int:
@@ -448,17 +471,22 @@ def cli_polls(seconds: float) -> int:
 
 def cost_model(
     measured: dict,
-    api_p50: dict[str, float] | None = None,
     part_size: int = 8 * MiB,
     result_days: int = 30,
     polls_per_job: int | None = None,
 ) -> tuple[list[Figure], dict]:
     """Dollars per 1,000 small files and per GiB of large files, line by line.
 
+    Times are measured: the worker's seconds per small file (one batch's
+    invocation / its files), per GiB of large files, and the API's seconds
+    per request on the idle stack (``measured["api_seconds"]``,
+    ``api_bench.service_seconds``).
+
     Counts (per file, from chalicelib/worker.py, jobstore.py, storage.py):
-    DynamoDB writes: 1 batch put at POST /jobs + claim_file + complete_file
-    = 3 (each 1 WRU while the item is under 1 KB; the claim records
-    queued_at, issue 14); reads: the
+    DynamoDB writes: 1 batch put at POST /jobs + claim_file (1 WRU) + the
+    completion in the batch's transaction (2 WRU: transactions cost double)
+    = 4 WRU while the item is under 1 KB (large files: a plain completion,
+    3); reads: the
     status polls only (the worker claims without reading first): a
     consistent Query of the whole job (1 RRU per 4 KB of items) per poll.
     S3: PUT upload, GET (size and ETag come with it: no HEAD), result PUT
@@ -469,12 +497,14 @@ def cost_model(
     batch of 10 messages, each billed for its duration at 3538 MB.
     """
     p = PRICES
-    api = {**API_SECONDS, **(api_p50 or {})}
+    api = measured["api_seconds"]
     gb_worker, gb_api = WORKER_MB / 1024, API_MB / 1024
     item_kb = max(measured.get("file_item", 600.0), 1.0) / 1024
     wru_per_write = max(1, -(-item_kb // 1))  # ceil to 1 KB units
 
-    def lines_for(files: int, mean_size: float, worker_s: float, ratio: float, polls: int) -> dict[str, float]:
+    def lines_for(
+        files: int, mean_size: float, worker_s: float, ratio: float, polls: int, writes: int
+    ) -> dict[str, float]:
         batches = -(-files // 10)
         results_gb = files * mean_size * ratio / 1e9
         parts = max(1, -(-int(mean_size * ratio) // part_size))
@@ -494,14 +524,14 @@ def cost_model(
             "S3 GET-class (worker GET, download GET)": files * 2 * p["s3_get"],
             "S3 storage, results for 30 days": results_gb * p["s3_gb_month"] * result_days / 30,
             "SQS (notification, receive+delete per batch)": (files + 2 * batches) * p["sqs_request"],
-            "DynamoDB writes (3 per file)": files * 3 * wru_per_write * p["ddb_write"],
+            f"DynamoDB writes ({writes} WRU per file)": files * writes * wru_per_write * p["ddb_write"],
             "DynamoDB reads (status polls)": polls * status_rru * p["ddb_read"],
         }
         return out
 
     small, large = measured["small"], measured["large"]
     polls = polls_per_job if polls_per_job is not None else cli_polls(small["seconds"])
-    per_1000 = lines_for(1000, measured["small_mean_size"], measured["small_worker_s_per_file"], 0.35, polls)
+    per_1000 = lines_for(1000, measured["small_mean_size"], measured["small_worker_s_per_file"], 0.35, polls, 4)
     gib_files = 1024 * MiB / (large["bytes_in"] / large["files"])
     per_gib = lines_for(
         max(1, round(gib_files)),
@@ -509,6 +539,7 @@ def cost_model(
         measured["large_worker_s_per_gib"] / gib_files,
         0.35,
         polls,
+        3,
     )
     figures = [
         Figure(
@@ -535,5 +566,6 @@ def cost_model(
         "polls": polls,
         "worker_s_per_small_file": measured["small_worker_s_per_file"],
         "worker_s_per_gib": measured["large_worker_s_per_gib"],
+        "api_seconds": api,
         "file_item_bytes": measured.get("file_item"),
     }

@@ -12,23 +12,8 @@ from __future__ import annotations
 import os
 import random
 
+from job_body import FILES_PER_JOB, job_body  # load/ is on the path: Locust imports this file from there
 from locust import HttpUser, between, task
-
-FILES_PER_JOB = 100
-
-
-def job_body(rng: random.Random) -> dict:
-    return {
-        "algorithm": "zstd",
-        "files": [
-            {
-                "name": f"dir{i % 7}/file-{i:03d}.log",
-                "size": rng.randint(1024, 64 * 1024 * 1024),
-                "content_type": "text/plain",
-            }
-            for i in range(FILES_PER_JOB)
-        ],
-    }
 
 
 class ApiUser(HttpUser):

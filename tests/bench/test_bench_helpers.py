@@ -49,11 +49,16 @@ def test_cost_model_counts_every_line():
         "small_worker_s_per_file": 0.1,
         "large_worker_s_per_gib": 10.0,
         "file_item": 500.0,
+        "api_seconds": {"post_100": 0.2, "get": 0.1},
     }
-    figures, detail = e2e_bench.cost_model(measured, {"post_100": 0.2, "get": 0.1})
+    figures, detail = e2e_bench.cost_model(measured)
     per_1000 = detail["per_1000_small"]
-    # 3 DynamoDB writes per file (batch put, claim, complete), 1 WRU each (items under 1 KB), at $0.625 per million
-    assert math.isclose(per_1000["DynamoDB writes (3 per file)"], 1000 * 3 * 0.625e-6)
+    # batch put 1, claim 1, the completion in the batch's transaction 2 (items under 1 KB), at $0.625 per million
+    assert math.isclose(per_1000["DynamoDB writes (4 WRU per file)"], 1000 * 4 * 0.625e-6)
+    assert "DynamoDB writes (3 WRU per file)" in detail["per_gib"]  # a large file's completion is no transaction
+    # the API's measured seconds, not constants: twice the seconds, twice the API's GB-s
+    slower = e2e_bench.cost_model({**measured, "api_seconds": {"post_100": 0.4, "get": 0.2}})[1]["per_1000_small"]
+    assert math.isclose(slower["Lambda API GB-s"], 2 * per_1000["Lambda API GB-s"])
     # one upload PUT and one result PUT per small file
     assert math.isclose(per_1000["S3 PUT-class (upload, result)"], 2000 * 0.005 / 1000)
     # 0.1 s at 3538 MB per file
