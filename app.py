@@ -109,7 +109,9 @@ def list_jobs() -> dict[str, Any]:
 @app.route("/jobs/{job_id}", methods=["GET"], authorizer=tenant_auth)
 @json_errors
 def job_status(job_id: str) -> dict[str, Any]:
-    return views.job_status(get_service().get_status(job_id, owner=_owner()))
+    params: Mapping[str, str] = _request().query_params or {}
+    status = get_service().get_status(job_id, owner=_owner(), limit=params.get("limit"), cursor=params.get("cursor"))
+    return views.job_status(status)
 
 
 @app.route("/jobs/{job_id}/summary", methods=["GET"], authorizer=tenant_auth)

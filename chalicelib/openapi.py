@@ -178,7 +178,30 @@ OPERATIONS: tuple[Operation, ...] = (
             },
         ),
     ),
-    Operation("GET", "/jobs/{job_id}", "job_status", "A job's state, totals and files", s.JobStatusOut, errors=_JOB),
+    Operation(
+        "GET",
+        "/jobs/{job_id}",
+        "job_status",
+        "A job's state and totals, and its files a page at a time",
+        s.JobStatusOut,
+        errors=(*_JOB, "invalid_limit", "invalid_cursor"),
+        query=(
+            {
+                "name": "limit",
+                "in": "query",
+                "required": False,
+                "description": "files per page (default and most: limits.max_status_page of GET /)",
+                "schema": {"type": "integer", "minimum": 1},
+            },
+            {
+                "name": "cursor",
+                "in": "query",
+                "required": False,
+                "description": "next_cursor of the previous page",
+                "schema": {"type": "string"},
+            },
+        ),
+    ),
     Operation(
         "GET",
         "/jobs/{job_id}/summary",

@@ -387,6 +387,7 @@ class Limits(Response):
     multipart_threshold: int
     max_post_size: int
     max_parts_per_signing: int
+    max_status_page: int = Field(description="files in one page of GET /jobs/{job_id} (its default and most)")
 
 
 class IndexOut(Response):
@@ -517,7 +518,10 @@ class JobStatusOut(JobHeader):
     counts: dict[str, int] = Field(description="files per state")
     totals: Totals
     finished_at: float | None
-    files: list[FileOut]
+    files: list[FileOut] = Field(description="one page of the job's files, in name order")
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next page of files; null on the last (state and totals cover every file)"
+    )
 
 
 class JobSummaryOut(JobHeader):

@@ -5,7 +5,9 @@ Depends on the ports (JobStore, ObjectStorage, WorkQueue), never on boto3.
 
 from __future__ import annotations
 
+import base64
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -56,10 +58,14 @@ class AddedFiles:
 
 @dataclass(frozen=True)
 class JobStatus:
+    """A job's state and totals over all its files, and one page of the files (``next_cursor``: the next)."""
+
     job: Job
     summary: JobSummary
     files: list[FileRecord]
     download_urls: dict[str, str]
+    file_count: int
+    next_cursor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -289,11 +295,34 @@ class JobService:
             if (level := fanout.highest_fanout_level(codec, size, self._settings)) is not None
         )
 
-    def get_status(self, job_id: str, *, owner: str) -> JobStatus:
+    def get_status(self, job_id: str, *, owner: str, limit: str | None = None, cursor: str | None = None) -> JobStatus:
+        """The job's state and totals (over every file) and one page of its files, in name order.
+
+        A page holds at most ``max_status_page`` files (``limit`` asks for
+        fewer), so the answer stays within Lambda's 6 MB response limit
+        however many files the job has; ``next_cursor`` names the next page.
+        Only the page's results are signed.
+        """
+        page_size = (
+            self._settings.max_status_page if limit is None else parse_limit(limit, self._settings.max_status_page)
+        )
+        after = _decode_file_cursor(cursor) if cursor is not None else None
         job, files = self._store.get_job_with_files(job_id)
         if job is None or job.owner != owner:
             raise _not_found(job_id)
         files = [self._settle_unsent(owner, record) for record in files]
+        return self._status(job, files, page_size, after)
+
+    def _status(self, job: Job, files: list[FileRecord], page_size: int, after: str | None) -> JobStatus:
+        """``files`` in name order (the store's); the page starts after the file ``after`` names."""
+        start = 0
+        if after is not None:
+            position = next((n for n, record in enumerate(files) if record.file_id == after), None)
+            if position is None:
+                raise _bad_cursor()
+            start = position + 1
+        page = files[start : start + page_size]
+        more = start + page_size < len(files)
         # Completed results are never deleted while their record lives (a
         # delivery deletes only its own unrecorded object; a cancel keeps
         # them), so every URL offered points at an object that exists.
@@ -303,10 +332,17 @@ class JobService:
                 filename=_basename(record.name) + record.algorithm.extension,
                 expires_in=self._settings.download_url_ttl,
             )
-            for record in files
+            for record in page
             if record.state is FileState.COMPLETED and record.result_key
         }
-        return JobStatus(job=job, summary=summarize(job, files), files=files, download_urls=urls)
+        return JobStatus(
+            job=job,
+            summary=summarize(job, files),
+            files=page,
+            download_urls=urls,
+            file_count=len(files),
+            next_cursor=_encode_file_cursor(page[-1].file_id) if more and page else None,
+        )
 
     def get_summary(self, job_id: str, *, owner: str) -> tuple[Job, JobSummary]:
         """State, counts and totals without the per-file list (nothing is signed).
@@ -470,6 +506,33 @@ def _too_many(job: Job, adding: int, limit: int) -> ValidationError:
         f"job {job.job_id} holds {job.file_count:,} files; {adding:,} more would pass its limit of {limit:,} "
         "files (max_files_per_job, GET /)",
         code="invalid_file_count",
+    )
+
+
+_FILE_CURSOR = "file:"
+_FILE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def _encode_file_cursor(file_id: str) -> str:
+    """The cursor after ``file_id`` in GET /jobs/{id}'s pages: opaque to callers, not a secret."""
+    return base64.urlsafe_b64encode((_FILE_CURSOR + file_id).encode()).decode().rstrip("=")
+
+
+def _decode_file_cursor(cursor: str) -> str:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        text = ""
+    file_id = text.removeprefix(_FILE_CURSOR)
+    if not text.startswith(_FILE_CURSOR) or not _FILE_ID.fullmatch(file_id):
+        raise _bad_cursor()
+    return file_id
+
+
+def _bad_cursor() -> ValidationError:
+    return ValidationError(
+        "cursor is not a next_cursor of this job's pages: pass it as GET /jobs/{id} returned it",
+        code="invalid_cursor",
     )
 
 

@@ -99,6 +99,9 @@ class Settings:
     # upload_expired (the bucket's lifecycle rule aborts it after as long).
     multipart_upload_days: int = _setting("SQUEEZER_MULTIPART_UPLOAD_DAYS", UPLOAD_DAYS)
     max_list_page: int = _setting("SQUEEZER_MAX_LIST_PAGE", 100)
+    # Files per page of GET /jobs/{id} (the default and the most): a page of signed download URLs
+    # stays far below Lambda's 6 MB response limit (about 1 KB a file).
+    max_status_page: int = _setting("SQUEEZER_MAX_STATUS_PAGE", 1000)
     record_ttl_days: int = _setting("SQUEEZER_RECORD_TTL_DAYS", 30)
     # A tenant's limits unless the operator set its own (squeezer admin create-tenant / set-limits).
     max_bytes_per_day: int = _setting("SQUEEZER_MAX_BYTES_PER_DAY", 1024 * GiB)

@@ -51,6 +51,7 @@ def index(settings: Settings) -> Json:
                 multipart_threshold=settings.multipart_threshold,
                 max_post_size=settings.max_post_size,
                 max_parts_per_signing=MAX_PARTS_PER_SIGNING,
+                max_status_page=settings.max_status_page,
             ),
             authentication=(
                 "every link but this one, openapi, docs and app needs 'Authorization: Bearer <token>' (a tenant's token)"
@@ -163,10 +164,11 @@ def job_status(status: JobStatus) -> Json:
             state=summary.state,
             counts=summary.counts,
             totals=s.Totals(
-                files=len(status.files), bytes_in=summary.bytes_in, bytes_out=summary.bytes_out, ratio=summary.ratio
+                files=status.file_count, bytes_in=summary.bytes_in, bytes_out=summary.bytes_out, ratio=summary.ratio
             ),
             finished_at=summary.finished_at,
             files=[_file(record, status.download_urls.get(record.file_id)) for record in status.files],
+            next_cursor=status.next_cursor,
         )
     )
 

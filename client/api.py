@@ -91,8 +91,19 @@ class ApiClient:
         return self._request("POST", f"/jobs/{_segment(job_id)}/files", json={"files": files, "more_files": more_files})
 
     def get_job(self, job_id: str) -> dict[str, Any]:
-        """GET /jobs/{id}: states, sizes, errors and download URLs of every file."""
-        return self._request("GET", f"/jobs/{_segment(job_id)}")
+        """GET /jobs/{id}, page after page: states, sizes, errors and download URLs of every file.
+
+        The API answers a page of files at a time (``next_cursor``); the
+        state and totals of the last page read (every page carries them
+        whole) come with all the files.
+        """
+        path = f"/jobs/{_segment(job_id)}"
+        page = self._request("GET", path)
+        files = list(page.get("files", []))
+        while cursor := page.get("next_cursor"):
+            page = self._request("GET", path, params={"cursor": cursor})
+            files += page.get("files", [])
+        return {**page, "files": files, "next_cursor": None}
 
     def get_summary(self, job_id: str) -> dict[str, Any]:
         """GET /jobs/{id}/summary: state, counts and totals from one read, for polling."""

@@ -117,6 +117,25 @@ def test_status_of_a_new_job(client):
     assert entry["download_url"] is None and entry["error"] is None
 
 
+def test_status_pages_its_files_with_a_cursor(client):
+    job = json.loads(post(client, {"files": [{"name": n, "size": 3} for n in ("c.txt", "a.txt", "b.txt")]}).body)
+    path = f"/jobs/{job['job_id']}"
+    assert json.loads(client.http.get("/").body)["limits"]["max_status_page"] == 1000
+    first = json.loads(client.http.get(f"{path}?limit=2").body)
+    assert [f["name"] for f in first["files"]] == ["a.txt", "b.txt"] and first["next_cursor"]
+    assert first["totals"]["files"] == 3 and first["counts"]["pending"] == 3  # the whole job on every page
+    second = json.loads(client.http.get(f"{path}?limit=2&cursor={first['next_cursor']}").body)
+    assert [f["name"] for f in second["files"]] == ["c.txt"] and second["next_cursor"] is None
+    assert json.loads(client.http.get(path).body)["next_cursor"] is None  # one page by default
+    for query, code in (
+        ("limit=0", "invalid_limit"),
+        ("limit=1001", "invalid_limit"),
+        ("cursor=bogus", "invalid_cursor"),
+    ):
+        response = client.http.get(f"{path}?{query}")
+        assert response.status_code == 400 and error(response) == code
+
+
 def test_summary_of_a_new_job(client):
     job = json.loads(post(client, {"files": [{"name": "b.txt", "size": 3}, {"name": "a.txt", "size": 4}]}).body)
     body = json.loads(client.http.get(f"/jobs/{job['job_id']}/summary").body)

@@ -110,3 +110,40 @@ def test_cancel_reports_an_unexpected_conflict(serve) -> None:
     again = run("--api-url", server.url, "cancel", "j_1", "--yes", expect=3)
     assert [(s.method, s.path) for s in server.seen] == [("GET", "/jobs/j_1"), ("DELETE", "/jobs/j_1")]
     assert "409 conflict" in again.output
+
+
+def test_status_reads_every_page_of_a_big_job(serve) -> None:
+    """GET /jobs/{id} answers a page of files at a time; the client follows next_cursor to the end."""
+
+    def page(names: list[str], cursor: str | None) -> dict:
+        return {
+            "job_id": "j_1",
+            "algorithm": "zstd",
+            "level": 3,
+            "created_at": 1.0,
+            "state": "completed",
+            "counts": {"completed": 3},
+            "totals": {"files": 3, "bytes_in": 30, "bytes_out": 15, "ratio": 0.5},
+            "files": [
+                {
+                    "file_id": f"f_{name}",
+                    "name": name,
+                    "state": "completed",
+                    "size": 10,
+                    "compressed_size": 5,
+                    "ratio": 0.5,
+                    "error": None,
+                    "timings": {"compress_seconds": 0.01},
+                    "algorithm": "zstd",
+                }
+                for name in names
+            ],
+            "next_cursor": cursor,
+        }
+
+    server = serve(scripted(Reply.json(200, page(["a.txt", "b.txt"], "c1")), Reply.json(200, page(["c.txt"], None))))
+
+    result = run("--api-url", server.url, "status", "j_1", expect=0)
+
+    assert [s.path for s in server.seen] == ["/jobs/j_1", "/jobs/j_1?cursor=c1"]
+    assert all(name in result.output for name in ("a.txt", "b.txt", "c.txt"))

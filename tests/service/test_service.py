@@ -253,3 +253,72 @@ def test_cancel_works_on_an_open_job_whose_files_are_all_done(service, store):
     with pytest.raises(JobConflict) as caught:
         service.add_files(job_id, {"files": [{"name": "late", "size": 1}]}, owner="alice")
     assert caught.value.code == "job_cancelled"
+
+
+# -- GET /jobs/{id} a page at a time: a job of 100,000 files must still fit Lambda's 6 MB answer ----
+
+
+def _complete_every(store, job_id, records):
+    for record in records:
+        store.claim_file(job_id, record.file_id, token="t", at=1.0, lease_until=100.0)
+        store.complete_file(
+            job_id,
+            record.file_id,
+            token="t",
+            at=2.0,
+            compressed_size=1,
+            crc32=1,
+            result_key=f"results/{job_id}/{record.file_id}.gz",
+            compress_seconds=0.1,
+        )
+
+
+def test_status_pages_through_every_file_in_name_order_and_signs_only_the_page(store, storage, settings):
+    service = JobService(store, storage, dataclasses.replace(settings, max_status_page=2))
+    names = ["e.log", "a.log", "d/x.log", "b.log", "c.log"]
+    created = service.create_job({"files": [{"name": n, "size": 3} for n in names]}, owner="alice")
+    job_id = created.job.job_id
+    _complete_every(store, job_id, [record for record, _ in created.files])
+    seen, cursor, pages = [], None, 0
+    while True:
+        status = service.get_status(job_id, owner="alice", cursor=cursor)
+        pages += 1
+        assert len(status.files) <= 2
+        assert status.file_count == 5 and status.summary.state is JobState.COMPLETED  # totals cover every file
+        assert set(status.download_urls) == {f.file_id for f in status.files}  # signed: this page only
+        seen += [f.name for f in status.files]
+        cursor = status.next_cursor
+        if cursor is None:
+            break
+    assert pages == 3 and seen == sorted(names)
+    one = service.get_status(job_id, owner="alice", limit="1")
+    assert [f.name for f in one.files] == ["a.log"] and one.next_cursor
+    assert [f.name for f in service.get_status(job_id, owner="alice", limit="2", cursor=one.next_cursor).files] == [
+        "b.log",
+        "c.log",
+    ]
+
+
+def test_a_job_that_fits_one_page_has_no_next_cursor(service):
+    created = service.create_job(BODY, owner="alice")
+    status = service.get_status(created.job.job_id, owner="alice")
+    assert len(status.files) == 2 and status.file_count == 2 and status.next_cursor is None
+
+
+@pytest.mark.parametrize(
+    ("limit", "cursor", "code"),
+    [
+        ("0", None, "invalid_limit"),
+        ("3", None, "invalid_limit"),  # above max_status_page
+        ("x", None, "invalid_limit"),
+        (None, "not a cursor", "invalid_cursor"),
+        (None, "ZmlsZTpmX25vdGhlcmU", "invalid_cursor"),  # 'file:f_nothere': no such file in this job
+        (None, "am9iOnh5eg", "invalid_cursor"),  # 'job:xyz': another listing's kind of cursor
+    ],
+)
+def test_a_bad_page_request_is_a_clear_400(store, storage, settings, limit, cursor, code):
+    service = JobService(store, storage, dataclasses.replace(settings, max_status_page=2))
+    created = service.create_job(BODY, owner="alice")
+    with pytest.raises(ValidationError) as info:
+        service.get_status(created.job.job_id, owner="alice", limit=limit, cursor=cursor)
+    assert info.value.code == code

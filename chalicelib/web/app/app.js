@@ -308,6 +308,18 @@ function compression() {
   return { algorithm: option.value, level };
 }
 
+/** GET /jobs/{id}, every page of its files (the API answers up to limits.max_status_page at a time). */
+async function jobStatus(jobId) {
+  const path = `jobs/${encodeURIComponent(jobId)}`;
+  let page = await api("GET", path);
+  const files = [...page.files];
+  while (page.next_cursor) {
+    page = await api("GET", `${path}?cursor=${encodeURIComponent(page.next_cursor)}`);
+    files.push(...page.files);
+  }
+  return { ...page, files };
+}
+
 /** Poll the job until each of these files is final (or failed here), updating the table. */
 async function follow(jobId, entries, of) {
   const byId = new Map(entries.map((entry) => [entry.fileId, entry]));
@@ -316,7 +328,7 @@ async function follow(jobId, entries, of) {
     await sleep(POLL_MS);
     let status;
     try {
-      status = await api("GET", `jobs/${encodeURIComponent(jobId)}`);
+      status = await jobStatus(jobId);
       failures = 0;
     } catch (error) {
       failures += 1;
