@@ -156,17 +156,21 @@ def renewed_upload(record: FileRecord, request: PresignedUpload) -> Json:
     )
 
 
+def _job_state(job: Job, summary: JobSummary, files: int, counts: dict[str, int]) -> dict[str, Any]:
+    """What GET /jobs/{id} and its summary share: the header, state, counts, totals and end."""
+    return {
+        **_job_header(job).model_dump(),
+        "state": summary.state,
+        "counts": counts,
+        "totals": s.Totals(files=files, bytes_in=summary.bytes_in, bytes_out=summary.bytes_out, ratio=summary.ratio),
+        "finished_at": summary.finished_at,
+    }
+
+
 def job_status(status: JobStatus) -> Json:
-    job, summary = status.job, status.summary
     return _json(
         s.JobStatusOut(
-            **_job_header(job).model_dump(),
-            state=summary.state,
-            counts=summary.counts,
-            totals=s.Totals(
-                files=status.file_count, bytes_in=summary.bytes_in, bytes_out=summary.bytes_out, ratio=summary.ratio
-            ),
-            finished_at=summary.finished_at,
+            **_job_state(status.job, status.summary, status.file_count, status.summary.counts),
             files=[_file(record, status.download_urls.get(record.file_id)) for record in status.files],
             next_cursor=status.next_cursor,
         )
@@ -175,17 +179,7 @@ def job_status(status: JobStatus) -> Json:
 
 def job_summary(job: Job, summary: JobSummary) -> Json:
     open_files = sum(summary.counts[state.value] for state in OPEN_FILE_STATES)
-    return _json(
-        s.JobSummaryOut(
-            **_job_header(job).model_dump(),
-            state=summary.state,
-            counts={**summary.counts, "open": open_files},
-            totals=s.Totals(
-                files=job.file_count, bytes_in=summary.bytes_in, bytes_out=summary.bytes_out, ratio=summary.ratio
-            ),
-            finished_at=summary.finished_at,
-        )
-    )
+    return _json(s.JobSummaryOut(**_job_state(job, summary, job.file_count, {**summary.counts, "open": open_files})))
 
 
 def retry_outcome(outcome: RetryOutcome) -> Json:
