@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .domain import now
-from .ports import TenantStore
 from .tenants import Principal
 from .tokens import hash_secret, parse_bearer, secret_matches, token_id_of
+
+if TYPE_CHECKING:  # the port's module imports the codecs, which the authorizer never needs
+    from .ports import TenantStore
 
 log = logging.getLogger("squeezer.auth")
 

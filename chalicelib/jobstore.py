@@ -47,8 +47,8 @@ from .domain import (
     UploadMethod,
 )
 from .errors import AwsError, ValidationError
+from .table import OWNER_INDEX, TTL_ATTRIBUTE
 
-OWNER_INDEX = "by_owner"
 # Conditional writes in flight at once when a batch of files is added (POST /jobs/{id}/files).
 ADD_WRITERS = 16
 # DynamoDB's limit on the actions of one TransactWriteItems.
@@ -823,7 +823,7 @@ class DynamoJobStore:
             "created_at": _num(job.created_at),
             "gsi1pk": f"OWNER#{job.owner}",
             "gsi1sk": f"{job.created_at:017.3f}#{job.job_id}",
-            "expires_at": expires,
+            TTL_ATTRIBUTE: expires,
         }
         if job.more_files:  # present only while the job is open for more files
             item["more_files"] = True
@@ -844,7 +844,7 @@ class DynamoJobStore:
             "state": record.state.value,
             "attempts": record.attempts,
             "created_at": _num(record.created_at),
-            "expires_at": expires,
+            TTL_ATTRIBUTE: expires,
         }
         if record.content_type:
             item["content_type"] = record.content_type
@@ -873,7 +873,7 @@ class DynamoJobStore:
             "length": record.length,
             "state": record.state.value,
             "attempts": record.attempts,
-            "expires_at": expires,
+            TTL_ATTRIBUTE: expires,
         }
 
     @staticmethod

@@ -24,7 +24,7 @@ from boto3.dynamodb.conditions import Key
 
 from .aws import aws_errors
 from .errors import AwsError
-from .jobstore import OWNER_INDEX
+from .table import OWNER_INDEX
 from .tenants import Limits, Tenant, TenantExists, TokenRecord
 
 TENANTS_PARTITION = "TENANTS"

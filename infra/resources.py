@@ -22,6 +22,7 @@ from typing import Any
 from chalicelib.cors import MAX_AGE_SECONDS as CORS_MAX_AGE_SECONDS
 from chalicelib.http import MAX_BODY_BYTES
 from chalicelib.multipart import UPLOAD_DAYS as MULTIPART_UPLOAD_DAYS
+from chalicelib.table import OWNER_INDEX, TTL_ATTRIBUTE
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
@@ -30,8 +31,6 @@ WORKER_FUNCTION = "compress"
 DEAD_LETTER_FUNCTION = "dead_letters"
 # app.py's built-in authorizer (@app.authorizer(name=...)): its own Lambda function
 AUTHORIZER_FUNCTION = "tenant_auth"
-OWNER_INDEX = "by_owner"
-TTL_ATTRIBUTE = "expires_at"
 DEAD_LETTER_RETENTION_SECONDS = 14 * 86400
 LONG_POLL_SECONDS = 20
 # The stage's (and optionally the top level's) object of deployment settings
