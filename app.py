@@ -6,14 +6,15 @@ the answer; the logic lives in chalicelib.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from chalice.app import AuthRequest, AuthResponse, Chalice, Request, Response, SQSEvent
 
-from chalicelib import views
 from chalicelib.auth import AUTH_CACHE_SECONDS
 from chalicelib.cors import CorsMiddleware, add_preflight_routes
 from chalicelib.http import JSON_BODY_TYPES, chalice_errors, json_errors, parse_json
@@ -27,6 +28,28 @@ from chalicelib.wiring import (
     get_web,
     get_worker,
 )
+
+
+class _OnFirstUse:
+    """A module imported when one of its names is first read (Python's import lock makes that thread safe).
+
+    The responses' models (``views``, pydantic) are not loaded by the
+    authorizer, which runs in a Lambda function of its own that imports this
+    file: its cold start stays with what it needs (boto3 and the tenant store).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        module: ModuleType = importlib.import_module(self._name)
+        return getattr(module, attribute)
+
+
+if TYPE_CHECKING:
+    from chalicelib import views
+else:
+    views = _OnFirstUse("chalicelib.views")
 
 app = Chalice(app_name="squeezer")
 app.register_middleware(CorsMiddleware(lambda: get_settings().cors_origins), "http")  # outermost: every answer
