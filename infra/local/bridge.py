@@ -13,13 +13,14 @@ Invocations run in a process pool per function by default (codecs can hold
 the GIL); ``executor="thread"`` runs them in threads of this process. As
 Lambda's Python runtime does, every log line written during an invocation
 carries its ``aws_request_id`` (and here its function's name), as
-``[<function> <request id>]`` at the start: the log shows which invocation did what (the fan-out e2e test counts a file's ranges'
-invocations this way).
+``[<function> <request id>]`` at the start: the log shows which invocation
+did what (the fan-out e2e test counts a file's ranges' invocations so).
 
 The ranges queue (``compress_range``, batch size 1 as the app declares it)
 has its own pollers, ``range_concurrency`` of them (default 2): the bridge's
 batch-size and concurrency overrides are the jobs queue's tuning and leave
 it alone.
+
 Nothing here logs a message body or a URL: bodies hold object keys only,
 but the handlers' answers are not ours to print.
 """
