@@ -18,10 +18,11 @@ from chalice.app import AuthRequest, AuthResponse, Chalice, Request, Response, S
 from chalicelib.auth import AUTH_CACHE_SECONDS
 from chalicelib.cors import CorsMiddleware, add_preflight_routes
 from chalicelib.http import JSON_BODY_TYPES, chalice_errors, json_errors, parse_json
-from chalicelib.settings import queue_names
+from chalicelib.settings import RANGES_BATCH_SIZE, queue_names
 from chalicelib.wiring import (
     get_authenticator,
     get_openapi,
+    get_range_worker,
     get_service,
     get_settings,
     get_uploads,
@@ -58,7 +59,7 @@ logging.getLogger("squeezer").setLevel(os.environ.get("SQUEEZER_LOG_LEVEL", "INF
 
 # Chalice needs the queue names when it loads the app; they come from the
 # stage's environment variables in .chalice/config.json.
-JOBS_QUEUE, DEAD_LETTER_QUEUE, WORKER_BATCH_SIZE = queue_names()
+JOBS_QUEUE, DEAD_LETTER_QUEUE, WORKER_BATCH_SIZE, RANGES_QUEUE = queue_names()
 
 
 def _request() -> Request:
@@ -234,6 +235,15 @@ add_preflight_routes(app)
 def compress(event: SQSEvent) -> dict[str, Any]:
     remaining = getattr(event.context, "get_remaining_time_in_millis", None)
     return get_worker().handle_batch((record.to_dict() for record in event), remaining_ms=remaining)
+
+
+# A fanned-out file's ranges (chalicelib/fanout.py), one message per invocation so
+# they run in parallel invocations. Range messages still on the jobs queue (sent
+# before this queue existed) are handled by ``compress`` as before.
+@app.on_sqs_message(queue=RANGES_QUEUE, batch_size=RANGES_BATCH_SIZE, name="compress_range")
+def compress_range(event: SQSEvent) -> dict[str, Any]:
+    remaining = getattr(event.context, "get_remaining_time_in_millis", None)
+    return get_range_worker().handle_batch((record.to_dict() for record in event), remaining_ms=remaining)
 
 
 @app.on_sqs_message(queue=DEAD_LETTER_QUEUE, batch_size=WORKER_BATCH_SIZE, name="dead_letters")

@@ -8,8 +8,9 @@ invocation into one part of the result's multipart upload, in order:
     S3 event ──▶ FileProcessor claims the file ──▶ Dispatcher:
                    HEAD the upload; CreateMultipartUpload (the result);
                    write the ranges (pending); SendMessageBatch (one range
-                   message each); mark the file fanned out, drop its claim
-    range message ──▶ RangeProcessor: claim the range (lease, heartbeat);
+                   message each, to the ranges queue); mark the file fanned
+                   out, drop its claim
+    range message ──▶ RangeProcessor (one message per invocation of compress_range): claim the range (lease, heartbeat);
                    ranged GET; compress into a spooled temporary file,
                    verifying inline; pad to 5 MiB; UploadPart N; record the
                    range done (ETag, size, CRC32, CRC64NVME of its input);
@@ -199,7 +200,11 @@ def content_type(algorithm: Algorithm) -> str:
 
 
 class Dispatcher:
-    """Starts a file's fan-out for the delivery that holds its claim."""
+    """Starts a file's fan-out for the delivery that holds its claim.
+
+    ``queue`` is the ranges queue: its event source hands each range message
+    to an invocation of its own, so the ranges run in parallel.
+    """
 
     def __init__(
         self,

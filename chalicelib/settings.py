@@ -13,7 +13,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .multipart import DEFAULT_THRESHOLD, MAX_OBJECT_SIZE, UPLOAD_DAYS
 
@@ -21,6 +21,19 @@ GiB = 1024**3
 MiB = 1024**2
 # S3's largest object sent in one POST (a browser's form upload), as for one PUT.
 S3_MAX_POST_SIZE = 5 * GiB
+# The ranges queue is named after the jobs queue unless SQUEEZER_RANGES_QUEUE
+# names it: squeezer-dev-jobs -> squeezer-dev-jobs-ranges (as -dlq for the
+# dead-letter queue). The infra (infra/resources.py) names it the same way.
+RANGES_QUEUE_SUFFIX = "-ranges"
+# A range message is one invocation's work: the ranges queue's event source
+# takes one message at a time, so Lambda (or the local bridge) runs a file's
+# ranges in parallel invocations instead of one after another in a batch.
+RANGES_BATCH_SIZE = 1
+
+
+def ranges_queue_for(jobs_queue: str) -> str:
+    """The default name of the ranges queue of the jobs queue ``jobs_queue``."""
+    return f"{jobs_queue}{RANGES_QUEUE_SUFFIX}"
 
 
 class SettingsError(Exception):
@@ -64,6 +77,11 @@ class Settings:
     table: str = _setting("SQUEEZER_TABLE")
     queue_name: str = _setting("SQUEEZER_QUEUE")
     dead_letter_queue_name: str = _setting("SQUEEZER_DLQ")
+    # Fan-out's range messages (chalicelib/fanout.py) have a queue of their
+    # own, read one message per invocation, so a file's ranges run side by
+    # side: ``ranges_queue_name``, this name, or by default the jobs queue's
+    # name + RANGES_QUEUE_SUFFIX (ranges_queue_for).
+    ranges_queue_override: str = _setting("SQUEEZER_RANGES_QUEUE", "")
     # -- where AWS is -------------------------------------------------------------------
     region: str = _setting("AWS_REGION", AwsLocation.region)
     endpoint_url: str | None = _setting("AWS_ENDPOINT_URL", None)
@@ -147,6 +165,11 @@ class Settings:
     # The SQS event sources' batch size (read when the app is loaded).
     worker_batch_size: int = _setting("SQUEEZER_WORKER_BATCH_SIZE", 10)
 
+    @property
+    def ranges_queue_name(self) -> str:
+        """The ranges queue: SQUEEZER_RANGES_QUEUE, or named after the jobs queue (as app.py's queue_names)."""
+        return self.ranges_queue_override or ranges_queue_for(self.queue_name)
+
     def __post_init__(self) -> None:
         if not 0 < self.heartbeat_seconds * 3 <= self.lease_seconds:
             raise SettingsError(
@@ -203,16 +226,27 @@ def _parse(name: str, raw: str, kind: Any) -> Any:
     return raw
 
 
-def queue_names(env: Mapping[str, str] | None = None) -> tuple[str, str, int]:
-    """The jobs queue, the dead-letter queue and the batch size, for app.py's event sources.
+class AppQueues(NamedTuple):
+    """What app.py's event sources need when Chalice loads the app."""
+
+    jobs: str
+    dead_letters: str
+    batch_size: int
+    ranges: str
+
+
+def queue_names(env: Mapping[str, str] | None = None) -> AppQueues:
+    """The jobs, dead-letter and ranges queues and the batch size, for app.py's event sources.
 
     Chalice reads them when it loads the app, also to package or deploy it,
     where the other settings may be absent: placeholders then, not an error.
     """
     env = os.environ if env is None else env
     batch = env.get("SQUEEZER_WORKER_BATCH_SIZE") or "10"
-    return (
-        env.get("SQUEEZER_QUEUE") or "squeezer-queue-not-configured",
-        env.get("SQUEEZER_DLQ") or "squeezer-dlq-not-configured",
-        int(_parse("SQUEEZER_WORKER_BATCH_SIZE", batch, "int")),
+    jobs = env.get("SQUEEZER_QUEUE") or "squeezer-queue-not-configured"
+    return AppQueues(
+        jobs=jobs,
+        dead_letters=env.get("SQUEEZER_DLQ") or "squeezer-dlq-not-configured",
+        batch_size=int(_parse("SQUEEZER_WORKER_BATCH_SIZE", batch, "int")),
+        ranges=env.get("SQUEEZER_RANGES_QUEUE") or ranges_queue_for(jobs),
     )

@@ -1,6 +1,6 @@
 """Puts the real adapters together. Nothing is built at import time.
 
-``get_service()`` and ``get_worker()`` build on first call and cache; tests
+``get_service()``, ``get_worker()`` and ``get_range_worker()`` build on first call and cache; tests
 call ``reset()`` (after starting moto) or pass fakes to the classes directly.
 """
 
@@ -47,7 +47,9 @@ def _storage() -> S3Storage:
     return S3Storage(get_clients().s3, settings.bucket, part_size=settings.part_size)
 
 
+@functools.cache
 def _queue(name: str) -> SqsWorkQueue:
+    """One adapter per queue name: its URL is looked up once per container."""
     return SqsWorkQueue(get_clients().sqs, name)
 
 
@@ -69,16 +71,29 @@ def get_authenticator() -> Authenticator:
     return Authenticator(_tenants())
 
 
-@functools.lru_cache(maxsize=1)
-def get_worker() -> Worker:
+def _worker(source: str) -> Worker:
+    """A worker fed by the queue ``source``: its hand-backs and heartbeats go there, range messages to the ranges queue."""
     settings = get_settings()
     return Worker(
         _store(),
         _storage(),
-        _queue(settings.queue_name),
+        _queue(source),
         settings,
+        ranges_queue=_queue(settings.ranges_queue_name),
         dead_letter_queue=_queue(settings.dead_letter_queue_name),
     )
+
+
+@functools.lru_cache(maxsize=1)
+def get_worker() -> Worker:
+    """The jobs queue's worker (``compress``), also the dead-letter queue's (``dead_letters``)."""
+    return _worker(get_settings().queue_name)
+
+
+@functools.lru_cache(maxsize=1)
+def get_range_worker() -> Worker:
+    """The ranges queue's worker (``compress_range``): one range message per invocation."""
+    return _worker(get_settings().ranges_queue_name)
 
 
 @functools.lru_cache(maxsize=1)
@@ -102,6 +117,8 @@ def reset() -> None:
         get_clients,
         get_service,
         get_worker,
+        get_range_worker,
+        _queue,
         get_authenticator,
         get_uploads,
         get_openapi,

@@ -15,7 +15,7 @@ store records as completed is never deleted or replaced.
 
 A large zstd or gzip file is fanned out instead (``fanout.py``): the
 delivery that claims it sends one range message per range and lets go of
-the file; range messages come back on the same queue, each compressed by
+the file; range messages come back on the ranges queue, each compressed by
 its own invocation (``RangeProcessor``).
 """
 
@@ -61,7 +61,13 @@ class PendingResult:
 
 
 class Worker:
-    """The two SQS handlers: the jobs queue and its dead-letter queue."""
+    """The SQS handlers: the jobs queue (or the ranges queue) and the dead-letter queue.
+
+    ``queue`` is the queue this worker's messages come from: hand-backs and
+    heartbeats change visibilities there, as a receipt handle is valid on
+    its own queue only. ``ranges_queue`` is where a fanned-out file's range
+    messages are sent (default: ``queue``).
+    """
 
     def __init__(
         self,
@@ -70,6 +76,7 @@ class Worker:
         queue: WorkQueue | None,
         settings: Settings,
         *,
+        ranges_queue: WorkQueue | None = None,
         dead_letter_queue: WorkQueue | None = None,
         clock: Callable[[], float] = now,
         token_factory: Callable[[], str] = lambda: uuid.uuid4().hex,
@@ -81,7 +88,9 @@ class Worker:
         self._settings = settings
         self._keys = ObjectKeys(settings.uploads_prefix, settings.results_prefix)
         self._clock = clock
-        self.files = FileProcessor(store, storage, queue, settings, clock=clock, token_factory=token_factory)
+        self.files = FileProcessor(
+            store, storage, queue, settings, ranges_queue=ranges_queue, clock=clock, token_factory=token_factory
+        )
         self.ranges = RangeProcessor(store, storage, queue, settings, clock=clock, token_factory=token_factory)
 
     # -- the jobs queue -----------------------------------------------------------
@@ -356,7 +365,11 @@ class Worker:
 
 
 class FileProcessor:
-    """One upload, one delivery: claim, compress with a heartbeat, record."""
+    """One upload, one delivery: claim, compress with a heartbeat, record.
+
+    ``queue``: the queue the file's message came from (its heartbeat);
+    ``ranges_queue``: where a fan-out sends its range messages (default: ``queue``).
+    """
 
     def __init__(
         self,
@@ -365,6 +378,7 @@ class FileProcessor:
         queue: WorkQueue | None,
         settings: Settings,
         *,
+        ranges_queue: WorkQueue | None = None,
         clock: Callable[[], float] = now,
         token_factory: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
@@ -375,7 +389,10 @@ class FileProcessor:
         self._keys = ObjectKeys(settings.uploads_prefix, settings.results_prefix)
         self._clock = clock
         self._token = token_factory
-        self._dispatcher = Dispatcher(store, storage, queue, settings, clock=clock) if queue is not None else None
+        ranges_queue = ranges_queue if ranges_queue is not None else queue
+        self._dispatcher = (
+            Dispatcher(store, storage, ranges_queue, settings, clock=clock) if ranges_queue is not None else None
+        )
 
     def process(
         self,

@@ -6,10 +6,10 @@ replaced). It adds the stage's resources, built from the functions of
 :mod:`infra.resources` (no second copy of a name or a setting), and
 overrides what Chalice cannot express:
 
-* each function's environment: ``SQUEEZER_BUCKET/TABLE/QUEUE/DLQ`` from
-  ``Ref``/``Fn::GetAtt`` instead of the literal names of config.json;
-* the SQS event sources of ``compress`` and ``dead_letters``: the template's
-  queues, and ``FunctionResponseTypes: [ReportBatchItemFailures]`` (Chalice
+* each function's environment: ``SQUEEZER_BUCKET/TABLE/QUEUE/DLQ/RANGES_QUEUE``
+  from ``Ref``/``Fn::GetAtt`` instead of the literal names of config.json;
+* the SQS event sources of ``compress``, ``compress_range`` (batch size 1)
+  and ``dead_letters``: the template's queues, and ``FunctionResponseTypes: [ReportBatchItemFailures]`` (Chalice
   1.34 has no setting for it, so a returned ``batchItemFailures`` would be
   ignored and a partly failed batch retried in full);
 * each function's role: its own least-privilege policy from :mod:`infra.iam`;
@@ -42,11 +42,13 @@ from chalice.utils import to_cfn_resource_name
 from chalicelib.cors import EXPOSED_HEADERS
 from chalicelib.fanout import MAX_RANGE_SIZE
 from chalicelib.http import GATEWAY_ERRORS, BodyTooLarge
+from chalicelib.settings import RANGES_BATCH_SIZE
 
 from . import iam
 from .resources import (
     API_FUNCTION,
     DEAD_LETTER_FUNCTION,
+    RANGES_FUNCTION,
     TTL_ATTRIBUTE,
     WORKER_FUNCTION,
     StageConfig,
@@ -72,6 +74,7 @@ WEB_ACL = "ApiWebAcl"
 WEB_ACL_ASSOCIATION = "ApiWebAclAssociation"
 TABLE = "JobsTable"
 QUEUE = "JobsQueue"
+RANGES_QUEUE = "RangesQueue"
 DEAD_LETTER_QUEUE = "DeadLetterQueue"
 QUEUE_POLICY = "JobsQueuePolicy"
 ALARM = "DeadLetterAlarm"
@@ -111,7 +114,7 @@ def event_logical_id(function: str) -> str:
     return f"{to_cfn_resource_name(function)}SqsEventSource"
 
 
-QUEUE_OF_FUNCTION = {WORKER_FUNCTION: QUEUE, DEAD_LETTER_FUNCTION: DEAD_LETTER_QUEUE}
+QUEUE_OF_FUNCTION = {WORKER_FUNCTION: QUEUE, RANGES_FUNCTION: RANGES_QUEUE, DEAD_LETTER_FUNCTION: DEAD_LETTER_QUEUE}
 # A fanned-out range's output is spooled to /tmp before it becomes one part: up to
 # a range's input (1 GiB) plus what a compressor can add to incompressible data.
 WORKER_TMP_MB = 2 * MAX_RANGE_SIZE // 1024**2
@@ -280,6 +283,12 @@ def stage_resources(cfg: StageConfig) -> dict[str, Any]:
             **_DELETE_WITH_STACK,
             "Properties": _queue_properties(cfg.queue, queue_attributes(cfg, _DLQ_ARN), replacements),
         },
+        # fan-out's range messages: the jobs queue's redrive and visibility timeout
+        RANGES_QUEUE: {
+            "Type": "AWS::SQS::Queue",
+            **_DELETE_WITH_STACK,
+            "Properties": _queue_properties(cfg.ranges_queue, queue_attributes(cfg, _DLQ_ARN), replacements),
+        },
         QUEUE_POLICY: {
             "Type": "AWS::SQS::QueuePolicy",
             "Properties": {
@@ -321,6 +330,7 @@ def resource_arns(cfg: StageConfig, config: Mapping[str, Any]) -> iam.Arns:
         table=get_att(TABLE, "Arn"),
         queue=get_att(QUEUE, "Arn"),
         dead_letter_queue=get_att(DEAD_LETTER_QUEUE, "Arn"),
+        ranges_queue=get_att(RANGES_QUEUE, "Arn"),
         log_groups={
             fn: {
                 "Fn::Sub": f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}"
@@ -340,6 +350,7 @@ def function_overrides(cfg: StageConfig, config: Mapping[str, Any]) -> dict[str,
         "SQUEEZER_TABLE": ref(TABLE),
         "SQUEEZER_QUEUE": get_att(QUEUE, "QueueName"),
         "SQUEEZER_DLQ": get_att(DEAD_LETTER_QUEUE, "QueueName"),
+        "SQUEEZER_RANGES_QUEUE": get_att(RANGES_QUEUE, "QueueName"),
         "SQUEEZER_CORS_ORIGINS": cfg.environment["SQUEEZER_CORS_ORIGINS"],
     }
     resources: dict[str, Any] = {}
@@ -350,7 +361,7 @@ def function_overrides(cfg: StageConfig, config: Mapping[str, Any]) -> dict[str,
             "Environment": {"Variables": dict(environment)},
             "Role": get_att(role, "Arn"),
         }
-        if function == WORKER_FUNCTION:
+        if function in iam.WORKER_FUNCTIONS:
             properties["EphemeralStorage"] = {"Size": WORKER_TMP_MB}
         if function in QUEUE_OF_FUNCTION:
             properties["Events"] = {
@@ -580,6 +591,7 @@ def merge_template(stage: str, config: Mapping[str, Any] | None = None) -> dict[
             "BucketName": {"Value": ref(BUCKET)},
             "TableName": {"Value": ref(TABLE)},
             "JobsQueueUrl": {"Value": ref(QUEUE)},
+            "RangesQueueUrl": {"Value": ref(RANGES_QUEUE)},
             "DeadLetterQueueUrl": {"Value": ref(DEAD_LETTER_QUEUE)},
             "DeadLetterAlarmName": {"Value": ref(ALARM)},
         },
@@ -615,6 +627,12 @@ def check_packaged(template: Mapping[str, Any]) -> list[str]:
                 problems.append(
                     f"the SQS event of {fid!r} does not point at {QUEUE_OF_FUNCTION[function]}: "
                     f"{event['Properties'].get('Queue')}"
+                )
+            elif function == RANGES_FUNCTION and event["Properties"]["BatchSize"] != RANGES_BATCH_SIZE:
+                # more would run a file's ranges one after another in one invocation
+                problems.append(
+                    f"the SQS event of {fid!r} has BatchSize {event['Properties']['BatchSize']}, "
+                    f"not {RANGES_BATCH_SIZE}"
                 )
     if "DefaultRole" in resources:
         problems.append('the template still has Chalice\'s DefaultRole: set "autogen_policy": false')

@@ -31,6 +31,7 @@ from .resources import (
     API_FUNCTION,
     AUTHORIZER_FUNCTION,
     DEAD_LETTER_FUNCTION,
+    RANGES_FUNCTION,
     ROOT,
     WORKER_FUNCTION,
     StageConfig,
@@ -41,7 +42,9 @@ from .resources import (
 )
 
 POLICY_VERSION = "2012-10-17"
-FUNCTIONS = (API_FUNCTION, WORKER_FUNCTION, DEAD_LETTER_FUNCTION, AUTHORIZER_FUNCTION)
+FUNCTIONS = (API_FUNCTION, WORKER_FUNCTION, RANGES_FUNCTION, DEAD_LETTER_FUNCTION, AUTHORIZER_FUNCTION)
+# The worker's two functions: the jobs queue's and the ranges queue's (the same code).
+WORKER_FUNCTIONS = (WORKER_FUNCTION, RANGES_FUNCTION)
 
 # What S3 asks KMS for, on the signer's behalf, when the bucket encrypts with
 # a KMS key: a data key to write an object (PutObject, and the parts of a
@@ -63,6 +66,7 @@ class Arns:
     table: Arn
     queue: Arn
     dead_letter_queue: Arn
+    ranges_queue: Arn
     log_groups: Mapping[str, Arn]  # function -> ARN of its log group (no ":*")
 
 
@@ -86,6 +90,7 @@ def static_arns(
         table=f"arn:{partition}:dynamodb:{region}:{account}:table/{cfg.table}",
         queue=f"arn:{partition}:sqs:{region}:{account}:{cfg.queue}",
         dead_letter_queue=f"arn:{partition}:sqs:{region}:{account}:{cfg.dead_letter_queue}",
+        ranges_queue=f"arn:{partition}:sqs:{region}:{account}:{cfg.ranges_queue}",
         log_groups={
             fn: f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{name}" for fn, name in names.items()
         },
@@ -126,7 +131,7 @@ def _files_key(cfg: StageConfig, actions: list[str]) -> list[dict[str, Any]]:
 
 
 def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dict[str, Any]]:
-    """The statements one function needs (``api_handler``, ``compress``, ``dead_letters``, ``tenant_auth``)."""
+    """The statements one function needs (``api_handler``, ``compress``, ``compress_range``, ``dead_letters``, ``tenant_auth``)."""
     uploads = join(arns.bucket, f"/{cfg.uploads_prefix}*")
     results = join(arns.bucket, f"/{cfg.results_prefix}*")
     log_group = arns.log_groups[function]
@@ -174,7 +179,9 @@ def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dic
             # presigned PUTs write uploads, presigned GETs read results
             *_files_key(cfg, [KMS_READ, KMS_WRITE]),
         ]
-    if function == WORKER_FUNCTION:
+    if function in WORKER_FUNCTIONS:
+        # each function reads its own queue: compress the jobs queue, compress_range the ranges queue
+        source = arns.queue if function == WORKER_FUNCTION else arns.ranges_queue
         return [
             logs,
             # fan-out (chalicelib/fanout.py): a file's ranges are batch-written, listed (Query), and a
@@ -203,20 +210,21 @@ def function_statements(function: str, cfg: StageConfig, arns: Arns) -> list[dic
             # instead of 404 and the worker would retry instead of failing the file.
             _statement("HeadMissingUploads", ["s3:ListBucket"], [arns.bucket]),
             # the event source mapping polls with the function's role; the
-            # worker delays retries with ChangeMessageVisibility, and sends
-            # a fanned-out file's range messages (SendMessageBatch is sqs:SendMessage)
+            # worker delays retries and keeps messages hidden (heartbeat) with
+            # ChangeMessageVisibility, on the queue each message came from
             _statement(
-                "JobsQueue",
+                "JobsQueue" if function == WORKER_FUNCTION else "RangesQueue",
                 [
                     "sqs:ChangeMessageVisibility",
                     "sqs:DeleteMessage",
                     "sqs:GetQueueAttributes",
                     "sqs:GetQueueUrl",
                     "sqs:ReceiveMessage",
-                    "sqs:SendMessage",
                 ],
-                [arns.queue],
+                [source],
             ),
+            # a fanned-out file's range messages go to the ranges queue (SendMessageBatch is sqs:SendMessage)
+            _statement("SendRanges", ["sqs:GetQueueUrl", "sqs:SendMessage"], [arns.ranges_queue]),
             # reads uploads; writes results, in parts
             *_files_key(cfg, [KMS_READ, KMS_WRITE]),
         ]

@@ -1,6 +1,7 @@
 """The one definition of Squeezer's resources.
 
-Everything that describes the bucket, the queues and the table lives here:
+Everything that describes the bucket, the queues (jobs, ranges, dead letters)
+and the table lives here:
 the local stack, LocalStack and the moto tests create them with
 :func:`create_resources` (boto3); AWS deployments get the same settings as
 CloudFormation from :mod:`infra.cloudformation`. Resource names come
@@ -22,12 +23,15 @@ from typing import Any
 from chalicelib.cors import MAX_AGE_SECONDS as CORS_MAX_AGE_SECONDS
 from chalicelib.http import MAX_BODY_BYTES
 from chalicelib.multipart import UPLOAD_DAYS as MULTIPART_UPLOAD_DAYS
+from chalicelib.settings import ranges_queue_for
 from chalicelib.table import OWNER_INDEX, TTL_ATTRIBUTE
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
 
 WORKER_FUNCTION = "compress"
+# app.py's handler of the ranges queue: the same worker, one range message per invocation
+RANGES_FUNCTION = "compress_range"
 DEAD_LETTER_FUNCTION = "dead_letters"
 # app.py's built-in authorizer (@app.authorizer(name=...)): its own Lambda function
 AUTHORIZER_FUNCTION = "tenant_auth"
@@ -61,6 +65,8 @@ class StageConfig:
     queue: str
     dead_letter_queue: str
     worker_timeout: int
+    # SQUEEZER_RANGES_QUEUE; "": named after the jobs queue (the ``ranges_queue`` property)
+    ranges_queue_override: str = ""
     max_receive_count: int = 5
     expire_days: int = 30
     uploads_prefix: str = "uploads/"
@@ -85,6 +91,11 @@ class StageConfig:
     # they reach the function.
     waf: bool = False
     max_body_bytes: int = MAX_BODY_BYTES
+
+    @property
+    def ranges_queue(self) -> str:
+        """The ranges queue's name, as the functions derive it (chalicelib.settings.ranges_queue_for)."""
+        return self.ranges_queue_override or ranges_queue_for(self.queue)
 
     def __post_init__(self) -> None:
         problems = []
@@ -120,7 +131,8 @@ class StageConfig:
     def visibility_timeout(self) -> int:
         if self.visibility_timeout_override is not None:
             return self.visibility_timeout_override
-        # AWS: at least 6x the function timeout when Lambda polls the queue.
+        # AWS: at least 6x the function timeout when Lambda polls the queue
+        # (the jobs queue and the ranges queue: their functions share the timeout).
         return 6 * self.worker_timeout
 
     @property
@@ -130,6 +142,7 @@ class StageConfig:
             "SQUEEZER_TABLE": self.table,
             "SQUEEZER_QUEUE": self.queue,
             "SQUEEZER_DLQ": self.dead_letter_queue,
+            "SQUEEZER_RANGES_QUEUE": self.ranges_queue,
             # the API's allowed origins, from this one list (Settings.cors_origins)
             "SQUEEZER_CORS_ORIGINS": ",".join(self.cors_origins),
         }
@@ -146,9 +159,15 @@ def stage_config(stage: str, config: Mapping[str, Any] | None = None) -> StageCo
     stage_cfg = config["stages"][stage]
     env = {**config.get("environment_variables", {}), **stage_cfg.get("environment_variables", {})}
     functions = {**config.get("lambda_functions", {}), **stage_cfg.get("lambda_functions", {})}
-    timeout = functions.get(WORKER_FUNCTION, {}).get(
-        "lambda_timeout", stage_cfg.get("lambda_timeout", config.get("lambda_timeout", 60))
-    )
+    default_timeout = stage_cfg.get("lambda_timeout", config.get("lambda_timeout", 60))
+    timeout = functions.get(WORKER_FUNCTION, {}).get("lambda_timeout", default_timeout)
+    range_timeout = functions.get(RANGES_FUNCTION, {}).get("lambda_timeout", default_timeout)
+    if int(range_timeout) != int(timeout):
+        # one visibility timeout and one time budget (POST /jobs) serve both functions
+        raise StageConfigError(
+            f"stage {stage!r}: the lambda_timeout of {RANGES_FUNCTION} ({range_timeout}) must equal "
+            f"{WORKER_FUNCTION}'s ({timeout}) in .chalice/config.json"
+        )
     infra = {**config.get(INFRA_KEY, {}), **stage_cfg.get(INFRA_KEY, {})}
     unknown = set(infra) - set(INFRA_SETTINGS)
     if unknown:
@@ -165,6 +184,7 @@ def stage_config(stage: str, config: Mapping[str, Any] | None = None) -> StageCo
         table=env["SQUEEZER_TABLE"],
         queue=env["SQUEEZER_QUEUE"],
         dead_letter_queue=env["SQUEEZER_DLQ"],
+        ranges_queue_override=env.get("SQUEEZER_RANGES_QUEUE", ""),
         worker_timeout=int(timeout),
         max_receive_count=int(env.get("SQUEEZER_MAX_RECEIVE_COUNT", 5)),
         expire_days=int(env.get("SQUEEZER_RECORD_TTL_DAYS", 30)),
@@ -375,6 +395,8 @@ class CreatedResources:
     queue_arn: str
     dead_letter_queue_url: str
     dead_letter_queue_arn: str
+    ranges_queue_url: str
+    ranges_queue_arn: str
 
 
 def create_resources(
@@ -388,12 +410,9 @@ def create_resources(
     dlq_url = sqs.create_queue(QueueName=cfg.dead_letter_queue, Attributes=dead_letter_queue_attributes())["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     attributes = queue_attributes(cfg, dlq_arn)
-    try:
-        queue_url = sqs.create_queue(QueueName=cfg.queue, Attributes=attributes)["QueueUrl"]
-    except sqs.exceptions.QueueNameExists:
-        queue_url = sqs.get_queue_url(QueueName=cfg.queue)["QueueUrl"]
-        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=attributes)
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url, queue_arn = _work_queue(sqs, cfg.queue, attributes)
+    # the ranges queue: the same redrive (to the same dead-letter queue) and visibility timeout
+    ranges_url, ranges_arn = _work_queue(sqs, cfg.ranges_queue, attributes)
 
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     if cfg.bucket not in existing:
@@ -430,7 +449,18 @@ def create_resources(
         )
     except dynamodb.exceptions.ResourceInUseException:
         pass  # already there: this function is re-run on every start
-    return CreatedResources(queue_url, queue_arn, dlq_url, dlq_arn)
+    return CreatedResources(queue_url, queue_arn, dlq_url, dlq_arn, ranges_url, ranges_arn)
+
+
+def _work_queue(sqs: Any, name: str, attributes: Mapping[str, str]) -> tuple[str, str]:
+    """Create (or update the attributes of) a queue the worker reads: its URL and ARN."""
+    try:
+        url = sqs.create_queue(QueueName=name, Attributes=dict(attributes))["QueueUrl"]
+    except sqs.exceptions.QueueNameExists:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=dict(attributes))
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return str(url), str(arn)
 
 
 # -- shared by the CloudFormation template and the `chalice deploy` path --------
@@ -452,6 +482,7 @@ def function_names(stage: str, config: Mapping[str, Any] | None = None) -> dict[
     return {
         API_FUNCTION: prefix,
         WORKER_FUNCTION: f"{prefix}-{WORKER_FUNCTION}",
+        RANGES_FUNCTION: f"{prefix}-{RANGES_FUNCTION}",
         DEAD_LETTER_FUNCTION: f"{prefix}-{DEAD_LETTER_FUNCTION}",
         AUTHORIZER_FUNCTION: f"{prefix}-{AUTHORIZER_FUNCTION}",
     }
@@ -515,7 +546,7 @@ def delete_resources(cfg: StageConfig, *, s3: Any, sqs: Any, dynamodb: Any, clou
         empty_bucket(s3, cfg.bucket)
         s3.delete_bucket(Bucket=cfg.bucket)
         deleted.append(f"bucket {cfg.bucket}")
-    for queue in (cfg.queue, cfg.dead_letter_queue):
+    for queue in (cfg.queue, cfg.ranges_queue, cfg.dead_letter_queue):
         try:
             url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
         except sqs.exceptions.QueueDoesNotExist:

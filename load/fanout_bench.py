@@ -71,7 +71,11 @@ def compress_once(path: Path, workers: int) -> dict[str, Any]:
     state = STATE / f"stack-{workers}"
     shutil.rmtree(state, ignore_errors=True)
     with LocalStack(
-        api_port=api_port, moto_port=moto_port, state_dir=state, env=env, bridge=BridgeOptions(concurrency=workers)
+        api_port=api_port,
+        moto_port=moto_port,
+        state_dir=state,
+        env=env,
+        bridge=BridgeOptions(concurrency=workers, range_concurrency=workers),
     ) as stack:
         headers = stack.auth_headers
         created = requests.post(

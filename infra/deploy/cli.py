@@ -261,7 +261,12 @@ def localstack_deploy(ctx: Context, endpoint: str, stage: str, as_json: bool) ->
     env = direct.app_environment(cfg, endpoint_url=endpoint, region=ctx.region)
     _say(f"created the {stage} stage's resources on {endpoint} (queue {created.queue_url})")
     _emit(
-        {"environment": env, "queue_url": created.queue_url, "dead_letter_queue_url": created.dead_letter_queue_url},
+        {
+            "environment": env,
+            "queue_url": created.queue_url,
+            "ranges_queue_url": created.ranges_queue_url,
+            "dead_letter_queue_url": created.dead_letter_queue_url,
+        },
         as_json,
         [f"export {key}={value}" for key, value in env.items()],
     )

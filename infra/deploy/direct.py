@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from ..resources import (
     DEAD_LETTER_FUNCTION,
+    RANGES_FUNCTION,
     ROOT,
     WORKER_FUNCTION,
     CreatedResources,
@@ -164,6 +165,9 @@ def chalice_deploy(
     names = function_names(stage, config)
     changed = {
         names[WORKER_FUNCTION]: enable_batch_item_failures(lambda_client, names[WORKER_FUNCTION], created.queue_arn),
+        names[RANGES_FUNCTION]: enable_batch_item_failures(
+            lambda_client, names[RANGES_FUNCTION], created.ranges_queue_arn
+        ),
         names[DEAD_LETTER_FUNCTION]: enable_batch_item_failures(
             lambda_client, names[DEAD_LETTER_FUNCTION], created.dead_letter_queue_arn
         ),
@@ -172,6 +176,7 @@ def chalice_deploy(
         "stage": stage,
         "api_url": deployed_api_url(stage, project_dir),
         "queue_url": created.queue_url,
+        "ranges_queue_url": created.ranges_queue_url,
         "dead_letter_queue_url": created.dead_letter_queue_url,
         "batch_item_failures_enabled": changed,
     }

@@ -21,6 +21,7 @@ from .config import (
     BATCH_SIZE_VAR,
     CONCURRENCY_VAR,
     EXECUTOR_VAR,
+    RANGE_CONCURRENCY_VAR,
     STATE_DIR,
     WINDOW_VAR,
     BridgeOptions,
@@ -48,9 +49,13 @@ def cli(ctx: click.Context, state_dir: Path) -> None:
     ctx.obj = {"state_dir": state_dir}
 
 
-def _bridge_options(batch_size, window, concurrency, executor) -> BridgeOptions:
+def _bridge_options(batch_size, window, concurrency, executor, range_concurrency=None) -> BridgeOptions:
     return BridgeOptions.from_env(
-        batch_size=batch_size, window_seconds=window, concurrency=concurrency, executor=executor
+        batch_size=batch_size,
+        window_seconds=window,
+        concurrency=concurrency,
+        executor=executor,
+        range_concurrency=range_concurrency,
     )
 
 
@@ -59,7 +64,7 @@ _bridge_flags = [
         "--batch-size",
         type=click.IntRange(1, 10000),
         envvar=BATCH_SIZE_VAR,
-        help=f"Messages per invocation (env {BATCH_SIZE_VAR}; default: the app's, 10).",
+        help=f"Messages per invocation of the jobs queue (env {BATCH_SIZE_VAR}; default: the app's, 10).",
     ),
     click.option(
         "--window",
@@ -71,7 +76,13 @@ _bridge_flags = [
         "--concurrency",
         type=click.IntRange(1, 64),
         envvar=CONCURRENCY_VAR,
-        help=f"Parallel invocations per function (env {CONCURRENCY_VAR}; default 2).",
+        help=f"Parallel invocations per function (env {CONCURRENCY_VAR}; default 5).",
+    ),
+    click.option(
+        "--range-concurrency",
+        type=click.IntRange(1, 64),
+        envvar=RANGE_CONCURRENCY_VAR,
+        help=f"Parallel invocations of the ranges queue, one range each (env {RANGE_CONCURRENCY_VAR}; default 2).",
     ),
     click.option(
         "--executor",
@@ -114,7 +125,9 @@ def bridge_flags(func):
 @click.option("--fresh", is_flag=True, help="Forget the jobs and files saved by earlier runs before starting.")
 @bridge_flags
 @click.pass_obj
-def up(obj, api_port, moto_port, autoreload, fresh, batch_size, window, concurrency, executor) -> None:
+def up(
+    obj, api_port, moto_port, autoreload, fresh, batch_size, window, concurrency, range_concurrency, executor
+) -> None:
     """Start the stack and stay in the foreground; Ctrl-C stops everything.
 
     Jobs, files and queued work are saved in the state directory and come
@@ -127,7 +140,7 @@ def up(obj, api_port, moto_port, autoreload, fresh, batch_size, window, concurre
         api_port=api_port,
         moto_port=moto_port,
         state_dir=obj["state_dir"],
-        bridge=_bridge_options(batch_size, window, concurrency, executor),
+        bridge=_bridge_options(batch_size, window, concurrency, executor, range_concurrency),
         autoreload=autoreload,
         keep_state=True,
         fresh=fresh,
@@ -193,11 +206,13 @@ def env(obj, moto_port) -> None:
     import shlex
 
     from client.config import LOCAL_STACK_TOKEN_FILE, read_local_stack_token
+    from infra.resources import stage_config
 
-    from .config import FAKE_AWS, stage_environment
+    from .config import FAKE_AWS, STAGE
 
-    names = ("SQUEEZER_BUCKET", "SQUEEZER_TABLE", "SQUEEZER_QUEUE", "SQUEEZER_DLQ")
-    stage = {name: value for name, value in stage_environment().items() if name in names}
+    names = ("SQUEEZER_BUCKET", "SQUEEZER_TABLE", "SQUEEZER_QUEUE", "SQUEEZER_RANGES_QUEUE", "SQUEEZER_DLQ")
+    # the ranges queue is named after the jobs queue unless the stage names it
+    stage = {name: value for name, value in stage_config(STAGE).environment.items() if name in names}
     values = {**FAKE_AWS, "AWS_ENDPOINT_URL": LocalConfig(moto_port=moto_port).endpoint_url, **stage}
     dev = read_local_stack_token(
         Path(obj["state_dir"]) / LOCAL_STACK_TOKEN_FILE, warn=lambda m: click.echo(m, err=True)
@@ -248,11 +263,11 @@ def demo(source, algorithm, level, keep) -> None:
 
 @cli.command()
 @bridge_flags
-def bridge(batch_size, window, concurrency, executor) -> None:
+def bridge(batch_size, window, concurrency, range_concurrency, executor) -> None:
     """Run the event-source bridge in the foreground (the stack's environment is expected)."""
     from .bridge import main
 
-    sys.exit(main(_bridge_options(batch_size, window, concurrency, executor)))
+    sys.exit(main(_bridge_options(batch_size, window, concurrency, executor, range_concurrency)))
 
 
 def main() -> None:

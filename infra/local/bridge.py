@@ -10,7 +10,17 @@ dead-letter queue (``maxReceiveCount``) behave as on AWS. If the handler
 raises, nothing of the batch is deleted.
 
 Invocations run in a process pool per function by default (codecs can hold
-the GIL); ``executor="thread"`` runs them in threads of this process.
+the GIL); ``executor="thread"`` runs them in threads of this process. As
+Lambda's Python runtime does, every log line written during an invocation
+carries its ``aws_request_id`` (and here its function's name), as
+``[<function> <request id>]`` at the start: the log shows which invocation
+did what (the fan-out e2e test counts a file's ranges' invocations so).
+
+The ranges queue (``compress_range``, batch size 1 as the app declares it)
+has its own pollers, ``range_concurrency`` of them (default 2): the bridge's
+batch-size and concurrency overrides are the jobs queue's tuning and leave
+it alone.
+
 Nothing here logs a message body or a URL: bodies hold object keys only,
 but the handlers' answers are not ours to print.
 """
@@ -18,6 +28,7 @@ but the handlers' answers are not ours to print.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextvars
 import faulthandler
 import functools
 import importlib
@@ -42,6 +53,8 @@ DEFAULT_WINDOW_SECONDS = 1.0
 # idle between batches: 1,000 small files went at 17.8 files/s with two and
 # 20.1 with four (benchmark 6 on the 2-core box, issue 14).
 DEFAULT_CONCURRENCY = 5
+# The ranges queue's pollers: each runs one range at a time, in a process of its own.
+DEFAULT_RANGE_CONCURRENCY = 2
 POLL_SECONDS = 2  # long-poll length; stopping waits at most this long for an idle poller
 
 Handler = Callable[[dict, Any], Any]
@@ -102,6 +115,36 @@ class LambdaContext:
 
 # -- invocation (runs in a worker process or thread) ---------------------------------
 
+# (function name, request id) of the invocation running: in this thread (the
+# thread executor), or in this whole process (a worker process runs one
+# invocation at a time, so the handler's own threads are covered too).
+_invocation: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("invocation", default=None)
+_process_invocation: tuple[str, str] | None = None
+_in_worker_process = False
+
+
+class TaggedFormatter(logging.Formatter):
+    """``[<function> <request id>] `` ("[- -]" outside an invocation), then the line as ``inner`` formats it."""
+
+    def __init__(self, inner: logging.Formatter | None = None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        function, request_id = _invocation.get() or _process_invocation or ("-", "-")
+        return f"[{function} {request_id}] {self.inner.format(record)}"
+
+
+def tag_log_lines() -> None:
+    """Every handler configured so far (the root's, and Chalice's own on the app's logger) tags its lines."""
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values() if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not isinstance(handler.formatter, TaggedFormatter):
+                handler.setFormatter(TaggedFormatter(handler.formatter))
+
 
 @functools.cache
 def _resolve(spec: str) -> Handler:
@@ -109,13 +152,35 @@ def _resolve(spec: str) -> Handler:
     return getattr(importlib.import_module(module), attr)
 
 
-def invoke(handler: HandlerSpec, function_name: str, timeout_seconds: int, memory_mb: int, event: dict) -> Any:
+def invoke(
+    handler: HandlerSpec,
+    function_name: str,
+    timeout_seconds: int,
+    memory_mb: int,
+    event: dict,
+    request_id: str | None = None,
+) -> Any:
     """Call one handler the way Lambda does: ``handler(event, context)``."""
+    global _process_invocation
     func = _resolve(handler) if isinstance(handler, str) else handler
-    return func(event, LambdaContext(function_name, timeout_seconds, memory_mb))
+    context = LambdaContext(function_name, timeout_seconds, memory_mb)
+    if request_id:
+        context.aws_request_id = request_id
+    current = (function_name, context.aws_request_id)
+    token = _invocation.set(current)
+    if _in_worker_process:
+        _process_invocation = current
+    try:
+        return func(event, context)
+    finally:
+        _invocation.reset(token)
+        if _in_worker_process:
+            _process_invocation = None
 
 
 def _init_worker(handler: HandlerSpec, log_level: int) -> None:
+    global _in_worker_process
+    _in_worker_process = True
     # The bridge decides when to stop; a terminal's Ctrl-C must not kill a
     # handler halfway through a batch.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -123,6 +188,7 @@ def _init_worker(handler: HandlerSpec, log_level: int) -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s")
     if isinstance(handler, str):
         _resolve(handler)  # import the app once, like a Lambda cold start
+    tag_log_lines()  # after the import: Chalice gives the app's logger a handler of its own
 
 
 # -- the bridge ----------------------------------------------------------------
@@ -264,10 +330,17 @@ class Bridge:
         event = build_event(messages, source.queue_arn, self._region)
         began = time.monotonic()
         self.invocations += 1
+        request_id = str(uuid.uuid4())
         try:
             pool = self._pools[source.function_name]
             future = pool.submit(
-                invoke, source.handler, source.function_name, source.timeout_seconds, source.memory_mb, event
+                invoke,
+                source.handler,
+                source.function_name,
+                source.timeout_seconds,
+                source.memory_mb,
+                event,
+                request_id,
             )
             result = future.result()
         except Exception as exc:  # noqa: BLE001 - as on Lambda: the whole batch comes back
@@ -288,8 +361,9 @@ class Bridge:
         done = [m for m in messages if m["MessageId"] not in failed]
         self._delete(source, done)
         log.info(
-            "%s: %d message(s) in %.2fs, %d done, %d to retry",
+            "%s (invocation %s): %d message(s) in %.2fs, %d done, %d to retry",
             source.function_name,
+            request_id,
             len(messages),
             took,
             len(done),
@@ -376,9 +450,13 @@ def app_event_sources(sqs: Any, options: Any, *, app_module: str = "app", stage:
 
     Queue names, batch sizes, windows and concurrency come from the
     decorators (which read the stage's environment); ``options``
-    (:class:`infra.local.config.BridgeOptions`) overrides them.
+    (:class:`infra.local.config.BridgeOptions`) overrides them, but for the
+    ranges queue's function: its batch size stays the app's (one range per
+    invocation) and its pollers are ``options.range_concurrency``.
     """
     from chalice.app import SQSEventConfig
+
+    from infra.resources import RANGES_FUNCTION
 
     from .config import function_timeout
 
@@ -389,6 +467,18 @@ def app_event_sources(sqs: Any, options: Any, *, app_module: str = "app", stage:
             continue
         url = sqs.get_queue_url(QueueName=config.queue)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        if config.name == RANGES_FUNCTION:
+            batch_size = config.batch_size or 1
+            window = 0.0  # one message: nothing to wait for
+            concurrency = options.range_concurrency or DEFAULT_RANGE_CONCURRENCY
+        else:
+            batch_size = options.batch_size or config.batch_size or DEFAULT_BATCH_SIZE
+            window = (
+                options.window_seconds
+                if options.window_seconds is not None
+                else config.maximum_batching_window_in_seconds or DEFAULT_WINDOW_SECONDS
+            )
+            concurrency = options.concurrency or config.maximum_concurrency or DEFAULT_CONCURRENCY
         sources.append(
             EventSource(
                 function_name=config.name,
@@ -396,13 +486,9 @@ def app_event_sources(sqs: Any, options: Any, *, app_module: str = "app", stage:
                 queue_url=url,
                 queue_arn=arn,
                 timeout_seconds=function_timeout(config.name, stage),
-                batch_size=options.batch_size or config.batch_size or DEFAULT_BATCH_SIZE,
-                window_seconds=(
-                    options.window_seconds
-                    if options.window_seconds is not None
-                    else config.maximum_batching_window_in_seconds or DEFAULT_WINDOW_SECONDS
-                ),
-                concurrency=options.concurrency or config.maximum_concurrency or DEFAULT_CONCURRENCY,
+                batch_size=batch_size,
+                window_seconds=window,
+                concurrency=concurrency,
             )
         )
     return sources
@@ -422,6 +508,7 @@ def main(options: Any | None = None) -> int:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION
     sqs = boto3.session.Session().client("sqs", region_name=region, endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
     bridge = Bridge(sqs, app_event_sources(sqs, options), region=region, executor=options.executor)
+    tag_log_lines()  # the app is imported by now (its handlers run here with the thread executor)
     signal.signal(signal.SIGTERM, bridge.request_stop)
     signal.signal(signal.SIGINT, bridge.request_stop)
     bridge.start()

@@ -40,6 +40,7 @@ FAKE_AWS = {
 BATCH_SIZE_VAR = "SQUEEZER_BRIDGE_BATCH_SIZE"
 WINDOW_VAR = "SQUEEZER_BRIDGE_WINDOW"
 CONCURRENCY_VAR = "SQUEEZER_BRIDGE_CONCURRENCY"
+RANGE_CONCURRENCY_VAR = "SQUEEZER_BRIDGE_RANGE_CONCURRENCY"
 EXECUTOR_VAR = "SQUEEZER_BRIDGE_EXECUTOR"
 
 
@@ -69,12 +70,18 @@ def function_timeout(function_name: str, stage: str = STAGE) -> int:
 
 @dataclass(frozen=True)
 class BridgeOptions:
-    """Tunables of the event-source bridge; ``None`` means "as the app declares"."""
+    """Tunables of the event-source bridge; ``None`` means "as the app declares".
+
+    ``batch_size``, ``window_seconds`` and ``concurrency`` tune the jobs and
+    dead-letter queues' pollers; ``range_concurrency`` is the number of the
+    ranges queue's pollers (one range per invocation; None: the bridge's 2).
+    """
 
     batch_size: int | None = None
     window_seconds: float | None = None
     concurrency: int | None = None
     executor: str = "process"
+    range_concurrency: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> BridgeOptions:
@@ -84,6 +91,7 @@ class BridgeOptions:
             "window_seconds": float(env[WINDOW_VAR]) if env.get(WINDOW_VAR) else None,
             "concurrency": _env_int(env, CONCURRENCY_VAR, 0) or None,
             "executor": env.get(EXECUTOR_VAR) or "process",
+            "range_concurrency": _env_int(env, RANGE_CONCURRENCY_VAR, 0) or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -96,6 +104,8 @@ class BridgeOptions:
             env[WINDOW_VAR] = str(self.window_seconds)
         if self.concurrency:
             env[CONCURRENCY_VAR] = str(self.concurrency)
+        if self.range_concurrency:
+            env[RANGE_CONCURRENCY_VAR] = str(self.range_concurrency)
         return env
 
 

@@ -258,7 +258,8 @@ class LocalStack:
     stop; ``fresh=True`` discards what was saved first. ``env`` overrides
     variables of every process's environment, the stage's included (also
     inside ``chalice local``); ``visibility_timeout`` (seconds) replaces the
-    jobs queue's visibility timeout, otherwise 6x the worker's timeout.
+    visibility timeout of the jobs and ranges queues, otherwise 6x the
+    worker's timeout.
     """
 
     def __init__(

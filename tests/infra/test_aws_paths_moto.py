@@ -89,20 +89,35 @@ def test_chalice_deploy_resources_extras_and_batch_item_failures(aws):
     assert alarm["AlarmActions"] == ["arn:aws:sns:us-east-1:123456789012:ops"]
     attrs = clients["sqs"].get_queue_attributes(QueueUrl=created.queue_url, AttributeNames=["All"])["Attributes"]
     assert int(attrs["VisibilityTimeout"]) >= 6 * CFG.worker_timeout
+    # the ranges queue: the jobs queue's visibility timeout and redrive (to the same dead-letter queue)
+    ranges = clients["sqs"].get_queue_attributes(QueueUrl=created.ranges_queue_url, AttributeNames=["All"])
+    assert created.ranges_queue_url.endswith(f"/{CFG.queue}-ranges")
+    assert ranges["Attributes"]["VisibilityTimeout"] == attrs["VisibilityTimeout"]
+    assert json.loads(ranges["Attributes"]["RedrivePolicy"]) == json.loads(attrs["RedrivePolicy"])
+    assert json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"] == created.dead_letter_queue_arn
 
     # what chalice deploy leaves: functions with plain SQS mappings
     names = function_names("dev")
     lam = aws.client("lambda")
-    for function, queue_arn in (("compress", created.queue_arn), ("dead_letters", created.dead_letter_queue_arn)):
+    sources = (
+        ("compress", created.queue_arn, 10),
+        ("compress_range", created.ranges_queue_arn, 1),
+        ("dead_letters", created.dead_letter_queue_arn, 10),
+    )
+    for function, queue_arn, batch_size in sources:
         _function(aws, names[function])
         function_arn = lam.get_function(FunctionName=names[function])["Configuration"]["FunctionArn"]
         # chalice creates its mappings with the function's ARN
-        lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName=function_arn, BatchSize=10)
+        lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName=function_arn, BatchSize=batch_size)
 
     changed = direct.enable_batch_item_failures(lam, names["compress"], created.queue_arn, sleep=lambda s: None)
     assert len(changed) == 1
+    changed = direct.enable_batch_item_failures(
+        lam, names["compress_range"], created.ranges_queue_arn, sleep=lambda s: None
+    )
+    assert len(changed) == 1
     direct.enable_batch_item_failures(lam, names["dead_letters"], created.dead_letter_queue_arn, sleep=lambda s: None)
-    for function in ("compress", "dead_letters"):
+    for function in ("compress", "compress_range", "dead_letters"):
         (mapping,) = [
             m
             for m in lam.list_event_source_mappings()["EventSourceMappings"]
@@ -134,7 +149,8 @@ def test_delete_resources_removes_the_stage(aws):
     create_aws_extras(CFG, dynamodb=clients["dynamodb"], cloudwatch=cloudwatch)
     clients["s3"].put_object(Bucket=CFG.bucket, Key="uploads/j/f", Body=b"x")
     deleted = delete_resources(CFG, cloudwatch=cloudwatch, **clients)
-    assert len(deleted) == 5
+    assert len(deleted) == 6
+    assert f"queue {CFG.ranges_queue}" in deleted
     assert CFG.bucket not in [b["Name"] for b in clients["s3"].list_buckets()["Buckets"]]
     assert clients["sqs"].list_queues().get("QueueUrls", []) == []
     assert clients["dynamodb"].list_tables()["TableNames"] == []

@@ -91,6 +91,8 @@ def test_kms_key_encrypts_the_bucket_and_its_users_may_use_it_through_s3_only():
         "ApiHandlerRole": ["kms:Decrypt", "kms:GenerateDataKey"],
         # reads uploads, writes results in parts (completing them decrypts the parts)
         "CompressRole": ["kms:Decrypt", "kms:GenerateDataKey"],
+        # the same, for fanned-out ranges
+        "CompressRangeRole": ["kms:Decrypt", "kms:GenerateDataKey"],
         # one PUT of a malformed dead letter
         "DeadLettersRole": ["kms:GenerateDataKey"],
     }
@@ -107,6 +109,7 @@ def test_kms_key_encrypts_the_bucket_and_its_users_may_use_it_through_s3_only():
     assert in_file == {
         "ApiHandlerUseFilesKey": expected["ApiHandlerRole"],
         "CompressUseFilesKey": expected["CompressRole"],
+        "CompressRangeUseFilesKey": expected["CompressRangeRole"],
         "DeadLettersUseFilesKey": expected["DeadLettersRole"],
     }
 

@@ -22,6 +22,7 @@ CFG = stage_config(PACKAGED_STAGE)
 FUNCTIONS = {
     "api_handler": "APIHandler",
     "compress": "Compress",
+    "compress_range": "CompressRange",
     "dead_letters": "DeadLetters",
     "tenant_auth": "TenantAuth",
 }
@@ -30,6 +31,7 @@ ENV_REFS = {
     "SQUEEZER_TABLE": {"Ref": "JobsTable"},
     "SQUEEZER_QUEUE": {"Fn::GetAtt": ["JobsQueue", "QueueName"]},
     "SQUEEZER_DLQ": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]},
+    "SQUEEZER_RANGES_QUEUE": {"Fn::GetAtt": ["RangesQueue", "QueueName"]},
 }
 
 
@@ -72,26 +74,32 @@ def test_function_names_follow_chalice_deploy(template):
 
 
 @pytest.mark.parametrize(
-    ("logical_id", "event", "queue"),
+    ("logical_id", "event", "queue", "batch_size"),
     [
-        ("Compress", "CompressSqsEventSource", "JobsQueue"),
-        ("DeadLetters", "DeadLettersSqsEventSource", "DeadLetterQueue"),
+        ("Compress", "CompressSqsEventSource", "JobsQueue", 10),
+        # one range per invocation: a file's ranges run in parallel invocations, never in turn in one batch
+        ("CompressRange", "CompressRangeSqsEventSource", "RangesQueue", 1),
+        ("DeadLetters", "DeadLettersSqsEventSource", "DeadLetterQueue", 10),
     ],
 )
-def test_sqs_events_report_batch_item_failures_from_the_templates_queues(template, logical_id, event, queue):
+def test_sqs_events_report_batch_item_failures_from_the_templates_queues(
+    template, logical_id, event, queue, batch_size
+):
     events = props(template, logical_id)["Events"]
     assert list(events) == [event]
     source = events[event]
     assert source["Type"] == "SQS"
     assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert source["Properties"]["Queue"] == {"Fn::Sub": f"${{{queue}.Arn}}"}  # and nothing else merged in
-    assert source["Properties"]["BatchSize"] == 10
+    assert source["Properties"]["BatchSize"] == batch_size
 
 
 def test_visibility_timeouts_cover_the_functions(template):
     worker_timeout = props(template, "Compress")["Timeout"]
     assert worker_timeout == CFG.worker_timeout
     assert props(template, "JobsQueue")["VisibilityTimeout"] >= 6 * worker_timeout
+    assert props(template, "CompressRange")["Timeout"] == worker_timeout
+    assert props(template, "RangesQueue")["VisibilityTimeout"] >= 6 * worker_timeout
     # Lambda refuses a mapping whose queue times out before the function does
     assert props(template, "DeadLetterQueue")["VisibilityTimeout"] >= props(template, "DeadLetters")["Timeout"]
 
@@ -104,6 +112,12 @@ def test_jobs_queue_long_polls_and_redrives_to_the_dlq(template):
         "deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
         "maxReceiveCount": CFG.max_receive_count,
     }
+    # the ranges queue: the same redrive to the same dead-letter queue (whose handler fails a range's file)
+    ranges = props(template, "RangesQueue")
+    assert ranges["QueueName"] == CFG.ranges_queue == f"{CFG.queue}-ranges"
+    assert ranges["RedrivePolicy"] == queue["RedrivePolicy"]
+    assert ranges["VisibilityTimeout"] == queue["VisibilityTimeout"]
+    assert template["Resources"]["RangesQueue"]["DeletionPolicy"] == "Delete"
     dlq = props(template, "DeadLetterQueue")
     assert dlq["QueueName"] == CFG.dead_letter_queue
     assert dlq["MessageRetentionPeriod"] == DEAD_LETTER_RETENTION_SECONDS == 14 * 86400
@@ -222,6 +236,7 @@ def test_each_role_reaches_only_what_its_function_uses(template):
     assert api["JobsQueue"]["Resource"] == [{"Fn::GetAtt": ["JobsQueue", "Arn"]}]
     assert worker["JobsQueue"]["Resource"] == [{"Fn::GetAtt": ["JobsQueue", "Arn"]}]
     assert "sqs:ChangeMessageVisibility" in worker["JobsQueue"]["Action"]
+    assert "sqs:SendMessage" not in worker["JobsQueue"]["Action"]  # the worker sends only range messages
     assert worker["WriteResults"]["Resource"] == [results]
     assert worker["ReadUploads"]["Resource"] == [uploads]
     assert dead["DeadLetterQueue"]["Resource"] == [{"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}]
@@ -233,9 +248,27 @@ def test_each_role_reaches_only_what_its_function_uses(template):
         ("s3:AbortMultipartUpload", json.dumps([results])),
         ("s3:PutObject", json.dumps([{"Fn::Sub": "${FilesBucket.Arn}/dead-letters/*"}])),
     ]
-    # the worker sends range messages to its own queue
-    assert "sqs:SendMessage" in worker["JobsQueue"]["Action"]
+    # the worker sends range messages to the ranges queue; compress_range reads that queue, and only it
+    ranges_arn = [{"Fn::GetAtt": ["RangesQueue", "Arn"]}]
+    assert worker["SendRanges"] == {
+        "Sid": "SendRanges",
+        "Effect": "Allow",
+        "Action": ["sqs:GetQueueUrl", "sqs:SendMessage"],
+        "Resource": ranges_arn,
+    }
+    ranger = _role_statements(template, "CompressRangeRole")
+    assert ranger["RangesQueue"]["Resource"] == ranges_arn
+    assert {"sqs:ChangeMessageVisibility", "sqs:ReceiveMessage", "sqs:DeleteMessage"} <= set(
+        ranger["RangesQueue"]["Action"]
+    )
+    assert ranger["SendRanges"]["Resource"] == ranges_arn
+    ranger_queues = {json.dumps(r) for s in ranger.values() if s["Action"][0].startswith("sqs:") for r in s["Resource"]}
+    assert ranger_queues == {json.dumps(ranges_arn[0])}
+    assert {k: v for k, v in ranger.items() if k not in ("RangesQueue", "SendRanges", "WriteOwnLogs")} == {
+        k: v for k, v in worker.items() if k not in ("JobsQueue", "SendRanges", "WriteOwnLogs")
+    }  # the same worker code otherwise
     names = function_names(PACKAGED_STAGE)
+    assert all(names["compress_range"] in r["Fn::Sub"] for r in ranger["WriteOwnLogs"]["Resource"])
     logs = worker["WriteOwnLogs"]["Resource"]
     assert all(names["compress"] in r["Fn::Sub"] for r in logs)
 
@@ -244,7 +277,7 @@ def test_outputs(template):
     outputs = template["Outputs"]
     assert "execute-api" in outputs["EndpointURL"]["Value"]["Fn::Sub"]
     assert outputs["BucketName"]["Value"] == {"Ref": "FilesBucket"}
-    assert {"TableName", "JobsQueueUrl", "DeadLetterQueueUrl", "DeadLetterAlarmName"} <= set(outputs)
+    assert {"TableName", "JobsQueueUrl", "RangesQueueUrl", "DeadLetterQueueUrl", "DeadLetterAlarmName"} <= set(outputs)
 
 
 @pytest.mark.parametrize("stage", sorted(load_chalice_config()["stages"]))
@@ -253,6 +286,8 @@ def test_merge_template_builds_for_every_stage(stage):
     cfg = stage_config(stage)
     assert props(merge, "JobsQueue")["VisibilityTimeout"] == 6 * cfg.worker_timeout
     assert props(merge, "JobsQueue")["QueueName"] == cfg.queue
+    assert props(merge, "RangesQueue")["VisibilityTimeout"] == 6 * cfg.worker_timeout
+    assert props(merge, "RangesQueue")["QueueName"] == cfg.ranges_queue
     assert props(merge, "JobsTable")["TableName"] == cfg.table
 
 
@@ -319,6 +354,14 @@ def test_api_gateways_own_errors_come_in_the_error_shape(template):
     )  # keeps API Gateway's status
 
 
+def test_check_packaged_catches_a_ranges_event_source_with_batches(template):
+    import copy
+
+    batched = copy.deepcopy(template)
+    props(batched, "CompressRange")["Events"]["CompressRangeSqsEventSource"]["Properties"]["BatchSize"] = 10
+    assert any("BatchSize 10, not 1" in p for p in cf.check_packaged(batched))
+
+
 def test_check_packaged_catches_a_missing_rest_api():
     problems = cf.check_packaged({"Resources": {"RestAPI": {"Properties": {"DefinitionBody": {}}}}})
     assert any("RestAPI" in p for p in problems)
@@ -326,9 +369,11 @@ def test_check_packaged_catches_a_missing_rest_api():
 
 def test_the_worker_has_tmp_for_a_range_s_output(template):
     """A fanned-out range (up to 1 GiB of input) is spooled to /tmp before it becomes a part: 512 MB is not enough."""
-    worker = next(
-        r
-        for r in template["Resources"].values()
+    workers = [
+        name
+        for name, r in template["Resources"].items()
         if r["Type"] == "AWS::Serverless::Function" and "EphemeralStorage" in r["Properties"]
-    )
-    assert worker["Properties"]["EphemeralStorage"] == {"Size": 2048}
+    ]
+    assert sorted(workers) == ["Compress", "CompressRange"]
+    for name in workers:
+        assert props(template, name)["EphemeralStorage"] == {"Size": 2048}

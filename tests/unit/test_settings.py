@@ -36,6 +36,9 @@ def test_every_environment_setting_is_read_with_its_type():
             env[name] = " https://a.example.com, http://127.0.0.1:8000 ,"
             expected[spec.name] = ("https://a.example.com", "http://127.0.0.1:8000")
             continue
+        if spec.name == "ranges_queue_override":  # a name; without it, the jobs queue's name + "-ranges"
+            env[name] = expected[spec.name] = "my-ranges"
+            continue
         value = default * 3 if spec.name in ("lease_seconds",) else default + (1 if isinstance(default, int) else 0)
         if spec.name == "worker_batch_size":
             value = 7
@@ -62,5 +65,22 @@ def test_bad_values_are_clear_errors_and_arguments_win():
 
 
 def test_the_apps_queue_names_never_fail_to_load():
-    assert queue_names({}) == ("squeezer-queue-not-configured", "squeezer-dlq-not-configured", 10)
-    assert queue_names({"SQUEEZER_QUEUE": "q", "SQUEEZER_DLQ": "d", "SQUEEZER_WORKER_BATCH_SIZE": "4"}) == ("q", "d", 4)
+    assert queue_names({}) == (
+        "squeezer-queue-not-configured",
+        "squeezer-dlq-not-configured",
+        10,
+        "squeezer-queue-not-configured-ranges",
+    )
+    names = queue_names({"SQUEEZER_QUEUE": "q", "SQUEEZER_DLQ": "d", "SQUEEZER_WORKER_BATCH_SIZE": "4"})
+    assert names == ("q", "d", 4, "q-ranges")
+    assert queue_names({"SQUEEZER_QUEUE": "q", "SQUEEZER_RANGES_QUEUE": "r"}).ranges == "r"
+
+
+def test_the_ranges_queue_is_named_after_the_jobs_queue_unless_set():
+    assert Settings.from_env(REQUIRED).ranges_queue_name == "q-ranges"
+    assert Settings.from_env({**REQUIRED, "SQUEEZER_RANGES_QUEUE": "r"}).ranges_queue_name == "r"
+    assert Settings.from_env(REQUIRED, queue_name="jobs").ranges_queue_name == "jobs-ranges"
+    # derived when asked: a copy with another jobs queue (a test's own stage) follows it
+    assert dataclasses.replace(Settings.from_env(REQUIRED), queue_name="other").ranges_queue_name == "other-ranges"
+    # the app (queue_names) and the worker (Settings) agree on the name
+    assert Settings.from_env(REQUIRED).ranges_queue_name == queue_names(REQUIRED).ranges
