@@ -188,12 +188,12 @@ def test_cancel(client, aws):
 
 
 def test_unexpected_errors_are_500_with_the_error_body(client, monkeypatch):
-    from chalicelib import wiring
+    from chalicelib.service import JobService
 
     def broken():
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(wiring.JobService, "get_status", lambda *a, **k: broken())
+    monkeypatch.setattr(JobService, "get_status", lambda *a, **k: broken())
     response = client.http.get("/jobs/j_x")
     assert response.status_code == 500 and error(response) == "internal_error"
     assert "boom" not in response.body.decode()
