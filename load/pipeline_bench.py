@@ -8,7 +8,7 @@ same threads):
 
 * ``codec``   compress_stream(file -> null sink)
 * ``+crc32``  the source wrapped in HashingReader
-* ``+verify`` the sink wrapped in VerifyingSink (inline decode + crc32)
+* ``+verify`` the sink wrapped in VerifyingSink, decoding on its own thread as in the worker
 * ``+GET``    the source is the S3 GET body from the emulator (S3Storage)
 * ``worker``  Worker.handle_batch on an SQS record for a fresh upload: DynamoDB
               reads and conditional writes, GET, compress, verify,
@@ -168,13 +168,16 @@ def _run(endpoint: str, path: Path, rounds: int) -> list[Figure]:
     def codec(wrap_source=False, verify=False, from_s3=False):
         def run_once():
             source = storage.open_read(master) if from_s3 else open(path, "rb")  # noqa: SIM115 - closed below
+            verifier = VerifyingSink(NullSink(), ALGORITHM, background=True) if verify else None
             try:
                 reader = HashingReader(source) if wrap_source else source
-                sink = VerifyingSink(NullSink(), ALGORITHM) if verify else NullSink()
+                sink = verifier or NullSink()
                 compress_stream(reader, sink, ALGORITHM, LEVEL, threads=threads, job_size=settings.zstd_job_size)
-                if verify:
-                    sink.finish()
+                if verifier is not None:
+                    verifier.finish()
             finally:
+                if verifier is not None:
+                    verifier.close()
                 source.close()
 
         return run_once
