@@ -87,6 +87,7 @@ def compress_stream(
     level: int | None = None,
     *,
     threads: int = 0,
+    job_size: int = 0,
     chunk_size: int = CHUNK_SIZE,
 ) -> StreamStats:
     """Compress everything ``source`` yields into ``sink``.
@@ -94,12 +95,16 @@ def compress_stream(
     ``threads`` >= 1 lets zstd compress on that many worker threads while
     this thread reads and writes, as ``zstd -T<threads>`` does (the output
     is still one standard zstd frame); 0 compresses on this thread, as
-    ``zstd --single-thread``. Other codecs ignore it.
+    ``zstd --single-thread``. ``job_size`` is the input of one such thread's
+    job (0: libzstd's choice, 8 MiB at level 3; every job in flight holds its
+    input and output, so it sets most of the memory). Other codecs ignore both.
     """
     algorithm = Algorithm(algorithm)
     level = algorithm.default_level if level is None else algorithm.check_level(level)
+    if job_size < 0:
+        raise ValueError("job_size must not be negative")
     src, dst = _CountingSource(source), _CountingSink(sink)
-    CODECS[algorithm].compress(src, dst, level, threads=threads, chunk_size=chunk_size)
+    CODECS[algorithm].compress(src, dst, level, threads=threads, job_size=job_size, chunk_size=chunk_size)
     return StreamStats(bytes_in=src.count, bytes_out=dst.count)
 
 
@@ -115,7 +120,7 @@ class Codec:
     # brotli and gzip; zstd's is not, so its input goes in small slices.
     feed_size: ClassVar[int] = CHUNK_SIZE
 
-    def compress(self, src: Source, dst: Sink, level: int, *, threads: int, chunk_size: int) -> None:
+    def compress(self, src: Source, dst: Sink, level: int, *, threads: int, job_size: int, chunk_size: int) -> None:
         compressor = self.compressor(level)
         while chunk := src.read(chunk_size):
             out = compressor.compress(chunk)
@@ -136,10 +141,17 @@ class ZstdCodec(Codec):
     magic = b"\x28\xb5\x2f\xfd"
     feed_size = 64 * 1024
 
-    def compress(self, src: Source, dst: Sink, level: int, *, threads: int, chunk_size: int) -> None:
+    def compress(self, src: Source, dst: Sink, level: int, *, threads: int, job_size: int, chunk_size: int) -> None:
         # threads=1 is one worker thread beside this one (zstd -T1's mode), not the same as 0: the
         # reads and writes overlap the compression, and on a 200 MiB file it is faster and uses less CPU.
-        compressor = zstandard.ZstdCompressor(level=level, threads=max(threads, 0), write_checksum=True)
+        threads = max(threads, 0)
+        if threads and job_size:
+            params = zstandard.ZstdCompressionParameters.from_level(
+                level, threads=threads, job_size=job_size, write_checksum=True
+            )
+            compressor = zstandard.ZstdCompressor(compression_params=params)
+        else:
+            compressor = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
         # copy_stream with 1 MiB reads and its default write size is the fast path.
         compressor.copy_stream(src, dst, read_size=chunk_size)  # type: ignore[arg-type]  # duck-typed: read/write
 

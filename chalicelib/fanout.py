@@ -583,15 +583,21 @@ class RangeProcessor:
         algorithm = record.algorithm
         # every part but the upload's last must hold 5 MiB: zstd's last part is the seek table
         last_part = algorithm is not Algorithm.ZSTD and part.number == record.range_count
-        threads = self._settings.compress_threads
-        use_threads = threads if threads > 1 and part.length >= self._settings.threads_min_size else 0
+        use_threads = self._settings.zstd_threads(part.length)
         body = ReadAhead(stream, chunk_size=CHUNK_SIZE)
         reader = HashingReader(heartbeat.guard(body), crc64nvme=True)
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY) as spool:
             verifier = VerifyingSink(spool, algorithm, background=True)  # decodes beside the compression
             began = time.perf_counter()
             try:
-                compress_stream(reader, verifier, algorithm, record.level, threads=use_threads)
+                compress_stream(
+                    reader,
+                    verifier,
+                    algorithm,
+                    record.level,
+                    threads=use_threads,
+                    job_size=self._settings.zstd_job_size,
+                )
                 if not last_part:
                     write_padding(verifier, algorithm, multipart.MIN_PART_SIZE - spool.tell())
                 verifier.finish()

@@ -145,6 +145,10 @@ class Settings:
     # zstd uses this many threads for objects of at least threads_min_size.
     compress_threads: int = _setting("SQUEEZER_COMPRESS_THREADS", default_factory=_cpus)
     threads_min_size: int = _setting("SQUEEZER_THREADS_MIN_SIZE", 64 * MiB)
+    # The input of one zstd thread's job. libzstd's own (8 MiB at level 3) keeps
+    # about 50 MiB in flight with two threads; 2 MiB keeps about 15 MiB, with
+    # no loss of speed or ratio measured on logs (benchmark 3, BENCHMARKS.md).
+    zstd_job_size: int = _setting("SQUEEZER_ZSTD_JOB_SIZE", 2 * MiB)
     # Fan-out (chalicelib/fanout.py): a zstd or gzip file above this many
     # bytes, or one whose single-invocation estimate does not fit the time
     # budget, is cut into ranges of range_size bytes (grown when 10,000
@@ -184,12 +188,18 @@ class Settings:
             raise SettingsError("SQUEEZER_FANOUT_THRESHOLD must not be negative")
         if not 0 < self.max_post_size <= S3_MAX_POST_SIZE:
             raise SettingsError("SQUEEZER_MAX_POST_SIZE must be from 1 byte to 5 GiB (S3's largest POST upload)")
+        if not 512 * 1024 <= self.zstd_job_size <= 512 * MiB:
+            raise SettingsError("SQUEEZER_ZSTD_JOB_SIZE must be from 512 KiB to 512 MiB (libzstd's job sizes)")
         if self.file_threads < 1:
             raise SettingsError("SQUEEZER_FILE_THREADS must be at least 1")
         if not 0 <= self.small_file_size <= self.part_size:
             raise SettingsError("SQUEEZER_SMALL_FILE_SIZE must be from 0 to SQUEEZER_PART_SIZE (one PUT per result)")
         if not 1 <= self.worker_batch_size <= 10:
             raise SettingsError("SQUEEZER_WORKER_BATCH_SIZE must be from 1 to 10 (SQS's largest batch)")
+
+    def zstd_threads(self, size: int) -> int:
+        """zstd worker threads for an object (or range) of ``size`` bytes: 0 compresses on the caller's thread."""
+        return self.compress_threads if self.compress_threads > 1 and size >= self.threads_min_size else 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -351,9 +351,11 @@ class MultipartWriter:
     A result smaller than one part is a single PutObject; anything larger
     becomes a multipart upload whose parts are sent by one background thread
     while the caller keeps compressing. At most two parts are in memory: the
-    one being filled and the one being sent (parts are filled in place, never
-    copied). ``close(tags)`` finishes the object; ``abort()`` removes any
-    partial upload.
+    one being filled and the one being sent. Once the upload is multipart,
+    each part is allocated once at its full size and filled in place (a
+    growing bytearray reallocates and copies as it grows, holding the old and
+    new blocks at once); the first part grows, as the result may stay small.
+    ``close(tags)`` finishes the object; ``abort()`` removes any partial upload.
     """
 
     def __init__(
@@ -372,7 +374,8 @@ class MultipartWriter:
         self._part_size = part_size
         self._content_type = content_type
         self._metadata = metadata
-        self._buffer = bytearray()
+        self._buffer = bytearray()  # the part being filled, self._filled bytes of it written
+        self._filled = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._sender: ThreadPoolExecutor | None = None
@@ -380,16 +383,30 @@ class MultipartWriter:
         self.size = 0
 
     def write(self, data: bytes) -> int:
-        view = memoryview(data)
+        view = memoryview(data).cast("B")
+        written = len(view)
         while len(view):
-            room = self._part_size - len(self._buffer)
-            self._buffer += view[:room]
-            view = view[room:]
-            if len(self._buffer) >= self._part_size:
-                full, self._buffer = self._buffer, bytearray()
+            take = min(self._part_size - self._filled, len(view))
+            if self._upload_id is None:  # the first part: the result may stay small, so grow as it comes
+                self._buffer += view[:take]
+            else:
+                if not self._buffer:
+                    self._buffer = bytearray(self._part_size)
+                self._buffer[self._filled : self._filled + take] = view[:take]
+            self._filled += take
+            view = view[take:]
+            if self._filled == self._part_size:
+                full, self._buffer, self._filled = self._buffer, bytearray(), 0
                 self._send(full)
-        self.size += len(data)
-        return len(data)
+        self.size += written
+        return written
+
+    def _take_tail(self) -> bytearray:
+        """The part being filled, cut to what was written (in place, no copy); the writer starts empty again."""
+        tail, self._buffer = self._buffer, bytearray()
+        del tail[self._filled :]
+        self._filled = 0
+        return tail
 
     def _send(self, body: bytearray) -> None:
         """Queue a part; waits for the previous one first (two parts in memory at most)."""
@@ -436,15 +453,14 @@ class MultipartWriter:
                 self._s3.put_object(
                     Bucket=self._bucket,
                     Key=self._key,
-                    Body=bytes(self._buffer),
+                    Body=bytes(self._take_tail()),
                     ContentType=self._content_type,
                     Metadata=self._metadata,
                     Tagging=urllib.parse.urlencode(tags or {}),
                 )
             else:
-                if self._buffer:
-                    last, self._buffer = self._buffer, bytearray()
-                    self._send(last)
+                if self._filled:
+                    self._send(self._take_tail())
                 self._wait_for_part()
                 self._s3.complete_multipart_upload(
                     Bucket=self._bucket,
@@ -462,7 +478,7 @@ class MultipartWriter:
                     )
         finally:
             self._shutdown()
-        self._buffer = bytearray()
+        self._buffer, self._filled = bytearray(), 0
         return self.size
 
     def abort(self) -> None:
@@ -472,7 +488,7 @@ class MultipartWriter:
         if self._upload_id is not None:
             with contextlib.suppress(BotoCoreError, ClientError):  # the lifecycle rule aborts leftovers
                 self._s3.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
-        self._buffer = bytearray()
+        self._buffer, self._filled = bytearray(), 0
 
     def _shutdown(self) -> None:
         if self._sender is not None:

@@ -645,14 +645,20 @@ class FileProcessor:
             content_type="application/" + record.algorithm.value,
             metadata=metadata,
         )
-        threads = self._settings.compress_threads
-        use_threads = threads if threads > 1 and record.size >= self._settings.threads_min_size else 0
+        use_threads = self._settings.zstd_threads(record.size)
         result_crc = Crc64Sink(writer)
         # the check decodes on a thread of its own, beside the compression (issue 14: it was the largest extra)
         verifier = VerifyingSink(result_crc, record.algorithm, background=True)
         began = time.perf_counter()
         try:
-            compress_stream(reader, verifier, record.algorithm, record.level, threads=use_threads)
+            compress_stream(
+                reader,
+                verifier,
+                record.algorithm,
+                record.level,
+                threads=use_threads,
+                job_size=self._settings.zstd_job_size,
+            )
             verifier.finish()
             self._check(record, reader, verifier)
             heartbeat.check()  # a cancel seen after the last read: do not finish the object

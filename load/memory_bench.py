@@ -172,7 +172,8 @@ def _child(args) -> None:
                 "peak": peak,
                 "seconds": seconds,
                 "compressed": compressed,
-                "threads": settings.compress_threads if args.size >= settings.threads_min_size else 0,
+                "threads": settings.zstd_threads(args.size),
+                "job_size": settings.zstd_job_size,
             }
         )
     )
@@ -228,7 +229,8 @@ def run(small: int, large: int, block: Path, moto_sizes: tuple[int, ...] = ()) -
             Figure(
                 f"memory.peak.{which}",
                 f"peak RSS, fake streaming storage, {_label(size)} object "
-                f"(baseline {r['baseline'] / MiB:.0f} MiB, {r['seconds']:.1f}s, zstd threads={r['threads']})",
+                f"(baseline {r['baseline'] / MiB:.0f} MiB, {r['seconds']:.1f}s, zstd threads={r['threads']}, "
+                f"jobs of {r['job_size'] / MiB:g} MiB)",
                 r["peak"] / MiB,
                 unit="MiB",
                 target=128,
@@ -252,7 +254,8 @@ def run(small: int, large: int, block: Path, moto_sizes: tuple[int, ...] = ()) -
             Figure(
                 "memory.peak.moto",
                 f"peak RSS, S3Storage (boto3) against the moto server, "
-                f"{_label(size)} object (baseline {r['baseline'] / MiB:.0f} MiB, {r['seconds']:.1f}s)",
+                f"{_label(size)} object (baseline {r['baseline'] / MiB:.0f} MiB, {r['seconds']:.1f}s, "
+                f"zstd threads={r['threads']})",
                 r["peak"] / MiB,
                 unit="MiB",
                 target=128,

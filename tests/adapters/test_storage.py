@@ -31,12 +31,61 @@ def test_large_result_goes_multipart_with_bounded_buffer(storage, s3):
     data = os.urandom(12 * MiB + 123)
     for start in range(0, len(data), 1 * MiB):
         writer.write(data[start : start + MiB])
-        assert len(writer._buffer) < 5 * MiB  # never more than one part in memory
+        assert writer._filled < 5 * MiB  # never more than one part in memory
+        # the part being filled is allocated once at its size, never over-allocated by growing
+        assert writer._buffer.__alloc__() <= 5 * MiB + 1
     writer.close(tags={"original-crc32": "1"})
     body = s3.get_object(Bucket=BUCKET, Key="results/j/big.zst")["Body"].read()
     assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
     assert s3.head_object(Bucket=BUCKET, Key="results/j/big.zst")["Metadata"] == {"a": "1"}
     assert s3.get_object_tagging(Bucket=BUCKET, Key="results/j/big.zst")["TagSet"][0]["Value"] == "1"
+
+
+class _RecordingS3:
+    """Enough of an S3 client for MultipartWriter; keeps what each part was sent with."""
+
+    def __init__(self):
+        self.parts = []
+        self.objects = {}
+
+    def create_multipart_upload(self, **_):
+        return {"UploadId": "u"}
+
+    def upload_part(self, *, Body, PartNumber, **kwargs):
+        self.parts.append((PartNumber, bytes(Body), kwargs))
+        return {"ETag": f'"{PartNumber}"'}
+
+    def complete_multipart_upload(self, **_):
+        return {}
+
+    def put_object(self, *, Key, Body, **_):
+        self.objects[Key] = Body
+        return {}
+
+
+def test_parts_are_cut_at_part_size_and_the_tail_to_its_length():
+    from chalicelib.storage import MultipartWriter
+
+    client = _RecordingS3()
+    writer = MultipartWriter(client, BUCKET, "r.zst", part_size=5 * MiB, content_type="application/zstd", metadata={})
+    data = os.urandom(11 * MiB + 7)
+    for start in range(0, len(data), 300_000):  # writes that straddle the part boundaries
+        writer.write(memoryview(data)[start : start + 300_000])
+    assert writer.close() == len(data)
+    assert [len(body) for _, body, _ in client.parts] == [5 * MiB, 5 * MiB, MiB + 7]
+    assert b"".join(body for _, body, _ in client.parts) == data
+
+
+def test_a_result_under_one_part_is_one_put_of_exactly_its_bytes():
+    from chalicelib.storage import MultipartWriter
+
+    client = _RecordingS3()
+    writer = MultipartWriter(client, BUCKET, "s.zst", part_size=5 * MiB, content_type="application/zstd", metadata={})
+    writer.write(b"abc")
+    writer.write(b"de")
+    assert writer._buffer.__alloc__() < MiB  # a small result does not cost a whole part
+    assert writer.close() == 5
+    assert client.objects == {"s.zst": b"abcde"} and client.parts == []
 
 
 def test_abort_leaves_no_object_and_no_upload(storage, s3):

@@ -72,3 +72,18 @@ def test_new_figures_are_listed():
     for name in ("upload.small", "upload.large", "e2e.small_files_per_s", "api.errors", "cost.per_gb"):
         assert name in names
     assert set(names) <= set(figure_names())
+
+
+def test_pipeline_bench_times_the_emulator_per_variant_and_keeps_prepare_untimed():
+    from load import pipeline_bench
+    from load.bench import FULL, QUICK
+
+    calls = []
+    cpu = pipeline_bench._EmulatorCpu()
+    plain = cpu.wrap("codec", lambda: calls.append("codec"))
+    prepare, run = cpu.wrap("worker", (lambda: calls.append("prepare"), lambda: calls.append("worker")))
+    plain(), prepare(), run()
+    assert calls == ["codec", "prepare", "worker"]
+    assert set(cpu.seconds) == {"codec", "worker"} and all(s >= 0 for s in cpu.seconds["worker"])
+    assert "pipeline.emulator_cpu" in figure_names("pipeline")
+    assert FULL.pipeline_size == 200 * 1024**2 and QUICK.pipeline_size < FULL.pipeline_size  # issue 14's object

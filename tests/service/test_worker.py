@@ -75,6 +75,31 @@ def test_success_writes_a_verified_result_and_removes_the_upload(env, algorithm)
     assert keys["a.txt"] not in storage.objects
 
 
+def test_a_large_file_is_compressed_with_the_settings_threads_and_job_size(settings, monkeypatch):
+    import chalicelib.worker as worker_module
+
+    seen = []
+    real = worker_module.compress_stream
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["threads"], kwargs["job_size"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "compress_stream", spy)
+    tuned = dataclasses.replace(settings, compress_threads=2, threads_min_size=1 << 20, zstd_job_size=512 * 1024)
+    store, storage = InMemoryJobStore(), InMemoryStorage()
+    service, worker = JobService(store, storage, tuned), Worker(store, storage, FakeWorkQueue(), tuned)
+    data = b"log line " * 300_000  # 2.6 MiB: above threads_min_size, several 512 KiB jobs
+    job_id, keys = make_job(service, storage, {"big.log": data, "small.log": b"tiny"})
+    for name, payload in (("big.log", data), ("small.log", b"tiny")):
+        assert worker.handle_batch([record_for(keys[name], len(payload))]) == {"batchItemFailures": []}
+    assert seen == [(2, 512 * 1024), (0, 512 * 1024)]  # threads only from threads_min_size up
+    record = state(service, job_id)["big.log"]
+    plain = io.BytesIO()
+    decompress_stream(io.BytesIO(storage.objects[record.result_key]), plain, Algorithm.ZSTD)
+    assert record.state is FileState.COMPLETED and plain.getvalue() == data
+
+
 def test_duplicate_delivery_does_not_compress_twice(env):
     service, worker, store, storage, _ = env
     job_id, keys = make_job(service, storage, {"a": b"x" * 5000})

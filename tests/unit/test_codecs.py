@@ -95,6 +95,50 @@ def test_concatenated_frames_decode_as_one_stream(algorithm):
     assert plain.getvalue() == b"".join(parts)
 
 
+@pytest.mark.parametrize("job_size", [0, 512 * 1024, 1 << 20])
+def test_zstd_threads_with_small_jobs_give_a_standard_stream(job_size):
+    data = (os.urandom(1 << 16) + b"log line " * 100_000) * 5  # several jobs, compressible
+    out = io.BytesIO()
+    stats = compress_stream(io.BytesIO(data), out, Algorithm.ZSTD, 3, threads=2, job_size=job_size)
+    assert stats.bytes_in == len(data) and stats.bytes_out == len(out.getvalue())
+    plain = io.BytesIO()
+    decompress_stream(io.BytesIO(out.getvalue()), plain, Algorithm.ZSTD)
+    assert plain.getvalue() == data
+
+
+def test_a_negative_job_size_is_refused():
+    with pytest.raises(ValueError, match="job_size"):
+        compress_stream(io.BytesIO(b"x"), io.BytesIO(), Algorithm.ZSTD, 3, threads=2, job_size=-1)
+
+
+class _Broken:
+    def __init__(self, after: int) -> None:
+        self.left = after
+
+    def read(self, size=-1):
+        if self.left <= 0:
+            raise OSError("connection reset")
+        self.left -= 1
+        return os.urandom(256 * 1024)
+
+    def write(self, data):
+        if self.left <= 0:
+            raise OSError("upload refused")
+        self.left -= 1
+        return len(data)
+
+
+def test_threaded_small_jobs_raise_a_source_error_from_mid_stream():
+    with pytest.raises(OSError, match="connection reset"):
+        compress_stream(_Broken(after=12), io.BytesIO(), Algorithm.ZSTD, 3, threads=2, job_size=512 * 1024)
+
+
+def test_threaded_small_jobs_raise_a_sink_error_from_mid_stream():
+    data = os.urandom(8 << 20)
+    with pytest.raises(OSError, match="upload refused"):
+        compress_stream(io.BytesIO(data), _Broken(after=3), Algorithm.ZSTD, 3, threads=2, job_size=512 * 1024)
+
+
 def test_zstd_threads_give_a_standard_stream():
     data = os.urandom(1 << 20) * 3
     out = io.BytesIO()
