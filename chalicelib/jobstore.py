@@ -53,6 +53,13 @@ from .table import OWNER_INDEX, TTL_ATTRIBUTE
 ADD_WRITERS = 16
 # DynamoDB's limit on the actions of one TransactWriteItems.
 TRANSACTION_MAX_ITEMS = 100
+# A new job's files: items per BatchWriteItem (DynamoDB's limit), calls in flight at once, and how
+# often (with what backoff, seconds) items DynamoDB leaves unprocessed are sent again.
+BATCH_WRITE_SIZE = 25
+CREATE_WRITERS = 4
+BATCH_WRITE_TRIES = 8
+BATCH_WRITE_DELAY = 0.05
+BATCH_WRITE_MAX_DELAY = 1.0
 _DESERIALIZER = TypeDeserializer()
 # What a fanned-out attempt leaves on its file; a retry of the file starts without it.
 _FANOUT_FIELDS = "fanout_upload_id, fanout_key, range_size, range_count, ranges_done, ranges_counted, dispatched_at"
@@ -93,12 +100,50 @@ class DynamoJobStore:
 
     # -- writes from the API ------------------------------------------------
     def create_job(self, job: Job, files: Sequence[FileRecord]) -> None:
-        """Write the job and all its files with batched writes (25 per call)."""
+        """Write the job and all its files: BatchWriteItem of 25, ``CREATE_WRITERS`` calls in flight at once.
+
+        Unconditional writes are safe here: the job id is new, so none of
+        its keys can hold an item yet. The files go first and the job's own
+        item last, so a job that can be read has all its files; a failure
+        leaves at most files without a job (they expire with their TTL).
+        """
         expires = int(job.created_at) + self._ttl_seconds
-        with aws_errors("writing a job"), self._table.batch_writer() as batch:
-            batch.put_item(Item=self._job_item(job, expires))
-            for record in files:
-                batch.put_item(Item=self._file_item(record, expires))
+        items = [self._file_item(record, expires) for record in files]
+        chunks = [items[i : i + BATCH_WRITE_SIZE] for i in range(0, len(items), BATCH_WRITE_SIZE)]
+        if chunks:
+            with ThreadPoolExecutor(max_workers=min(CREATE_WRITERS, len(chunks))) as pool:
+                futures = [pool.submit(self._batch_put, chunk) for chunk in chunks]
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:
+                    for future in futures:
+                        future.cancel()  # a failed job: no more writes
+                    raise
+        self._batch_put([self._job_item(job, expires)])
+
+    def _batch_put(self, items: Sequence[dict[str, Any]]) -> None:
+        """One BatchWriteItem of at most 25 items, sending again what DynamoDB left unprocessed (with backoff).
+
+        Through the low-level client (thread safe, unlike the Table
+        resource); an AwsError if items are still left after
+        ``BATCH_WRITE_TRIES`` calls (DynamoDB throttling for that long).
+        """
+        client = self._table.meta.client  # the resource's client: it serializes plain values itself
+        request: dict[str, Any] = {self._table.name: [{"PutRequest": {"Item": item}} for item in items]}
+        for attempt in range(BATCH_WRITE_TRIES):
+            if attempt:
+                time.sleep(min(BATCH_WRITE_MAX_DELAY, BATCH_WRITE_DELAY * 2 ** (attempt - 1)))
+            with aws_errors("writing a job"):
+                response = client.batch_write_item(RequestItems=request)
+            request = response.get("UnprocessedItems") or {}
+            if not request:
+                return
+        left = sum(len(requests) for requests in request.values())
+        raise AwsError(
+            f"writing a job: DynamoDB left {left} item(s) unprocessed after {BATCH_WRITE_TRIES} tries (throttled)",
+            aws_code="UnprocessedItems",
+        )
 
     def add_files(self, job: Job, files: Sequence[FileRecord], *, max_files: int, close: bool) -> AddOutcome:
         """Add a batch to a job open for more files (see the port).

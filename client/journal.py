@@ -1,16 +1,32 @@
 """The resume journal: what an upload has sent, so an interrupted one can go on.
 
-One small JSON file per job in :func:`journal_dir` (mode 0600, in a folder
-made 0700), written atomically through :func:`client.files.atomic_file`
-when the job is created and as parts and files finish, removed when every
-file is sent. It holds the API URL (never the token), the job id, the
-command's identity (resolved input paths, algorithm, level) and per file:
-local path, size, mtime, file id, kind (``put`` or ``multipart``), whether
-it is done and, for a multipart file, its upload id, part plan and the parts
-sent with their CRC64NVME, length and ETag. A ``kill -9`` loses at most the
-parts written since the last save (at most :data:`SAVE_EVERY` seconds old);
-a resume asks the server which parts storage holds anyway, so those parts
-are not sent twice.
+Per job, in :func:`journal_dir` (files mode 0600, in a folder made 0700):
+
+``<job id>.json``
+    the snapshot, written atomically (and synced) through
+    :func:`client.files.atomic_file` when the job is created, when a batch of
+    files joins it, at a resume and when the upload ends or is interrupted.
+    It holds the API URL (never the token), the job id, the command's
+    identity (resolved input paths, algorithm, level) and per file: local
+    path, size, mtime, file id, kind (``put`` or ``multipart``), whether it
+    is done and, for a multipart file, its upload id, part plan and the parts
+    sent with their CRC64NVME, length and ETag.
+``<job id>.log``
+    what happened since the snapshot, one JSON line per event, appended as it
+    happens: ``["done", file_id]`` and ``["part", file_id, number,
+    crc64nvme, length, etag]``. An event costs one small ``write``, whatever
+    the job's size (rewriting the snapshot per finished file made an upload
+    of 1,000 small files spend most of its time here). Each snapshot includes
+    every event before it and then empties the log; replaying a line twice
+    changes nothing, so a kill between the two is harmless.
+
+Reading a journal replays its log onto its snapshot. A ``kill -9`` in the
+middle of an append leaves a last line without its newline: it is ignored
+(as is any line that does not parse), and the next snapshot drops it. Lines
+are not synced one by one: a killed process loses nothing (the data is in the
+kernel), a crash of the machine may lose the last events, which costs a
+resume nothing but time: it asks the server which files arrived and which
+parts storage holds, so those are not sent twice.
 
 Parts are stored as ``[number, crc64nvme, length, etag]``: a 10,000-part
 file keeps its journal near 500 KB.
@@ -24,7 +40,6 @@ import json
 import os
 import re
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +50,6 @@ from .files import atomic_file
 
 STATE_ENV = "SQUEEZER_STATE_DIR"
 VERSION = 1
-SAVE_EVERY = 0.25  # seconds between saves for parts; a finished file or job is saved at once
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 Warn = Callable[[str], None]
@@ -144,12 +158,34 @@ class Journal:
     # resume adds them. Each: path, name, size, mtime_ns, mode, content_type, sha256.
     unadded: list[dict[str, Any]] = field(default_factory=list)
 
+    _by_id: dict[str, JournalFile] = field(default_factory=dict, init=False, repr=False, compare=False)
+
     @property
     def left(self) -> list[JournalFile]:
         return [f for f in self.files if not f.done]
 
     def file(self, file_id: str) -> JournalFile:
-        return next(f for f in self.files if f.file_id == file_id)
+        """The file with ``file_id`` (KeyError if none): a dict look-up, rebuilt when ``files`` changed."""
+        found = self._by_id.get(file_id)
+        if found is None or len(self._by_id) != len(self.files):
+            self._by_id = {f.file_id: f for f in self.files}
+            found = self._by_id[file_id]
+        return found
+
+    def replay(self, line: bytes) -> bool:
+        """Apply one event line of the log; False if it is not one (torn by a kill, or for another file)."""
+        try:
+            event = json.loads(line)
+            if event[0] == "done":
+                self.file(str(event[1])).done = True
+            elif event[0] == "part":
+                _, file_id, number, crc, size, etag = event
+                self.file(str(file_id)).parts[int(number)] = SentPart(int(number), str(crc), int(size), etag)
+            else:
+                return False
+        except (ValueError, KeyError, TypeError, IndexError):
+            return False
+        return True
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -195,13 +231,18 @@ class JournalStore:
             raise ValueError(f"not a job id: {job_id!r}")
         return self.folder / f"{job_id}.json"
 
+    def log_path(self, job_id: str) -> Path:
+        return self.path(job_id).with_suffix(".log")
+
     def save(self, journal: Journal) -> None:
-        """Write ``journal`` atomically (0600; the folder is made 0700 if missing)."""
+        """Write ``journal``'s snapshot atomically (0600; the folder is made 0700 if missing), then empty its log."""
         target = self.path(journal.job_id)
         config.make_private_dirs(self.folder)
         data = json.dumps(journal.as_json(), separators=(",", ":")).encode("utf-8")
         with atomic_file(target, durable=True, mode=config.FILE_MODE) as out:
             out.write(data)
+        with contextlib.suppress(FileNotFoundError):
+            os.truncate(self.log_path(journal.job_id), 0)
 
     def load(self, job_id: str) -> Journal | None:
         """The journal of ``job_id``, or None if there is none (or it cannot be read: a warning says why)."""
@@ -210,12 +251,23 @@ class JournalStore:
         except ValueError:
             return None
         try:
-            return Journal.from_json(json.loads(path.read_bytes()))
+            journal = Journal.from_json(json.loads(path.read_bytes()))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             self._warn(f"ignoring the resume journal {path}: {exc}")
             return None
+        try:
+            log = self.log_path(job_id).read_bytes()
+        except FileNotFoundError:
+            log = b""
+        except OSError as exc:
+            self._warn(f"ignoring the events of the resume journal {path} ({exc}): the server says what arrived")
+            log = b""
+        *lines, _torn_or_empty = log.split(b"\n")  # a last line without its newline was cut by a kill
+        for line in lines:
+            journal.replay(line)
+        return journal
 
     def all(self) -> list[Journal]:
         """Every readable journal, oldest first."""
@@ -232,10 +284,9 @@ class JournalStore:
         return matching[-1] if matching else None
 
     def remove(self, job_id: str) -> None:
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            self.path(job_id).unlink()
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            self.path(job_id).with_suffix(".lock").unlink()
+        for suffix in (".json", ".log", ".lock"):
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                self.path(job_id).with_suffix(suffix).unlink()
 
     def lock(self, job_id: str) -> int | None:
         """Lock the job for this process (a descriptor, held until it is closed or the process ends); None if taken.
@@ -254,7 +305,7 @@ class JournalStore:
 
 
 class JournalWriter:
-    """Keeps one job's journal up to date: at once for files, at most every SAVE_EVERY seconds for parts.
+    """Keeps one job's journal up to date: an appended line per event, a snapshot at the milestones.
 
     Called from the thread that collects results. A journal that cannot be
     written costs the ability to resume, not the upload: one warning, then
@@ -267,15 +318,13 @@ class JournalWriter:
         journal: Journal,
         *,
         lock: int | None = None,
-        clock: Callable[[], float] = time.monotonic,
         warn: Warn = config.warn_on_stderr,
     ) -> None:
         self.store = store
         self.journal = journal
         self._lock_fd = lock
-        self._clock = clock
         self._warn = warn
-        self._saved_at = float("-inf")
+        self._log_fd: int | None = None
         self._dirty = False
         self._broken = False
         self._lock = threading.Lock()
@@ -283,9 +332,7 @@ class JournalWriter:
     def part_sent(self, file_id: str, part: SentPart) -> None:
         with self._lock:
             self.journal.file(file_id).parts[part.number] = part
-            self._dirty = True
-            if self._clock() - self._saved_at >= SAVE_EVERY:
-                self._save()
+            self._append(["part", file_id, part.number, part.crc64nvme, part.size, part.etag])
 
     def files_added(self, files: list[JournalFile]) -> None:
         """A batch joined the job (POST /jobs/{id}/files): its files move from ``unadded`` to ``files``."""
@@ -298,9 +345,10 @@ class JournalWriter:
     def file_done(self, file_id: str) -> None:
         with self._lock:
             self.journal.file(file_id).done = True
-            self._save()
+            self._append(["done", file_id])
 
     def flush(self) -> None:
+        """Fold the events logged since the last snapshot into a new one."""
         with self._lock:
             if self._dirty:
                 self._save()
@@ -311,25 +359,65 @@ class JournalWriter:
 
     def remove(self) -> None:
         with self._lock:
+            self._close_log()
             self.store.remove(self.journal.job_id)
             self.release()
 
     def release(self) -> None:
         """Let another process resume the job (also done by this process ending)."""
+        self._close_log()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    def _append(self, event: list[Any]) -> None:
+        self._dirty = True
+        if self._broken:
+            return
+        line = json.dumps(event, separators=(",", ":")).encode("utf-8") + b"\n"
+        try:
+            if self._log_fd is None:
+                self._log_fd = self._open_log()
+            written = os.write(self._log_fd, line)
+            if written != len(line):  # a full disk: the line is torn, which a reader ignores; stop here
+                raise OSError(f"wrote {written} of {len(line)} bytes")
+        except OSError as exc:
+            self._give_up(exc)
+
+    def _open_log(self) -> int:
+        path = self.store.log_path(self.journal.job_id)
+        config.make_private_dirs(self.store.folder)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, config.FILE_MODE)
+        try:
+            size = os.fstat(fd).st_size
+            if size:
+                with open(path, "rb") as log:
+                    log.seek(size - 1)
+                    if log.read(1) != b"\n":
+                        os.write(fd, b"\n")  # end a line a kill tore: the next event starts a line of its own
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _close_log(self) -> None:
+        if self._log_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._log_fd)
+            self._log_fd = None
+
     def _save(self) -> None:
         self._dirty = False
-        self._saved_at = self._clock()
         if self._broken:
             return
         try:
             self.store.save(self.journal)
         except OSError as exc:
-            self._broken = True
-            self._warn(
-                f"cannot write the resume journal in {self.store.folder} ({exc.strerror or exc}): "
-                f"if interrupted, job {self.journal.job_id} cannot be resumed"
-            )
+            self._give_up(exc)
+
+    def _give_up(self, exc: OSError) -> None:
+        self._broken = True
+        self._warn(
+            f"cannot write the resume journal in {self.store.folder} ({exc.strerror or exc}): "
+            f"if interrupted, job {self.journal.job_id} cannot be resumed"
+        )

@@ -7,6 +7,8 @@ every file first, ``--parallel 8``, one presigned PUT per file after one
 ``POST /jobs``). ``aws s3 cp`` runs with its defaults (8 MiB multipart
 threshold and chunks, 10 concurrent requests) and fake credentials.
 
+Squeezer's resume journals go to a state folder of the benchmark's own
+(leftover journals of other runs in HOME would be read at each start).
 The bucket's event notifications are switched off during this benchmark
 (and restored after): otherwise Squeezer's uploads would start compression
 in the bridge, on the same 2 cores, in the middle of the next round. What is
@@ -18,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -117,7 +120,20 @@ def compare(stack: Any, folder: Path, rounds: int) -> dict[str, list[float]]:
             delete_prefix(s3, bucket, "uploads/")
             jobs.clear()
 
-    return alternate({"squeezer": (clean, squeezer), "aws": (clean, aws_cp)}, rounds)
+    # squeezer's resume journals go to a folder of this run's own: its start-up
+    # reads every journal in the state folder, and leftovers of other runs in
+    # the user's HOME (several MB here) would be timed (aws s3 cp keeps no state).
+    state = Path(tempfile.mkdtemp(prefix="upload-state-", dir=stack.state_dir))
+    saved = os.environ.get("SQUEEZER_STATE_DIR")
+    os.environ["SQUEEZER_STATE_DIR"] = str(state)
+    try:
+        return alternate({"squeezer": (clean, squeezer), "aws": (clean, aws_cp)}, rounds)
+    finally:
+        if saved is None:
+            os.environ.pop("SQUEEZER_STATE_DIR", None)
+        else:
+            os.environ["SQUEEZER_STATE_DIR"] = saved
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def split(stack: Any, folder: Path, squeezer_seconds: float) -> Figure:

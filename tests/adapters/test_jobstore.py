@@ -375,3 +375,68 @@ def test_complete_files_is_one_request_on_dynamodb(moto_aws):
     table.meta.client.meta.events.register("before-call", lambda event_name, **_: calls.append(event_name))
     assert store.complete_files([_completion(f"f{i}", f"t{i}") for i in range(120)]) == [True] * 120
     assert calls == ["before-call.dynamodb.TransactWriteItems"] * 2
+
+
+class _Throttling:
+    """The table's client, leaving the last ``left`` items of each of the first ``times`` BatchWriteItem calls unprocessed."""
+
+    def __init__(self, client, *, left: int, times: int) -> None:
+        self._client, self._left, self._times = client, left, times
+        self.calls: list[int] = []
+
+    def batch_write_item(self, RequestItems):  # noqa: N803 - boto3's keyword
+        ((table, requests),) = RequestItems.items()
+        self.calls.append(len(requests))
+        if len(self.calls) <= self._times and len(requests) >= self._left:
+            done, unprocessed = requests[: -self._left], requests[-self._left :]
+            if done:
+                self._client.batch_write_item(RequestItems={table: done})
+            return {"UnprocessedItems": {table: unprocessed}}
+        return self._client.batch_write_item(RequestItems=RequestItems)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def _throttled_store(monkeypatch, *, left: int, times: int):
+    import chalicelib.jobstore as jobstore
+
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table("squeezer-test-jobs")
+    throttling = _Throttling(table.meta.client, left=left, times=times)
+    monkeypatch.setattr(table.meta, "client", throttling)
+    monkeypatch.setattr(jobstore, "CREATE_WRITERS", 1)  # calls in a known order
+    monkeypatch.setattr(jobstore.time, "sleep", lambda seconds: None)
+    return DynamoJobStore(table), throttling
+
+
+def test_create_job_sends_unprocessed_items_again(moto_aws, monkeypatch):
+    store, throttling = _throttled_store(monkeypatch, left=5, times=3)
+
+    job, files = make(store, n=60)
+
+    got, got_files = store.get_job_with_files("j1")
+    assert got == job and sorted(f.file_id for f in got_files) == sorted(f.file_id for f in files)
+    assert throttling.calls[:2] == [25, 5]  # the first batch's 5 unprocessed items, sent again
+
+
+def test_create_job_gives_up_clearly_when_items_stay_unprocessed(moto_aws, monkeypatch):
+    from chalicelib import jobstore
+    from chalicelib.errors import AwsError
+
+    store, throttling = _throttled_store(monkeypatch, left=1, times=10_000)
+
+    with pytest.raises(AwsError, match="left 1 item\\(s\\) unprocessed after 8 tries"):
+        make(store, n=25)  # one BatchWriteItem
+    assert throttling.calls == [25] + [1] * (jobstore.BATCH_WRITE_TRIES - 1)
+    assert store.get_job("j1") is None  # the job's own item goes last: no job with files missing
+
+
+def test_create_job_writes_a_thousand_files_in_parallel_batches(moto_aws):
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table("squeezer-test-jobs")
+    store = DynamoJobStore(table)
+
+    make(store, n=1000)
+
+    got, got_files = store.get_job_with_files("j1")
+    assert got is not None and got.file_count == 1000
+    assert sorted(f.file_id for f in got_files) == sorted(f"f{i}" for i in range(1000))

@@ -301,8 +301,9 @@ def test_kill_9_mid_upload_then_the_same_command_resumes(serve, tmp_path: Path) 
     assert process.returncode == -signal.SIGKILL
     held_at_kill = api.held("f_j_1_0")
     assert len(held_at_kill) < 48, "the kill came too late to test anything"
-    saved = json.loads((state / "uploads" / "j_1.json").read_text())
-    assert saved["files"][0]["parts"], "the journal has the parts sent before the kill"
+    saved = journal.JournalStore(state / "uploads").load("j_1")  # the snapshot and the events logged since
+    assert saved is not None and saved.files[0].parts, "the journal has the parts sent before the kill"
+    assert (state / "uploads" / "j_1.log").stat().st_size, "parts are appended to the log, not rewritten"
     time.sleep(0.3)  # let the server finish storing the parts whose bodies had arrived
     held = api.held("f_j_1_0")
     before = len(api.part_puts)
