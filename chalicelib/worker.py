@@ -251,11 +251,7 @@ class Worker:
             answers = self._store.complete_files([p.completion for p in pending])
         except Exception:  # noqa: BLE001 - the outcome is unknown: keep the objects, retry the messages
             log.warning("could not record %d result(s) of this batch; their messages come back", len(pending))
-            retry: dict[int, Delivery] = {}
-            for p in pending:
-                if p.delivery is not None:
-                    retry[id(p.delivery)] = p.delivery
-            return list(retry.values())
+            return list({id(p.delivery): p.delivery for p in pending if p.delivery is not None}.values())
         for p, done in zip(pending, answers, strict=True):
             self.files.recorded(p.upload, p.completion.result_key, done, deletions)
         return []

@@ -586,6 +586,22 @@ class InMemoryStorage:
         self.tags[key] = dict(tags or {})
 
 
+class GatedBody:
+    """A body whose reads after the first wait for ``gate`` (fault tests hold a delivery mid-file with it)."""
+
+    def __init__(self, body, gate) -> None:
+        self._body, self._gate, self._first = body, gate, True
+
+    def read(self, size=-1):
+        if not self._first:
+            assert self._gate.wait(20), "test gate never opened"
+        self._first = False
+        return self._body.read(size)
+
+    def close(self):
+        self._body.close()
+
+
 class FakeWorkQueue:
     def __init__(self) -> None:
         self.delays: list[tuple[str, int]] = []

@@ -12,14 +12,11 @@ import io
 import threading
 import time
 
-import boto3
-import pytest
 from events import s3_notification, sqs_record
-from fakes import FakeWorkQueue, InMemoryJobStore, InMemoryStorage
+from fakes import FakeWorkQueue, GatedBody, InMemoryStorage
 
 from chalicelib.codecs import decompress_stream
 from chalicelib.domain import Algorithm, FileState
-from chalicelib.jobstore import DynamoJobStore
 from chalicelib.ports import ObjectStream
 from chalicelib.service import JobService
 from chalicelib.worker import Worker
@@ -43,29 +40,7 @@ class GatedStorage(InMemoryStorage):
         gate = threading.Event()
         self.gates.append(gate)
         self.reading.release()
-        return ObjectStream(body=_Gated(stream.body, gate), size=stream.size)
-
-
-class _Gated:
-    def __init__(self, body, gate: threading.Event) -> None:
-        self._body, self._gate, self._first = body, gate, True
-
-    def read(self, size=-1):
-        if not self._first:
-            assert self._gate.wait(20), "test gate never opened"
-        self._first = False
-        return self._body.read(size)
-
-    def close(self):
-        self._body.close()
-
-
-@pytest.fixture(params=["memory", "dynamodb"])
-def store(request):
-    if request.param == "memory":
-        return InMemoryJobStore()
-    request.getfixturevalue("moto_aws")
-    return DynamoJobStore(boto3.resource("dynamodb", region_name="us-east-1").Table("squeezer-test-jobs"))
+        return ObjectStream(body=GatedBody(stream.body, gate), size=stream.size)
 
 
 def setup(store, settings, storage, **overrides):

@@ -16,7 +16,6 @@ import threading
 import time
 
 import boto3
-import pytest
 from events import s3_notification, sqs_record
 from fakes import FakeWorkQueue, InMemoryJobStore, InMemoryStorage
 
@@ -187,14 +186,6 @@ class GatedStorage(InMemoryStorage):
         self.reading.release()
         assert self.gate.wait(20), "test gate never opened"
         return ObjectStream(body=stream.body, size=stream.size)
-
-
-@pytest.fixture(params=["memory", "dynamodb"])
-def store(request):
-    if request.param == "memory":
-        return InMemoryJobStore()
-    request.getfixturevalue("moto_aws")
-    return DynamoJobStore(boto3.resource("dynamodb", region_name="us-east-1").Table("squeezer-test-jobs"))
 
 
 def run(worker: Worker, records: list[dict]) -> tuple[threading.Thread, dict]:
