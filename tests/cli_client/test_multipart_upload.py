@@ -241,21 +241,23 @@ def test_the_state_folder_follows_squeezer_state_dir_and_xdg(tmp_path: Path) -> 
 
 def test_one_large_file_keeps_every_thread_busy(api, tmp_path: Path) -> None:
     import threading
-    import time
 
     (tmp_path / "big.bin").write_bytes(data_of(PART * 16))
-    lock = threading.Lock()
+    together = threading.Condition()
     now, peak = [0], [0]
 
-    def slow(file_id: str, number: int) -> None:
-        with lock:
+    def held_until_four_are_in_flight(file_id: str, number: int) -> None:
+        # Each part PUT waits (up to 5 s) until four are in flight at once, so
+        # the figure does not depend on how fast a loaded machine dispatches:
+        # a client that keeps fewer than four going sees peak < 4 and fails.
+        with together:
             now[0] += 1
             peak[0] = max(peak[0], now[0])
-        time.sleep(0.05)
-        with lock:
+            together.notify_all()
+            together.wait_for(lambda: peak[0] >= 4, timeout=5)
             now[0] -= 1
 
-    api.on_part_put = slow
+    api.on_part_put = held_until_four_are_in_flight
 
     run("--api-url", api.url, "upload", str(tmp_path / "big.bin"), "--parallel", "4")
 
