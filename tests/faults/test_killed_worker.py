@@ -66,9 +66,11 @@ def emulator():
 
 
 def start_worker(endpoint: str, queue_url: str) -> subprocess.Popen:
+    # The repository and tests/ come first on the child's path, whatever the caller's PYTHONPATH holds.
+    inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env = {
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
         **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), *inherited]),
         "AWS_ENDPOINT_URL": endpoint,
         "SQUEEZER_LEASE_SECONDS": str(LEASE),
         "SQUEEZER_HEARTBEAT_SECONDS": str(HEARTBEAT),
