@@ -6,6 +6,8 @@ the items named, with the same all-or-nothing answers.
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 from botocore.exceptions import ClientError
@@ -103,3 +105,115 @@ def test_two_actions_on_one_item_are_refused_and_nothing_changes(patched, table)
 def test_outside_a_transaction_deep_copies_are_moto_s_own(patched):
     assert ddb.copy.deepcopy({"a": [1]}) == {"a": [1]}
     assert ddb.copy.copy is not None  # the rest of the copy module is still there
+
+
+# -- the reads' answers as plain JSON (moto_patches._plain_json_reads) ----------------------
+
+
+@pytest.fixture
+def compared(monkeypatch):
+    """Every answer of a plain-JSON read is also made by moto's serializer, and the two must agree.
+
+    Yields the actions compared. The patched path may not call moto's
+    serializer for those reads (that is the cost the patch removes).
+    """
+    from moto.dynamodb import responses as ddb_responses
+
+    handler = ddb_responses.DynamoHandler
+    monkeypatch.setattr(handler, "serialized", handler.serialized)  # moto's own, put back after the test
+    original = handler.serialized
+    moto_patches._plain_json_reads()
+    patched = handler.serialized
+    seen: list[str] = []
+    calls = [0]
+    execute = ddb_responses.DynamoResult.execute_result
+
+    def counting(self, context):
+        calls[0] += 1
+        return execute(self, context)
+
+    monkeypatch.setattr(ddb_responses.DynamoResult, "execute_result", counting)
+
+    def check(self, action_result):
+        before = calls[0]
+        fast = patched(self, action_result)
+        action = self._get_action()
+        if action in moto_patches.PLAIN_JSON_READS and type(action_result) is ddb_responses.DynamoResult:
+            assert calls[0] == before, f"{action} went through moto's serializer"
+            slow = original(self, action_result)
+            assert fast[0] == slow[0]
+            assert fast[1]["Content-Type"] == slow[1]["Content-Type"]
+            assert json.loads(fast[2]) == json.loads(slow[2]), action
+            seen.append(action)
+        return fast
+
+    monkeypatch.setattr(handler, "serialized", check)
+    return seen
+
+
+def test_reads_answered_as_plain_json_match_moto_s_serializer(compared):
+    every_type = {
+        "b": {"B": b"\x00\xff binary"},
+        "bs": {"BS": [b"\x01", b"\x02\x03"]},
+        "n": {"N": "1.50"},
+        "ns": {"NS": ["1", "2.5"]},
+        "ss": {"SS": ["p", "q"]},
+        "t": {"BOOL": True},
+        "none": {"NULL": True},
+        "l": {"L": [{"S": "x"}, {"N": "3"}, {"M": {"deep": {"B": b"\x7f"}}}]},
+        "m": {"M": {"s": {"S": "é ☃"}, "l": {"L": []}}},
+    }
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+                {"AttributeName": "owner", "AttributeType": "S"},
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "by-owner",
+                    "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for n in range(5):
+            item = {"pk": {"S": "J"}, "sk": {"S": f"F{n}"}, "owner": {"S": "o"}, **every_type}
+            client.put_item(TableName="t", Item=item)
+        key = {"pk": {"S": "J"}, "sk": {"S": "F1"}}
+        values = {":p": {"S": "J"}}
+
+        page = client.query(TableName="t", KeyConditionExpression="pk = :p", ExpressionAttributeValues=values, Limit=2)
+        assert len(page["Items"]) == 2 and page["LastEvaluatedKey"] == {"pk": {"S": "J"}, "sk": {"S": "F1"}}
+        assert page["Items"][0]["b"] == {"B": b"\x00\xff binary"}  # base64 on the wire, bytes again in boto3
+        rest = client.query(
+            TableName="t",
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues=values,
+            ExclusiveStartKey=page["LastEvaluatedKey"],
+            ProjectionExpression="sk, bs, m.s",
+            ReturnConsumedCapacity="TOTAL",
+        )
+        assert [i["sk"]["S"] for i in rest["Items"]] == ["F2", "F3", "F4"]
+        owned = client.query(
+            TableName="t", IndexName="by-owner", KeyConditionExpression="#o = :o",
+            ExpressionAttributeNames={"#o": "owner"}, ExpressionAttributeValues={":o": {"S": "o"}},
+        )  # fmt: skip
+        assert owned["Count"] == 5
+        nothing = client.query(
+            TableName="t", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "?"}}
+        )
+        assert nothing["Items"] == []
+        assert client.get_item(TableName="t", Key=key)["Item"]["ns"] == {"NS": ["1", "2.5"]}
+        assert "Item" not in client.get_item(TableName="t", Key={"pk": {"S": "J"}, "sk": {"S": "nope"}})
+        client.scan(TableName="t", FilterExpression="sk > :f", ExpressionAttributeValues={":f": {"S": "F2"}})
+        client.batch_get_item(RequestItems={"t": {"Keys": [key, {"pk": {"S": "J"}, "sk": {"S": "nope"}}]}})
+        with pytest.raises(ClientError):  # an error still goes through moto's serializer
+            client.get_item(TableName="missing", Key=key)
+
+    assert sorted(set(compared)) == ["BatchGetItem", "GetItem", "Query", "Scan"]
