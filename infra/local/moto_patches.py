@@ -40,7 +40,9 @@ touches (:func:`_item_rollback_transactions`). And (moto/dynamodb/responses.py):
 the answers of Query, Scan, GetItem and BatchGetItem are written as JSON
 directly (:func:`_plain_json_reads`), not through moto's model-driven
 serializer, which took 1.5 s of CPU to answer a Query of 1,000 items (every
-``GET /jobs/{id}`` of a 1,000-file job, each poll of ``upload --wait``).
+``GET /jobs/{id}`` of a 1,000-file job, each poll of ``upload --wait``),
+and a Query of a table's partition reads that partition
+(:func:`_partition_queries`), not a sorted copy of every item in the table.
 
 Not changed: the request body is still read whole (werkzeug), and a
 completed key keeps its parts (moto serves ``GET ?partNumber=`` from them),
@@ -132,6 +134,7 @@ def apply() -> None:
     _item_rollback_transactions()
     _remember_backends_by_host()
     _plain_json_reads()
+    _partition_queries()
     setattr(models, _APPLIED, True)
 
 
@@ -342,6 +345,47 @@ def _plain_json_reads() -> None:
         return original(self, action_result)
 
     handler.serialized = serialized
+
+
+_PARTITION = threading.local()  # (table, hash key) of the Query running on this thread
+
+
+def _partition_queries() -> None:
+    """A Query on a table's key reads the one partition it names (issue 14).
+
+    moto's ``Table.query`` (without an index) filters ``all_items()``: a list
+    of every item in the table, sorted by hash and range key, built for each
+    query. The local stack's job table holds every job's file records, so
+    each ``GET /jobs/{id}`` and each worker's read of a job sorted them all.
+    Here, inside such a query (on this thread), ``all_items`` returns the
+    named partition's items in range-key order: the items moto's filter
+    would have kept, in the same order. Index queries and scans are moto's own.
+    """
+    from moto.dynamodb.models import table as ddb_table
+
+    table_class: Any = ddb_table.Table
+    original_query = table_class.query
+    original_all_items = table_class.all_items
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name or not self.range_key_attr or hash_key is None:
+            return original_query(self, hash_key, *args, **kwargs)
+        _PARTITION.current = (self, hash_key)
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            _PARTITION.current = None
+
+    def all_items(self: Any) -> list[Any]:
+        current = getattr(_PARTITION, "current", None)
+        if current is None or current[0] is not self:
+            return list(original_all_items(self))
+        partition = self.items.get(current[1], {})  # .get: the defaultdict gains no key
+        return sorted(partition.values(), key=lambda item: item.range_key)
+
+    table_class.query = query
+    table_class.all_items = all_items
 
 
 def _key_of(table: Any, attrs: dict[str, Any]) -> dict[str, Any]:

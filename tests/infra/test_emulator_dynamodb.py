@@ -217,3 +217,78 @@ def test_reads_answered_as_plain_json_match_moto_s_serializer(compared):
             client.get_item(TableName="missing", Key=key)
 
     assert sorted(set(compared)) == ["BatchGetItem", "GetItem", "Query", "Scan"]
+
+
+# -- a Query reads its partition only (moto_patches._partition_queries) ----------------------
+
+
+def _queries(client) -> list[dict]:
+    def query(**kwargs) -> dict:
+        answer = client.query(TableName="t", ConsistentRead=True, **kwargs)
+        answer.pop("ResponseMetadata")
+        return answer
+
+    job = {":p": {"S": "J7"}}
+    first = query(KeyConditionExpression="pk = :p", ExpressionAttributeValues=job, Limit=4)
+    return [
+        query(KeyConditionExpression="pk = :p", ExpressionAttributeValues=job),
+        first,
+        query(
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues=job,
+            ExclusiveStartKey=first["LastEvaluatedKey"],
+        ),
+        query(KeyConditionExpression="pk = :p", ExpressionAttributeValues=job, ScanIndexForward=False, Limit=3),
+        query(
+            KeyConditionExpression="pk = :p AND begins_with(sk, :f)",
+            ExpressionAttributeValues={**job, ":f": {"S": "FILE#1"}},
+        ),
+        query(
+            KeyConditionExpression="pk = :p AND sk BETWEEN :a AND :b",
+            FilterExpression="#s = :done",
+            ProjectionExpression="sk, #s",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={**job, ":a": {"S": "FILE#03"}, ":b": {"S": "FILE#12"}, ":done": {"S": "done"}},
+        ),
+        query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "absent"}}),
+    ]
+
+
+def test_a_query_answers_as_moto_does_reading_only_its_partition(monkeypatch):
+    from moto.dynamodb.models import table as ddb_table
+
+    monkeypatch.setattr(ddb_table.Table, "query", ddb_table.Table.query)  # moto's own, put back after
+    monkeypatch.setattr(ddb_table.Table, "all_items", ddb_table.Table.all_items)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for job in range(12):  # inserted out of order: moto sorts, so must the patch
+            for n in reversed(range(15)):
+                state = "done" if n % 3 else "queued"
+                item = {"pk": {"S": f"J{job}"}, "sk": {"S": f"FILE#{n:02d}"}, "state": {"S": state}}
+                client.put_item(TableName="t", Item=item)
+        client.put_item(TableName="t", Item={"pk": {"S": "J7"}, "sk": {"S": "META"}, "state": {"S": "open"}})
+        expected = _queries(client)
+
+        moto_patches._partition_queries()
+        sizes: list[int] = []
+        patched_all_items = ddb_table.Table.all_items
+
+        def counted(self):
+            items = patched_all_items(self)
+            sizes.append(len(items))
+            return items
+
+        monkeypatch.setattr(ddb_table.Table, "all_items", counted)
+        assert _queries(client) == expected
+
+    assert expected[0]["Count"] == 16 and [i["sk"]["S"] for i in expected[3]["Items"]] == ["META", "FILE#14", "FILE#13"]
+    assert sizes and max(sizes) == 16, f"a query read {max(sizes)} items of a table of 181"
