@@ -30,19 +30,33 @@ def patched(monkeypatch):
     monkeypatch.setattr(ddb.Table, "__deepcopy__", no_copy, raising=False)
 
 
+def _create_table(client, *, owner_index: bool = False) -> None:
+    """Table "t" keyed on pk and sk, with a keys-only "by-owner" index if asked."""
+    attributes = [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}]
+    extra: dict = {}
+    if owner_index:
+        attributes.append({"AttributeName": "owner", "AttributeType": "S"})
+        extra["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": "by-owner",
+                "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ]
+    client.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=attributes,
+        BillingMode="PAY_PER_REQUEST",
+        **extra,
+    )
+
+
 @pytest.fixture
 def table():
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        _create_table(client)
         table = boto3.resource("dynamodb", region_name="us-east-1").Table("t")
         for n in range(3):
             table.put_item(Item={"pk": "J", "sk": f"F{n}", "state": "processing"})
@@ -165,23 +179,7 @@ def test_reads_answered_as_plain_json_match_moto_s_serializer(compared):
     }
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-                {"AttributeName": "owner", "AttributeType": "S"},
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "by-owner",
-                    "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        _create_table(client, owner_index=True)
         for n in range(5):
             item = {"pk": {"S": "J"}, "sk": {"S": f"F{n}"}, "owner": {"S": "o"}, **every_type}
             client.put_item(TableName="t", Item=item)
@@ -261,15 +259,7 @@ def test_a_query_answers_as_moto_does_reading_only_its_partition(monkeypatch):
     monkeypatch.setattr(ddb_table.Table, "all_items", ddb_table.Table.all_items)
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        _create_table(client)
         for job in range(12):  # inserted out of order: moto sorts, so must the patch
             for n in reversed(range(15)):
                 state = "done" if n % 3 else "queued"
